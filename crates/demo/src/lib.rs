@@ -1,0 +1,459 @@
+//! A synthetic demo region shaped like the seeds: outflow counties in northern
+//! Jiangsu whose members work in Suzhou, Wuxi, Shanghai and Hangzhou, with building,
+//! market, new-resident and stationed organizations. No real person's data: names are
+//! drawn from common surname and given-name characters, identity numbers are
+//! composed with real division codes, consistent birth dates and correct check digits.
+
+use chrono::NaiveDate;
+use kite_domain::flow::Departure;
+use kite_domain::member::MemberFields;
+use kite_domain::org::OrgFields;
+use kite_domain::{id_number, Education, FlowReason, FlowStatus, Gender, MemberCategory, OrgKind, OrgLevel};
+use kite_store::{NewFlow, NewMember, NewOrg, Store};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+/// Surnames with rough relative frequencies (most common first).
+const SURNAMES: &[(&str, u32)] = &[
+    ("王", 72),
+    ("李", 71),
+    ("张", 69),
+    ("刘", 53),
+    ("陈", 45),
+    ("杨", 30),
+    ("黄", 24),
+    ("赵", 20),
+    ("吴", 20),
+    ("周", 19),
+    ("徐", 15),
+    ("孙", 15),
+    ("马", 12),
+    ("朱", 12),
+    ("胡", 11),
+    ("郭", 11),
+    ("何", 10),
+    ("林", 9),
+    ("高", 9),
+    ("罗", 9),
+    ("郑", 8),
+    ("梁", 8),
+    ("谢", 7),
+    ("宋", 6),
+    ("唐", 6),
+    ("许", 6),
+    ("韩", 6),
+    ("冯", 5),
+    ("邓", 5),
+    ("曹", 5),
+    ("彭", 4),
+    ("曾", 4),
+    ("肖", 4),
+    ("田", 4),
+    ("董", 4),
+    ("潘", 3),
+    ("袁", 3),
+    ("蔡", 3),
+    ("蒋", 3),
+    ("余", 3),
+    ("于", 3),
+    ("杜", 3),
+    ("叶", 3),
+    ("程", 3),
+    ("魏", 3),
+    ("苏", 2),
+    ("吕", 2),
+    ("丁", 2),
+    ("任", 2),
+    ("卢", 2),
+    ("姚", 2),
+    ("沈", 2),
+    ("钟", 2),
+    ("姜", 2),
+    ("崔", 2),
+    ("谭", 2),
+    ("陆", 2),
+    ("范", 2),
+    ("汪", 2),
+    ("廖", 2),
+    ("石", 2),
+    ("金", 2),
+    ("韦", 1),
+    ("贾", 1),
+    ("夏", 1),
+    ("付", 1),
+    ("方", 1),
+    ("邹", 1),
+    ("熊", 1),
+    ("白", 1),
+    ("孟", 1),
+    ("秦", 1),
+    ("邱", 1),
+    ("侯", 1),
+    ("江", 1),
+    ("尹", 1),
+    ("薛", 1),
+    ("闫", 1),
+    ("段", 1),
+    ("雷", 1),
+    ("龙", 1),
+    ("黎", 1),
+    ("史", 1),
+    ("陶", 1),
+    ("贺", 1),
+    ("毛", 1),
+    ("郝", 1),
+    ("顾", 1),
+];
+const GIVEN_MALE: &[&str] = &[
+    "伟", "强", "磊", "军", "洋", "勇", "杰", "涛", "明", "超", "刚", "平", "辉", "鹏", "华", "飞", "斌", "波", "宇",
+    "浩", "建", "国", "峰", "亮", "林", "俊", "文", "龙", "海", "志", "春", "东", "晨", "阳", "凯", "鑫",
+];
+const GIVEN_FEMALE: &[&str] = &[
+    "芳", "娜", "敏", "静", "丽", "艳", "娟", "霞", "秀", "英", "玲", "燕", "萍", "红", "琳", "婷", "雪", "慧", "晶",
+    "倩", "颖", "佳", "梅", "兰", "欣", "悦", "洁", "瑶", "琴", "云", "月", "丹", "莉", "璐", "妍", "露",
+];
+const STREETS: &[&str] =
+    &["人民路", "建设路", "解放路", "中山路", "新华路", "长江路", "黄河路", "和平路", "幸福路", "工业园路"];
+const EMPLOYERS: &[&str] = &[
+    "苏州工业园区某电子有限公司",
+    "无锡某物流有限公司",
+    "上海某建设工程有限公司",
+    "杭州某网络科技有限公司",
+    "某外卖配送站",
+    "某农贸市场",
+    "某家政服务公司",
+    "某商贸有限公司",
+    "个体经营",
+    "某律师事务所",
+    "某民营诊所",
+];
+const OCCUPATIONS: &[&str] =
+    &["工人", "快递员", "外卖骑手", "个体工商户", "技术员", "销售", "教师", "司机", "厨师", "建筑工人", "律师", "医生"];
+
+/// Outflow counties (home side) and their town committees.
+/// (code, committee name, division, towns as (division, name)).
+type Home = (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)]);
+/// (code, committee name, division, branches as (code, name, kind, division)).
+type Destination =
+    (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str, OrgKind, &'static str)]);
+
+const HOMES: &[Home] = &[
+    (
+        "GN",
+        "中共灌南县委员会",
+        "320724",
+        &[
+            ("320724100", "新安镇"),
+            ("320724101", "堆沟港镇"),
+            ("320724102", "田楼镇"),
+            ("320724103", "北陈集镇"),
+            ("320724104", "张店镇"),
+        ],
+    ),
+    (
+        "SY",
+        "中共宿迁市宿豫区委员会",
+        "321311",
+        &[("321311001", "顺河街道"), ("321311105", "仰化镇"), ("321311106", "大兴镇"), ("321311108", "来龙镇")],
+    ),
+    (
+        "PZ",
+        "中共邳州市委员会",
+        "320382",
+        &[("320382002", "运河街道"), ("320382103", "官湖镇"), ("320382104", "四户镇"), ("320382105", "宿羊山镇")],
+    ),
+];
+
+/// Destinations (inflow side): (code, committee, division, branches: (code, name, kind, division)).
+const DESTS: &[Destination] = &[
+    (
+        "SZ",
+        "中共苏州工业园区工作委员会",
+        "320576",
+        &[
+            ("SZ-LY01", "金鸡湖大厦联合党支部", OrgKind::Building, "320576"),
+            ("SZ-HY01", "园区快递物流行业党支部", OrgKind::Industry, "320576"),
+            ("SZ-XC01", "娄葑新市民党支部", OrgKind::NewResident, "320576"),
+        ],
+    ),
+    (
+        "WX",
+        "中共无锡市梁溪区委员会",
+        "320213",
+        &[
+            ("WX-SC01", "朝阳农贸市场党支部", OrgKind::Market, "320213"),
+            ("WX-LY01", "恒隆广场楼宇联合党支部", OrgKind::Building, "320213"),
+            ("WX-XM01", "地铁三号线项目临时党支部", OrgKind::Project, "320213"),
+        ],
+    ),
+    (
+        "SH",
+        "中共上海市静安区江宁路街道工作委员会",
+        "310106",
+        &[
+            ("SH-LY01", "嘉里中心楼宇党支部", OrgKind::Building, "310106"),
+            ("SH-GN01", "灌南县驻上海流动党员党支部", OrgKind::Stationed, "310106"),
+            ("SH-GN02", "外卖骑手功能型党支部", OrgKind::Functional, "310106"),
+        ],
+    ),
+    (
+        "HZ",
+        "中共杭州市西湖区委员会",
+        "330106",
+        &[
+            ("HZ-SC01", "四季青服装市场党支部", OrgKind::Market, "330106"),
+            ("HZ-HY01", "西湖区律师行业党委第一支部", OrgKind::Industry, "330106"),
+        ],
+    ),
+];
+
+fn fields(name: &str, level: OrgLevel, kind: OrgKind, division: &str, address: String) -> OrgFields {
+    OrgFields { name: name.into(), level, kind, division_code: division.into(), address: Some(address), phone: None }
+}
+
+fn org(code: String, parent: Option<&str>, f: OrgFields) -> NewOrg {
+    NewOrg { code, parent_code: parent.map(str::to_string), fields: f }
+}
+
+/// The organizations of the demo region, parents first.
+pub fn organizations() -> Vec<NewOrg> {
+    let mut v = Vec::new();
+    for (code, name, division, towns) in HOMES {
+        v.push(org(
+            code.to_string(),
+            None,
+            fields(name, OrgLevel::Committee, OrgKind::Ordinary, division, "县政府大院".into()),
+        ));
+        for (i, (town_div, town)) in towns.iter().enumerate() {
+            let tcode = format!("{code}-{:02}", i + 1);
+            v.push(org(
+                tcode.clone(),
+                Some(code),
+                fields(
+                    &format!("中共{town}委员会"),
+                    OrgLevel::Committee,
+                    OrgKind::Ordinary,
+                    town_div,
+                    format!("{town}政府"),
+                ),
+            ));
+            for j in 1..=6 {
+                let bcode = format!("{tcode}-{j:02}");
+                let village = ["东", "西", "南", "北", "中", "新"][j - 1];
+                v.push(org(
+                    bcode,
+                    Some(&tcode),
+                    fields(
+                        &format!("{town}{village}村党支部"),
+                        OrgLevel::Branch,
+                        OrgKind::Ordinary,
+                        town_div,
+                        format!("{town}{village}村村委会"),
+                    ),
+                ));
+            }
+        }
+        // A stationed committee of the home county in Suzhou (驻外流动党组织).
+        v.push(org(
+            format!("{code}-ZS"),
+            Some(code),
+            fields(
+                &format!("{}驻苏州流动党员党委", &name[6..name.len() - 9]),
+                OrgLevel::Committee,
+                OrgKind::Stationed,
+                "320576",
+                "苏州工业园区星湖街".into(),
+            ),
+        ));
+    }
+    for (code, name, division, branches) in DESTS {
+        v.push(org(
+            code.to_string(),
+            None,
+            fields(name, OrgLevel::Committee, OrgKind::Ordinary, division, "区行政中心".into()),
+        ));
+        for (bcode, bname, kind, bdiv) in *branches {
+            v.push(org(
+                bcode.to_string(),
+                Some(code),
+                fields(bname, OrgLevel::Branch, *kind, bdiv, format!("{bname}党群服务站")),
+            ));
+        }
+    }
+    v
+}
+
+fn pick_surname(rng: &mut StdRng) -> &'static str {
+    let total: u32 = SURNAMES.iter().map(|s| s.1).sum();
+    let mut x = rng.gen_range(0..total);
+    for (s, w) in SURNAMES {
+        if x < *w {
+            return s;
+        }
+        x -= w;
+    }
+    SURNAMES[0].0
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
+}
+
+/// Members and flows: `count` members spread over the home branches; about 15% away.
+pub fn members(count: usize, seed: u64) -> (Vec<NewMember>, Vec<NewFlow>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let orgs = organizations();
+    let home_branches: Vec<&NewOrg> =
+        orgs.iter().filter(|o| o.fields.level == OrgLevel::Branch && o.code.matches('-').count() == 2).collect();
+    let dest_branches: Vec<(&str, &str)> = DESTS.iter().flat_map(|d| d.3.iter().map(|b| (b.0, b.3))).collect();
+    let mut members = Vec::with_capacity(count);
+    let mut flows = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while members.len() < count {
+        let branch = home_branches[rng.gen_range(0..home_branches.len())];
+        let gender = if rng.gen_bool(0.7) { Gender::Male } else { Gender::Female };
+        let given = if gender == Gender::Male { GIVEN_MALE } else { GIVEN_FEMALE };
+        let mut name = pick_surname(&mut rng).to_string();
+        for _ in 0..rng.gen_range(1..=2) {
+            name.push_str(given.choose(&mut rng).copied().unwrap_or("明"));
+        }
+        let birth = date(rng.gen_range(1950..=2003), rng.gen_range(1..=12), rng.gen_range(1..=28));
+        let county = &branch.fields.division_code[..6];
+        let id = id_number::compose(county, birth, rng.gen_range(0..500), gender);
+        if !seen.insert(id.as_str().to_string()) {
+            continue;
+        }
+        let earliest = birth.checked_add_months(chrono::Months::new(12 * 18 + 6)).unwrap_or(birth);
+        let joined_year = rng.gen_range(earliest.year_ce().1 as i32 + 1..=2025.max(earliest.year_ce().1 as i32 + 1));
+        let joined = date(joined_year.min(2025), rng.gen_range(1..=12), 1).max(earliest);
+        let probationary = joined_year >= 2025;
+        let phone = format!(
+            "1{}{:09}",
+            ["38", "39", "58", "59", "87", "88"][rng.gen_range(0..6)],
+            rng.gen_range(0..1_000_000_000u64) / 100
+        );
+        let fields = MemberFields {
+            name,
+            gender,
+            ethnicity: if rng.gen_bool(0.98) { "汉族".into() } else { "回族".into() },
+            birth_date: birth,
+            id_number: id.clone(),
+            phone: Some(phone[..11].to_string()),
+            education: Some(*Education::ALL.choose(&mut rng).unwrap_or(&Education::HighSchool)),
+            joined_on: joined,
+            category: if probationary { MemberCategory::Probationary } else { MemberCategory::Full },
+            org_code: branch.code.clone(),
+            residence_division: Some(branch.fields.division_code.clone()),
+            residence_address: Some(format!(
+                "{}{}号",
+                STREETS.choose(&mut rng).unwrap_or(&"人民路"),
+                rng.gen_range(1..300)
+            )),
+            employer: None,
+            occupation: None,
+        };
+        let away = rng.gen_bool(0.15) && birth.year_ce().1 < 2000;
+        let mut fields = fields;
+        if away {
+            let (dest_code, dest_div) = dest_branches[rng.gen_range(0..dest_branches.len())];
+            fields.employer = Some(EMPLOYERS.choose(&mut rng).unwrap_or(&"个体经营").to_string());
+            fields.occupation = Some(OCCUPATIONS.choose(&mut rng).unwrap_or(&"工人").to_string());
+            let left_on = date(rng.gen_range(2019..=2026), rng.gen_range(1..=10), rng.gen_range(1..=28)).max(joined);
+            let roll: f64 = rng.gen();
+            let (status, inflow) = if roll < 0.55 {
+                (FlowStatus::CheckedIn, Some(dest_code.to_string()))
+            } else if roll < 0.9 {
+                (FlowStatus::NotCheckedIn, None)
+            } else {
+                (FlowStatus::LostContact, None)
+            };
+            flows.push(NewFlow {
+                id_number: id.as_str().to_string(),
+                outflow_org_code: branch.code.clone(),
+                inflow_org_code: inflow,
+                departure: Departure {
+                    destination_division: dest_div.to_string(),
+                    destination_address: Some(format!(
+                        "{}{}号",
+                        STREETS.choose(&mut rng).unwrap_or(&"人民路"),
+                        rng.gen_range(1..500)
+                    )),
+                    reason: *[
+                        FlowReason::Work,
+                        FlowReason::Work,
+                        FlowReason::Business,
+                        FlowReason::Study,
+                        FlowReason::Family,
+                    ]
+                    .choose(&mut rng)
+                    .unwrap_or(&FlowReason::Work),
+                    left_on,
+                    expected_months: Some(rng.gen_range(6..=36)),
+                    contact_phone: fields.phone.clone(),
+                    note: None,
+                },
+                status,
+            });
+        }
+        members.push(NewMember { fields });
+    }
+    (members, flows)
+}
+
+use chrono::Datelike;
+
+/// Demo accounts: (user name, role, organization code, password).
+pub const ACCOUNTS: &[(&str, kite_domain::Role, Option<&str>, &str)] = &[
+    ("admin", kite_domain::Role::Admin, None, "kite-admin-2024"),
+    ("guannan", kite_domain::Role::OrgAdmin, Some("GN"), "kite-demo-2024"),
+    ("xinan-dong", kite_domain::Role::Secretary, Some("GN-01-01"), "kite-demo-2024"),
+    ("suzhou", kite_domain::Role::OrgAdmin, Some("SZ"), "kite-demo-2024"),
+    ("jinji-station", kite_domain::Role::ServiceStaff, Some("SZ-LY01"), "kite-demo-2024"),
+];
+
+/// Loads the demo region into an empty store. Accounts are created by the caller,
+/// which owns password hashing.
+pub async fn load(store: &Store, member_count: usize) -> anyhow::Result<(usize, usize)> {
+    let admin = store.admin();
+    admin.insert_orgs(&organizations()).await?;
+    let (members, flows) = members(member_count, 20_240_616);
+    admin.bulk_insert_members(&members).await?;
+    admin.bulk_insert_flows(&flows).await?;
+    admin.recount().await?;
+    Ok((members.len(), flows.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_members_are_valid_and_about_fifteen_percent_away() {
+        let (members, flows) = members(2000, 7);
+        assert_eq!(members.len(), 2000);
+        let ratio = flows.len() as f64 / members.len() as f64;
+        assert!((0.08..0.2).contains(&ratio), "away ratio {ratio}");
+        for m in &members {
+            let f = &m.fields;
+            let id = kite_domain::IdNumber::parse(f.id_number.as_str()).expect("valid id");
+            assert_eq!(id.birth_date(), f.birth_date);
+            assert_eq!(id.gender(), f.gender);
+            assert!(f.joined_on >= f.birth_date.checked_add_months(chrono::Months::new(216)).unwrap());
+            assert!(kite_divisions::get(id.division_code()).is_some(), "{}", id.division_code());
+        }
+    }
+
+    #[test]
+    fn organizations_reference_known_divisions_and_parents_first() {
+        let orgs = organizations();
+        let mut seen = std::collections::HashSet::new();
+        for o in &orgs {
+            if let Some(p) = &o.parent_code {
+                assert!(seen.contains(p), "parent {p} of {} comes later", o.code);
+            }
+            assert!(kite_divisions::get(&o.fields.division_code).is_some(), "{}", o.fields.division_code);
+            seen.insert(o.code.clone());
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The access policy: who may do what to which organization or member.
+//!
+//! This is the only place where the rules are written. The storage layer's guarded
+//! API asks [`decide`] before every read or change and turns [`Principal::member_scope`]
+//! into the SQL filter of every list, so no handler can reach outside a caller's scope.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::org;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// System administrator: everything.
+    Admin,
+    /// Organization administrator (组织部 or 党委 staff): their subtree, including its tree.
+    OrgAdmin,
+    /// Branch secretary: the members of their subtree.
+    Secretary,
+    /// Service-point staff: browse organizations to guide members; check-ins come later.
+    ServiceStaff,
+    /// A member: their own record only.
+    Member,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Admin, Role::OrgAdmin, Role::Secretary, Role::ServiceStaff, Role::Member];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::OrgAdmin => "org_admin",
+            Role::Secretary => "secretary",
+            Role::ServiceStaff => "service_staff",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// Roles bound to an organization must name one when the account is created.
+    pub fn needs_org(self) -> bool {
+        matches!(self, Role::OrgAdmin | Role::Secretary | Role::ServiceStaff)
+    }
+}
+
+/// The authenticated caller, as the access layer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    /// Materialized path of the organization the account is bound to.
+    pub org_path: Option<String>,
+    /// The member record of a member account.
+    pub member_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ReadOrg,
+    /// Create a child, edit, dissolve.
+    WriteOrg,
+    /// Move an organization (checked on both the subtree and the new parent).
+    MoveOrg,
+    ReadMember,
+    /// Create, edit, record a departure.
+    WriteMember,
+    /// See the full identity number (always audited).
+    ViewFullId,
+}
+
+impl Action {
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::ReadOrg => "org.read",
+            Action::WriteOrg => "org.write",
+            Action::MoveOrg => "org.move",
+            Action::ReadMember => "member.read",
+            Action::WriteMember => "member.write",
+            Action::ViewFullId => "member.view_id",
+        }
+    }
+}
+
+/// What an action is aimed at: the organization's path (for a member, the path of
+/// the organization holding the formal record) and, for members, the member id.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub org_path: &'a str,
+    pub member_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Refused; `hide` means answer as if the thing did not exist.
+    Deny {
+        hide: bool,
+    },
+}
+
+/// The member rows a caller may see in lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberScope {
+    All,
+    Subtree(String),
+    Only(i64),
+    Nothing,
+}
+
+impl Principal {
+    pub fn member_scope(&self) -> MemberScope {
+        match (self.role, &self.org_path, self.member_id) {
+            (Role::Admin, _, _) => MemberScope::All,
+            (Role::OrgAdmin | Role::Secretary, Some(p), _) => MemberScope::Subtree(p.clone()),
+            (Role::Member, _, Some(id)) => MemberScope::Only(id),
+            _ => MemberScope::Nothing,
+        }
+    }
+
+    /// The subtree whose organizations the caller may browse; `None` means all.
+    pub fn org_root(&self) -> Option<&str> {
+        match self.role {
+            Role::Admin => None,
+            _ => Some(self.org_path.as_deref().unwrap_or("~")),
+        }
+    }
+
+    fn within(&self, path: &str) -> bool {
+        self.org_path.as_deref().is_some_and(|root| org::is_within(path, root))
+    }
+}
+
+/// Decides one action. Members outside scope are hidden (their existence is personal
+/// data); organizations are not secret, so refusals on them are plain.
+pub fn decide(p: &Principal, action: Action, target: Target) -> Decision {
+    use Action::*;
+    let allowed = match (p.role, action) {
+        (Role::Admin, _) => true,
+        (Role::OrgAdmin, ReadOrg | WriteOrg | ReadMember | WriteMember | ViewFullId) => p.within(target.org_path),
+        // Moving the caller's own root would carry it outside their scope.
+        (Role::OrgAdmin, MoveOrg) => p.within(target.org_path) && p.org_path.as_deref() != Some(target.org_path),
+        (Role::Secretary, ReadOrg | ReadMember | WriteMember | ViewFullId) => p.within(target.org_path),
+        (Role::ServiceStaff, ReadOrg) => p.within(target.org_path),
+        (Role::Member, ReadMember | ViewFullId) => target.member_id.is_some() && target.member_id == p.member_id,
+        _ => false,
+    };
+    if allowed {
+        Decision::Allow
+    } else {
+        let hide = matches!(action, ReadMember | WriteMember | ViewFullId);
+        Decision::Deny { hide }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::org::{child_path, segment};
+
+    fn who(role: Role, org: Option<&str>, member: Option<i64>) -> Principal {
+        Principal { user_id: 1, username: "u".into(), role, org_path: org.map(str::to_string), member_id: member }
+    }
+
+    #[test]
+    fn subtree_roles_stop_at_their_subtree() {
+        let county = segment(1);
+        let branch = child_path(Some(&county), 2);
+        let other = segment(3);
+        let admin = who(Role::OrgAdmin, Some(&county), None);
+        let sec = who(Role::Secretary, Some(&branch), None);
+        let m = |path| Target { org_path: path, member_id: Some(9) };
+        assert_eq!(decide(&admin, Action::WriteMember, m(&branch)), Decision::Allow);
+        assert_eq!(decide(&admin, Action::ReadMember, m(&other)), Decision::Deny { hide: true });
+        assert_eq!(decide(&sec, Action::ViewFullId, m(&branch)), Decision::Allow);
+        assert_eq!(decide(&sec, Action::ReadMember, m(&county)), Decision::Deny { hide: true });
+        let o = |path| Target { org_path: path, member_id: None };
+        assert_eq!(decide(&sec, Action::WriteOrg, o(&branch)), Decision::Deny { hide: false });
+        assert_eq!(decide(&admin, Action::WriteOrg, o(&branch)), Decision::Allow);
+        assert_eq!(decide(&admin, Action::MoveOrg, o(&county)), Decision::Deny { hide: false });
+        assert_eq!(decide(&admin, Action::MoveOrg, o(&branch)), Decision::Allow);
+    }
+
+    #[test]
+    fn members_see_only_themselves() {
+        let p = who(Role::Member, None, Some(7));
+        let path = segment(1);
+        assert_eq!(decide(&p, Action::ReadMember, Target { org_path: &path, member_id: Some(7) }), Decision::Allow);
+        assert_eq!(
+            decide(&p, Action::ReadMember, Target { org_path: &path, member_id: Some(8) }),
+            Decision::Deny { hide: true }
+        );
+        assert_eq!(
+            decide(&p, Action::WriteMember, Target { org_path: &path, member_id: Some(7) }),
+            Decision::Deny { hide: true }
+        );
+        assert_eq!(p.member_scope(), MemberScope::Only(7));
+    }
+
+    #[test]
+    fn scopes_follow_roles() {
+        assert_eq!(who(Role::Admin, None, None).member_scope(), MemberScope::All);
+        assert_eq!(who(Role::ServiceStaff, Some("0000000001"), None).member_scope(), MemberScope::Nothing);
+        assert_eq!(who(Role::Secretary, None, None).member_scope(), MemberScope::Nothing);
+        assert_eq!(
+            who(Role::Secretary, Some("0000000001"), None).member_scope(),
+            MemberScope::Subtree("0000000001".into())
+        );
+    }
+
+    #[test]
+    fn service_staff_browse_but_never_touch_members() {
+        let p = who(Role::ServiceStaff, Some("0000000001"), None);
+        let t = Target { org_path: "0000000001", member_id: Some(1) };
+        assert_eq!(decide(&p, Action::ReadOrg, t), Decision::Allow);
+        assert_eq!(decide(&p, Action::ReadMember, t), Decision::Deny { hide: true });
+    }
+}
+
+/// Failed logins older than this no longer count.
+pub const FAILURE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// How long a key is locked after `failures` failed logins: from the threshold on,
+/// one minute, doubling with each further failure, at most an hour.
+pub fn lockout(failures: i64, threshold: i64) -> Option<chrono::TimeDelta> {
+    if failures < threshold {
+        return None;
+    }
+    let doublings = (failures - threshold).min(6) as u32;
+    Some(chrono::TimeDelta::minutes((1i64 << doublings).min(60)))
+}
+
+#[cfg(test)]
+mod lockout_tests {
+    use super::*;
+
+    #[test]
+    fn lockout_grows_and_caps() {
+        assert_eq!(lockout(4, 5), None);
+        assert_eq!(lockout(5, 5), Some(chrono::TimeDelta::minutes(1)));
+        assert_eq!(lockout(7, 5), Some(chrono::TimeDelta::minutes(4)));
+        assert_eq!(lockout(50, 5), Some(chrono::TimeDelta::minutes(60)));
+    }
+}

@@ -1,0 +1,18 @@
+//! Kite's domain: the types, the rules and the access policy, with no I/O.
+//!
+//! Everything here is pure so that the rules can be tested without a database and
+//! shared by the storage layer, the server and the command line.
+
+pub mod access;
+pub mod enums;
+pub mod flow;
+pub mod id_number;
+pub mod member;
+pub mod org;
+pub mod text;
+pub mod validation;
+
+pub use access::{Action, Decision, Principal, Role};
+pub use enums::*;
+pub use id_number::{IdNumber, IdNumberError};
+pub use validation::{FieldError, FieldErrors};

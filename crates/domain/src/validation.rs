@@ -1,0 +1,106 @@
+//! Field-level validation results. Codes, not sentences: the server's message
+//! catalogue turns `member.phone.invalid` into Chinese or English.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub code: &'static str,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &'static str, code: &'static str) {
+        // Keep only the first problem per field: that is the one to fix first.
+        if !self.0.iter().any(|e| e.field == field) {
+            self.0.push(FieldError { field, code });
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, field: &str) -> Option<&'static str> {
+        self.0.iter().find(|e| e.field == field).map(|e| e.code)
+    }
+
+    pub fn into_result<T>(self, ok: T) -> Result<T, FieldErrors> {
+        if self.is_empty() {
+            Ok(ok)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+/// Trims a free-text field and checks its length in characters.
+pub fn text(
+    errors: &mut FieldErrors,
+    field: &'static str,
+    value: &str,
+    required: bool,
+    max_chars: usize,
+) -> Option<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        if required {
+            errors.add(field, "required");
+        }
+        return None;
+    }
+    if v.chars().count() > max_chars {
+        errors.add(field, "too_long");
+        return None;
+    }
+    if v.chars().any(char::is_control) {
+        errors.add(field, "invalid");
+        return None;
+    }
+    Some(v.to_string())
+}
+
+/// Mainland mobile numbers (11 digits starting with 1) or landlines with area code.
+/// Accepts +86 and common separators and returns the digits.
+pub fn phone(value: &str) -> Option<String> {
+    let mut digits: String = value.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '（' | '）')).collect();
+    if let Some(rest) = digits.strip_prefix("+86") {
+        digits = rest.to_string();
+    } else if digits.len() == 13 && digits.starts_with("86") {
+        digits = digits[2..].to_string();
+    }
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mobile = digits.len() == 11 && digits.starts_with('1');
+    let landline = digits.starts_with('0') && (10..=12).contains(&digits.len());
+    (mobile || landline).then_some(digits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_normalised() {
+        assert_eq!(phone("+86 138-1234-5678").as_deref(), Some("13812345678"));
+        assert_eq!(phone("0518-83212345").as_deref(), Some("051883212345"));
+        assert_eq!(phone("1381234567"), None);
+        assert_eq!(phone("abc"), None);
+    }
+
+    #[test]
+    fn text_checks_required_and_length() {
+        let mut e = FieldErrors::default();
+        assert_eq!(text(&mut e, "name", "  张三 ", true, 10).as_deref(), Some("张三"));
+        assert_eq!(text(&mut e, "employer", " ", false, 10), None);
+        assert!(e.is_empty());
+        text(&mut e, "name", "", true, 10);
+        text(&mut e, "address", "很长很长很长", false, 3);
+        assert_eq!(e.get("name"), Some("required"));
+        assert_eq!(e.get("address"), Some("too_long"));
+    }
+}

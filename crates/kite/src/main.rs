@@ -1,0 +1,158 @@
+//! `kite`: serve, migrate, load the demo region, manage accounts.
+
+use std::io::Read;
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use kite_domain::Role;
+use kite_store::{NewUser, Store};
+
+const DEFAULT_DATABASE_URL: &str = "sqlite://./kite-data/kite.db";
+const DEMO_MEMBERS: usize = 20_000;
+
+#[derive(Parser)]
+#[command(name = "kite", version, about = "风筝 Kite: mobile party member management")]
+struct Cli {
+    /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB
+    #[arg(long, env = "KITE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web UI and the JSON API.
+    Serve {
+        #[arg(long, env = "KITE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Load the demo region first when the database holds no organizations.
+        #[arg(long)]
+        demo: bool,
+        /// Mark cookies Secure (when served behind HTTPS).
+        #[arg(long, env = "KITE_SECURE_COOKIES")]
+        secure_cookies: bool,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Load the demo region into an empty database.
+    Demo {
+        #[arg(long, default_value_t = DEMO_MEMBERS)]
+        members: usize,
+    },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// admin, org_admin, secretary, service_staff or member
+        #[arg(long)]
+        role: String,
+        /// Code of the organization the account is bound to.
+        #[arg(long)]
+        org: Option<String>,
+        /// Member record of a member account.
+        #[arg(long)]
+        member_id: Option<i64>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    let store =
+        Store::connect(&cli.database_url).await.with_context(|| format!("connecting to {}", cli.database_url))?;
+    store.migrate().await.context("migrating the database")?;
+    match cli.command {
+        Command::Migrate => println!("migrations applied"),
+        Command::Demo { members } => {
+            demo(&store, members).await?;
+        }
+        Command::Serve { listen, demo: with_demo, secure_cookies } => {
+            if with_demo && store.admin().org_count().await? == 0 {
+                demo(&store, DEMO_MEMBERS).await?;
+            }
+            let mut state = kite_server::AppState::new(store);
+            state.secure_cookies = secure_cookies;
+            println!("Kite is serving on http://{listen}/  (API: http://{listen}/api/openapi.json)");
+            if with_demo {
+                print_demo_accounts();
+            }
+            kite_server::serve(state, listen).await?;
+        }
+        Command::User { command: UserCommand::Add { username, role, org, member_id, password_stdin } } => {
+            let role = Role::from_code(&role).with_context(|| format!("unknown role {role:?}"))?;
+            if !password_stdin {
+                bail!("pass the password on standard input with --password-stdin");
+            }
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.chars().count() < 8 {
+                bail!("the password must have at least 8 characters");
+            }
+            let hash = kite_server::auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+            let user = store
+                .accounts()
+                .create_user(
+                    &NewUser { username, password_hash: hash, role, org_code: org, member_id, display_name: None },
+                    "cli",
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create the account: {e:?}"))?;
+            println!("created user {} ({})", user.username, role.code());
+        }
+    }
+    Ok(())
+}
+
+async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {
+    if store.admin().org_count().await? > 0 {
+        bail!("the database already holds organizations; the demo loads only into an empty one");
+    }
+    println!("loading the demo region ({members} members)…");
+    let (m, f) = kite_demo::load(store, members).await?;
+    for (username, role, org, password) in kite_demo::ACCOUNTS {
+        let hash = kite_server::auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+        let new = NewUser {
+            username: username.to_string(),
+            password_hash: hash,
+            role: *role,
+            org_code: org.map(str::to_string),
+            member_id: None,
+            display_name: None,
+        };
+        store
+            .accounts()
+            .create_user(&new, "demo")
+            .await
+            .map_err(|e| anyhow::anyhow!("demo account {username}: {e:?}"))?;
+    }
+    println!("demo region loaded: {m} members, {f} away");
+    Ok(())
+}
+
+fn print_demo_accounts() {
+    println!("Demo accounts (user / password / role):");
+    for (username, role, org, password) in kite_demo::ACCOUNTS {
+        println!(
+            "  {username:<14} {password:<16} {}{}",
+            role.code(),
+            org.map(|o| format!(" @ {o}")).unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The JSON API under `/api/v1`, documented by the OpenAPI document that utoipa
+//! builds from these handlers (`/api/openapi.json`).
+
+mod auth;
+mod divisions;
+pub mod members;
+pub use members as members_body;
+mod orgs;
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ErrorBody, ErrorMarker};
+use crate::i18n::Lang;
+use crate::AppState;
+pub use auth::ClientAddr;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Kite API", description = "Mobile party member management: organizations, members, flows."),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody)),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(orgs::overview))
+        .routes(routes!(orgs::roots, orgs::create))
+        .routes(routes!(orgs::get, orgs::update))
+        .routes(routes!(orgs::children))
+        .routes(routes!(orgs::move_org))
+        .routes(routes!(orgs::search))
+        .routes(routes!(members::list, members::create))
+        .routes(routes!(members::get, members::update))
+        .routes(routes!(members::flows, members::depart))
+        .routes(routes!(members::audit))
+        .routes(routes!(divisions::list))
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", tag = "system", security(()),
+    responses((status = 200, description = "The server and its database answer"), (status = 500, body = ErrorBody)))]
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}
+
+/// Re-renders API errors in the language the request asked for.
+pub async fn language_layer(req: Request, next: Next) -> Response {
+    let jar = axum_extra::extract::CookieJar::from_headers(req.headers());
+    let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let lang = Lang::pick(jar.get("lang").map(|c| c.value()), accept.as_deref());
+    let res = next.run(req).await;
+    if lang == Lang::Zh {
+        return res;
+    }
+    match res.extensions().get::<ErrorMarker>().cloned() {
+        Some(ErrorMarker(e)) => (e.status(), axum::Json(e.body(lang))).into_response(),
+        None => res,
+    }
+}

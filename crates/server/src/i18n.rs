@@ -1,0 +1,124 @@
+//! The message catalogue: every user-facing sentence, in Chinese and English.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// Picks the language from a `lang` cookie value or an Accept-Language header;
+    /// Chinese unless English is asked for first.
+    pub fn pick(cookie: Option<&str>, accept: Option<&str>) -> Lang {
+        match cookie {
+            Some("en") => return Lang::En,
+            Some("zh-CN") => return Lang::Zh,
+            _ => {}
+        }
+        let first = accept.and_then(|a| a.split(',').next()).unwrap_or("").trim().to_ascii_lowercase();
+        if first.starts_with("en") {
+            Lang::En
+        } else {
+            Lang::Zh
+        }
+    }
+}
+
+type Catalogue = HashMap<String, String>;
+
+fn catalogues() -> &'static (Catalogue, Catalogue) {
+    static C: OnceLock<(Catalogue, Catalogue)> = OnceLock::new();
+    C.get_or_init(|| {
+        let zh = serde_json::from_str(include_str!("../locales/zh-CN.json")).expect("zh-CN catalogue is valid JSON");
+        let en = serde_json::from_str(include_str!("../locales/en.json")).expect("en catalogue is valid JSON");
+        (zh, en)
+    })
+}
+
+/// The message for `key`, falling back to Chinese, then to the key itself.
+pub fn t(lang: Lang, key: &str) -> String {
+    let (zh, en) = catalogues();
+    let primary = if lang == Lang::En { en } else { zh };
+    primary.get(key).or_else(|| zh.get(key)).cloned().unwrap_or_else(|| key.to_string())
+}
+
+/// The message for an error code (`err.<code>`).
+pub fn err(lang: Lang, code: &str) -> String {
+    t(lang, &format!("err.{code}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_catalogues_have_the_same_keys() {
+        let (zh, en) = catalogues();
+        let mut a: Vec<_> = zh.keys().collect();
+        let mut b: Vec<_> = en.keys().collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn every_domain_code_has_a_message() {
+        use kite_domain::*;
+        let mut keys = vec![];
+        for v in OrgLevel::ALL {
+            keys.push(format!("enum.org_level.{}", v.code()))
+        }
+        for v in OrgKind::ALL {
+            keys.push(format!("enum.org_kind.{}", v.code()))
+        }
+        for v in Mobility::ALL {
+            keys.push(format!("enum.mobility.{}", v.code()))
+        }
+        for v in FlowStatus::ALL {
+            keys.push(format!("enum.flow_status.{}", v.code()))
+        }
+        for v in FlowReason::ALL {
+            keys.push(format!("enum.flow_reason.{}", v.code()))
+        }
+        for v in Education::ALL {
+            keys.push(format!("enum.education.{}", v.code()))
+        }
+        for v in Role::ALL {
+            keys.push(format!("enum.role.{}", v.code()))
+        }
+        for e in [
+            IdNumberError::Length,
+            IdNumberError::Characters,
+            IdNumberError::BirthDate,
+            IdNumberError::CheckDigit,
+            IdNumberError::Province,
+        ] {
+            keys.push(format!("err.{}", e.code()));
+        }
+        let (zh, _) = catalogues();
+        for k in keys {
+            assert!(zh.contains_key(&k), "missing {k}");
+        }
+    }
+
+    #[test]
+    fn language_choice() {
+        assert_eq!(Lang::pick(None, Some("en-US,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::pick(None, Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::Zh);
+        assert_eq!(Lang::pick(Some("zh-CN"), Some("en")), Lang::Zh);
+        assert_eq!(Lang::pick(None, None), Lang::Zh);
+        assert_eq!(t(Lang::En, "nav.members"), "Members");
+        assert_eq!(t(Lang::Zh, "no.such.key"), "no.such.key");
+    }
+}

@@ -1,0 +1,27 @@
+//! What domain validation needs from the world: the division table and today's date.
+
+use chrono::{FixedOffset, NaiveDate, Utc};
+
+/// Dates are China Standard Time dates.
+pub fn today() -> NaiveDate {
+    let cst = FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    Utc::now().with_timezone(&cst).date_naive()
+}
+
+pub fn division_known(code: &str) -> bool {
+    kite_divisions::get(code).is_some()
+}
+
+pub struct Ctx;
+
+impl kite_domain::member::Context for Ctx {
+    fn division_known(&self, code: &str) -> bool {
+        division_known(code)
+    }
+    fn province_known(&self, code2: &str) -> bool {
+        kite_divisions::is_known_province(code2)
+    }
+    fn today(&self) -> NaiveDate {
+        today()
+    }
+}

@@ -1,0 +1,144 @@
+//! Flows (periods away from home).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kite_domain::{FlowReason, FlowStatus, Mobility};
+
+use crate::{exec, on, Departure, Flow, Member, NewFlow, Store, StoreError, Tx};
+
+#[derive(sqlx::FromRow)]
+struct FlowRow {
+    id: i64,
+    member_id: i64,
+    outflow_org_code: String,
+    outflow_org_name: String,
+    inflow_org_code: Option<String>,
+    inflow_org_name: Option<String>,
+    destination_division: String,
+    destination_address: Option<String>,
+    reason: String,
+    left_on: NaiveDate,
+    expected_months: Option<i64>,
+    contact_phone: Option<String>,
+    status: String,
+    checked_in_at: Option<DateTime<Utc>>,
+    ended_on: Option<NaiveDate>,
+    note: Option<String>,
+    version: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<FlowRow> for Flow {
+    type Error = StoreError;
+    fn try_from(r: FlowRow) -> Result<Self, StoreError> {
+        let bad = |w: &str, v: &str| StoreError::Config(format!("unexpected {w} {v:?} in the database"));
+        Ok(Flow {
+            reason: FlowReason::from_code(&r.reason).ok_or_else(|| bad("reason", &r.reason))?,
+            status: FlowStatus::from_code(&r.status).ok_or_else(|| bad("status", &r.status))?,
+            id: r.id,
+            member_id: r.member_id,
+            outflow_org_code: r.outflow_org_code,
+            outflow_org_name: r.outflow_org_name,
+            inflow_org_code: r.inflow_org_code,
+            inflow_org_name: r.inflow_org_name,
+            destination_division: r.destination_division,
+            destination_address: r.destination_address,
+            left_on: r.left_on,
+            expected_months: r.expected_months,
+            contact_phone: r.contact_phone,
+            checked_in_at: r.checked_in_at,
+            ended_on: r.ended_on,
+            note: r.note,
+            version: r.version,
+            created_at: r.created_at,
+        })
+    }
+}
+
+pub(crate) async fn by_member(tx: &mut Tx, member_id: i64) -> Result<Vec<Flow>, StoreError> {
+    let rows: Vec<FlowRow> = on!(tx, c => sqlx::query_as(
+        "SELECT f.id, f.member_id, o.code AS outflow_org_code, o.name AS outflow_org_name, \
+         i.code AS inflow_org_code, i.name AS inflow_org_name, f.destination_division, f.destination_address, \
+         f.reason, f.left_on, f.expected_months, f.contact_phone, f.status, f.checked_in_at, f.ended_on, f.note, \
+         f.version, f.created_at FROM flows f JOIN organizations o ON o.id = f.outflow_org_id \
+         LEFT JOIN organizations i ON i.id = f.inflow_org_id WHERE f.member_id = $1 ORDER BY f.left_on DESC, f.id DESC")
+        .bind(member_id).fetch_all(c).await)?;
+    rows.into_iter().map(Flow::try_from).collect()
+}
+
+/// Records a departure: the member gets an open flow from the formal organization.
+pub(crate) async fn record_departure(
+    tx: &mut Tx,
+    m: &Member,
+    org_id: i64,
+    d: &Departure,
+    by: i64,
+) -> Result<i64, StoreError> {
+    if m.mobility.is_away() {
+        return Err(StoreError::Conflict("flow.already_open"));
+    }
+    let now = Utc::now();
+    let res = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO flows (member_id, outflow_org_id, outflow_path, destination_division, destination_address, \
+         reason, left_on, expected_months, contact_phone, status, note, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id")
+        .bind(m.id).bind(org_id).bind(&m.org_path).bind(&d.destination_division).bind(&d.destination_address)
+        .bind(d.reason.code()).bind(d.left_on).bind(d.expected_months).bind(&d.contact_phone)
+        .bind(FlowStatus::NotCheckedIn.code()).bind(&d.note).bind(by).bind(now).fetch_one(c).await);
+    let id: i64 = match res.map_err(StoreError::from) {
+        Err(e) if e.is_unique_violation() => return Err(StoreError::Conflict("flow.already_open")),
+        r => r?,
+    };
+    crate::orgs::adjust_counts(tx, org_id, 0, 1, 0).await?;
+    crate::members::set_mobility(tx, m.id, Mobility::NotCheckedIn).await?;
+    Ok(id)
+}
+
+/// Inserts flows for existing members (demo, benchmarks); counters need a recount after.
+pub(crate) async fn bulk_insert(store: &Store, rows: &[NewFlow]) -> Result<(), StoreError> {
+    let mut tx = store.write().await?;
+    let now = Utc::now();
+    for r in rows {
+        let member: (i64, i64, String) = on!(&mut tx, c => sqlx::query_as(
+            "SELECT m.id, m.org_id, m.org_path FROM members m WHERE m.id_number = $1")
+            .bind(&r.id_number).fetch_optional(c).await)?
+        .ok_or(StoreError::NotFound)?;
+        let inflow = match &r.inflow_org_code {
+            Some(code) => Some(crate::orgs::by_code(&mut tx, code).await?.ok_or(StoreError::NotFound)?),
+            None => None,
+        };
+        let d = &r.departure;
+        let checked_in_at = (r.status == FlowStatus::CheckedIn).then_some(now);
+        exec!(
+            &mut tx,
+            sqlx::query(
+                "INSERT INTO flows (member_id, outflow_org_id, outflow_path, inflow_org_id, inflow_path, \
+             destination_division, destination_address, reason, left_on, expected_months, contact_phone, status, \
+             checked_in_at, note, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
+            )
+            .bind(member.0)
+            .bind(member.1)
+            .bind(&member.2)
+            .bind(inflow.as_ref().map(|o| o.id))
+            .bind(inflow.as_ref().map(|o| o.path.clone()))
+            .bind(&d.destination_division)
+            .bind(&d.destination_address)
+            .bind(d.reason.code())
+            .bind(d.left_on)
+            .bind(d.expected_months)
+            .bind(&d.contact_phone)
+            .bind(r.status.code())
+            .bind(checked_in_at)
+            .bind(&d.note)
+            .bind(now)
+        )?;
+        if r.status.is_open() {
+            let m = Mobility::from_open_flow(Some(r.status));
+            exec!(
+                &mut tx,
+                sqlx::query("UPDATE members SET mobility = $1 WHERE id = $2").bind(m.code()).bind(member.0)
+            )?;
+        }
+    }
+    tx.commit().await
+}

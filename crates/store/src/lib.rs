@@ -1,0 +1,135 @@
+//! Kite's storage: one API over SQLite and PostgreSQL.
+//!
+//! - [`db`] holds the backend differences (connection, migrations, dispatch).
+//! - The repository modules (`orgs`, `members`, `flows`, `accounts`, `audit`) hold the
+//!   SQL, written once for both backends; they are crate-private.
+//! - [`Guard`] is the API the server uses for everything a user does: it decides
+//!   access with the domain policy, filters every list by the caller's scope and
+//!   writes the audit log in the same transaction as each change.
+
+pub mod db;
+mod error;
+mod models;
+
+mod accounts;
+mod audit;
+mod flows;
+mod guard;
+mod members;
+mod orgs;
+pub mod testing;
+
+pub use accounts::{Accounts, NewUser, SessionInfo, User};
+pub use audit::AuditEntry;
+pub use db::{Backend, Tx};
+pub use error::StoreError;
+pub use guard::{Client, Guard};
+pub use models::*;
+
+use db::Pools;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pools: Pools,
+}
+
+impl Store {
+    /// Connects to `sqlite://PATH` (created if missing) or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Ok(Self { pools: Pools::connect(url).await? })
+    }
+
+    pub async fn connect_postgres(opts: sqlx::postgres::PgConnectOptions) -> Result<Self, StoreError> {
+        Ok(Self { pools: Pools::postgres(opts).await? })
+    }
+
+    pub async fn connect_sqlite(opts: sqlx::sqlite::SqliteConnectOptions) -> Result<Self, StoreError> {
+        Ok(Self { pools: Pools::sqlite(opts).await? })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.pools.backend()
+    }
+
+    /// Applies pending migrations; safe to run at every start.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.pools.migrate().await
+    }
+
+    pub async fn close(&self) {
+        self.pools.close().await
+    }
+
+    /// Acts as `who`, from `client`: every call is access-checked and audited.
+    pub fn guard(&self, who: kite_domain::Principal, client: Client) -> Guard<'_> {
+        Guard::new(self, who, client)
+    }
+
+    /// Accounts, sessions and login throttling: used before a principal exists.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts { store: self }
+    }
+
+    /// Trusted bulk and maintenance operations for the command line and the demo loader.
+    pub fn admin(&self) -> Admin<'_> {
+        Admin { store: self }
+    }
+
+    pub(crate) async fn read(&self) -> Result<Tx, StoreError> {
+        self.pools.read().await
+    }
+
+    pub(crate) async fn write(&self) -> Result<Tx, StoreError> {
+        self.pools.write().await
+    }
+
+    /// Answers whether the database responds (for `/healthz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut tx = self.read().await?;
+        exec!(&mut tx, sqlx::query("SELECT 1"))?;
+        Ok(())
+    }
+}
+
+/// Operations without a principal, for trusted callers only (CLI, demo loader, benchmarks).
+pub struct Admin<'a> {
+    store: &'a Store,
+}
+
+impl Admin<'_> {
+    pub async fn org_count(&self) -> Result<i64, StoreError> {
+        orgs::count_all(&mut self.store.read().await?).await
+    }
+
+    /// Inserts organizations (parents before children) in one transaction.
+    pub async fn insert_orgs(&self, rows: &[NewOrg]) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.store.write().await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for r in rows {
+            ids.push(orgs::insert(&mut tx, r).await?.id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Inserts members in batches without per-row counters; recounts at the end.
+    pub async fn bulk_insert_members(&self, rows: &[NewMember]) -> Result<(), StoreError> {
+        members::bulk_insert(self.store, rows).await
+    }
+
+    pub async fn bulk_insert_flows(&self, rows: &[NewFlow]) -> Result<(), StoreError> {
+        flows::bulk_insert(self.store, rows).await
+    }
+
+    /// Recomputes every organization's counters from the rows.
+    pub async fn recount(&self) -> Result<(), StoreError> {
+        let mut tx = self.store.write().await?;
+        orgs::recount(&mut tx).await?;
+        tx.commit().await
+    }
+
+    pub async fn org_by_code(&self, code: &str) -> Result<Option<Org>, StoreError> {
+        orgs::by_code(&mut self.store.read().await?, code).await
+    }
+}

@@ -1,0 +1,146 @@
+//! Records as the rest of the system sees them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kite_domain::{Education, FlowReason, FlowStatus, Gender, MemberCategory, Mobility, OrgKind, OrgLevel, OrgStatus};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Org {
+    pub id: i64,
+    pub code: String,
+    pub parent_code: Option<String>,
+    pub name: String,
+    pub level: OrgLevel,
+    pub kind: OrgKind,
+    pub division_code: String,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub status: OrgStatus,
+    /// Number of direct child organizations.
+    pub child_count: i64,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub path: String,
+}
+
+/// An organization to insert; `parent_code` must exist.
+#[derive(Debug, Clone)]
+pub struct NewOrg {
+    pub code: String,
+    pub parent_code: Option<String>,
+    pub fields: kite_domain::org::OrgFields,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Member {
+    pub id: i64,
+    pub name: String,
+    pub gender: Gender,
+    pub ethnicity: String,
+    pub birth_date: NaiveDate,
+    /// The full number: only returned by the detail view, which is audited.
+    pub id_number: String,
+    pub phone: Option<String>,
+    pub education: Option<Education>,
+    pub joined_on: NaiveDate,
+    pub category: MemberCategory,
+    pub org_code: String,
+    pub org_name: String,
+    pub residence_division: Option<String>,
+    pub residence_address: Option<String>,
+    pub employer: Option<String>,
+    pub occupation: Option<String>,
+    pub mobility: Mobility,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub org_path: String,
+}
+
+/// A member as shown in lists: the identity number masked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberSummary {
+    pub id: i64,
+    pub name: String,
+    pub gender: Gender,
+    pub birth_date: NaiveDate,
+    pub id_number_masked: String,
+    pub phone: Option<String>,
+    pub org_code: String,
+    pub org_name: String,
+    pub mobility: Mobility,
+}
+
+/// A member to insert in bulk (demo, benchmarks); validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub fields: kite_domain::member::MemberFields,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Flow {
+    pub id: i64,
+    pub member_id: i64,
+    pub outflow_org_code: String,
+    pub outflow_org_name: String,
+    pub inflow_org_code: Option<String>,
+    pub inflow_org_name: Option<String>,
+    pub destination_division: String,
+    pub destination_address: Option<String>,
+    pub reason: FlowReason,
+    pub left_on: NaiveDate,
+    pub expected_months: Option<i64>,
+    pub contact_phone: Option<String>,
+    pub status: FlowStatus,
+    pub checked_in_at: Option<DateTime<Utc>>,
+    pub ended_on: Option<NaiveDate>,
+    pub note: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+pub use kite_domain::flow::Departure;
+
+/// A flow to insert in bulk (demo, benchmarks).
+#[derive(Debug, Clone)]
+pub struct NewFlow {
+    pub id_number: String,
+    pub outflow_org_code: String,
+    pub inflow_org_code: Option<String>,
+    pub departure: Departure,
+    pub status: FlowStatus,
+}
+
+/// A member search: free text (name, identity number or phone) and filters.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct MemberQuery {
+    pub q: Option<String>,
+    /// Only members whose formal organization is in this organization's subtree.
+    pub org: Option<String>,
+    /// `resident`, `not_checked_in`, `checked_in`, `lost_contact`, or `away` for any of the last three.
+    pub mobility: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Counts for a subtree (or the whole region).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Overview {
+    pub organizations: i64,
+    pub members: i64,
+    /// Members of the subtree away from home (open flows).
+    pub mobile_out: i64,
+    /// Members from elsewhere checked in to the subtree.
+    pub mobile_in: i64,
+}

@@ -1,0 +1,48 @@
+//! Fresh, migrated stores for tests: a temporary SQLite file, or a new schema in the
+//! PostgreSQL named by `KITE_TEST_POSTGRES_URL` (default: the local `test` database).
+//! A missing PostgreSQL is an error, never a skipped test.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::Connection;
+
+use crate::{Backend, Store};
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}_{}_{n}_{}", std::process::id(), t % 1_000_000_000)
+}
+
+pub async fn store(backend: Backend) -> Store {
+    let store = match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("kite-tests");
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let path = dir.join(format!("{}.db", unique("t")));
+            Store::connect_sqlite(SqliteConnectOptions::new().filename(path)).await.expect("sqlite store")
+        }
+        Backend::Postgres => {
+            let url = std::env::var("KITE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+            let schema = unique("kite_t");
+            let mut c = sqlx::PgConnection::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL is required for the tests at {url}: {e}"));
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut c).await.expect("create schema");
+            c.close().await.ok();
+            let opts = PgConnectOptions::from_str(&url).expect("url").options([("search_path", schema.as_str())]);
+            Store::connect_postgres(opts).await.expect("postgres store")
+        }
+    };
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// Both backends, for tests that must hold on each.
+pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
