@@ -148,6 +148,17 @@ impl Pools {
         })
     }
 
+    /// A write transaction on a connection other than the single SQLite writer, for
+    /// audit records of refusals made while the caller's transaction holds the writer.
+    /// Refusals are decided before the caller writes anything, so the caller holds no
+    /// write lock and this transaction can commit.
+    pub(crate) async fn side_write(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Pools::Sqlite { read, .. } => Tx::Sqlite(read.begin().await?),
+            Pools::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
     pub(crate) async fn close(&self) {
         match self {
             Pools::Sqlite { read, write } => {

@@ -76,12 +76,13 @@ pub(crate) async fn record_departure(
     if m.mobility.is_away() {
         return Err(StoreError::Conflict("flow.already_open"));
     }
+    let path = crate::orgs::lock_path(tx, org_id).await?;
     let now = Utc::now();
     let res = on!(tx, c => sqlx::query_scalar(
         "INSERT INTO flows (member_id, outflow_org_id, outflow_path, destination_division, destination_address, \
          reason, left_on, expected_months, contact_phone, status, note, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id")
-        .bind(m.id).bind(org_id).bind(&m.org_path).bind(&d.destination_division).bind(&d.destination_address)
+        .bind(m.id).bind(org_id).bind(&path).bind(&d.destination_division).bind(&d.destination_address)
         .bind(d.reason.code()).bind(d.left_on).bind(d.expected_months).bind(&d.contact_phone)
         .bind(FlowStatus::NotCheckedIn.code()).bind(&d.note).bind(by).bind(now).fetch_one(c).await);
     let id: i64 = match res.map_err(StoreError::from) {

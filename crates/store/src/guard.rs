@@ -59,7 +59,7 @@ impl<'a> Guard<'a> {
         match decide(&self.who, action, target) {
             Decision::Allow => Ok(()),
             Decision::Deny { hide } => {
-                let mut tx = self.store.write().await?;
+                let mut tx = self.store.side_write().await?;
                 audit::write(&mut tx, self.record(action.code(), "denied", ttype, tid.to_string())).await?;
                 tx.commit().await?;
                 Err(if hide { StoreError::NotFound } else { StoreError::Forbidden })

@@ -84,6 +84,10 @@ impl Store {
         self.pools.write().await
     }
 
+    pub(crate) async fn side_write(&self) -> Result<Tx, StoreError> {
+        self.pools.side_write().await
+    }
+
     /// Answers whether the database responds (for `/healthz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut tx = self.read().await?;
@@ -113,7 +117,7 @@ impl Admin<'_> {
         Ok(ids)
     }
 
-    /// Inserts members in batches without per-row counters; recounts at the end.
+    /// Inserts members in one transaction without touching counters: call `recount` after.
     pub async fn bulk_insert_members(&self, rows: &[NewMember]) -> Result<(), StoreError> {
         members::bulk_insert(self.store, rows).await
     }

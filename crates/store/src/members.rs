@@ -121,6 +121,7 @@ pub(crate) async fn insert(tx: &mut Tx, f: &MemberFields, org: &Org) -> Result<i
     if id_by_id_number(tx, f.id_number.as_str()).await?.is_some() {
         return Err(StoreError::Conflict("member.id_number.duplicate"));
     }
+    let path = crate::orgs::lock_path(tx, org.id).await?;
     let now = Utc::now();
     let res = on!(tx, c => sqlx::query_scalar(
         "INSERT INTO members (name, name_key, gender, ethnicity, birth_date, id_number, phone, education, joined_on, \
@@ -129,7 +130,7 @@ pub(crate) async fn insert(tx: &mut Tx, f: &MemberFields, org: &Org) -> Result<i
          'resident', $17, $17) RETURNING id")
         .bind(&f.name).bind(text::name_key(&f.name)).bind(f.gender.code()).bind(&f.ethnicity).bind(f.birth_date)
         .bind(f.id_number.as_str()).bind(&f.phone).bind(f.education.map(|e| e.code())).bind(f.joined_on)
-        .bind(f.category.code()).bind(org.id).bind(&org.path).bind(&f.residence_division)
+        .bind(f.category.code()).bind(org.id).bind(&path).bind(&f.residence_division)
         .bind(&f.residence_address).bind(&f.employer).bind(&f.occupation).bind(now).fetch_one(c).await);
     let id: i64 = match res.map_err(StoreError::from) {
         // A concurrent insert of the same number got in first.
@@ -155,6 +156,7 @@ pub(crate) async fn update(
             return Err(StoreError::Conflict("member.id_number.duplicate"));
         }
     }
+    let path = crate::orgs::lock_path(tx, org.id).await?;
     let n = exec!(tx, sqlx::query(
         "UPDATE members SET name = $1, name_key = $2, gender = $3, ethnicity = $4, birth_date = $5, id_number = $6, \
          phone = $7, education = $8, joined_on = $9, category = $10, org_id = $11, org_path = $12, \
@@ -162,7 +164,7 @@ pub(crate) async fn update(
          version = version + 1, updated_at = $17 WHERE id = $18 AND version = $19")
         .bind(&f.name).bind(text::name_key(&f.name)).bind(f.gender.code()).bind(&f.ethnicity).bind(f.birth_date)
         .bind(f.id_number.as_str()).bind(&f.phone).bind(f.education.map(|e| e.code())).bind(f.joined_on)
-        .bind(f.category.code()).bind(org.id).bind(&org.path).bind(&f.residence_division)
+        .bind(f.category.code()).bind(org.id).bind(&path).bind(&f.residence_division)
         .bind(&f.residence_address).bind(&f.employer).bind(&f.occupation).bind(Utc::now())
         .bind(before.id).bind(version))?;
     if n == 0 {

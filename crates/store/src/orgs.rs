@@ -100,9 +100,9 @@ pub(crate) async fn children(tx: &mut Tx, parent: Option<i64>) -> Result<Vec<Org
 /// Searches active organizations by name or code within a subtree (for pickers).
 pub(crate) async fn search(tx: &mut Tx, root: Option<&str>, q: &str, limit: i64) -> Result<Vec<Org>, StoreError> {
     let (lo, hi) = root.map(org::subtree_range).unwrap_or_else(|| (String::new(), "~".into()));
-    let pattern = format!("%{}%", q.replace(['%', '_'], ""));
+    let pattern = format!("%{}%", q.replace(['%', '_'], "").to_lowercase());
     let rows: Vec<OrgRow> = on!(tx, c => sqlx::query_as(select_org!(
-        "WHERE o.path >= $1 AND o.path < $2 AND (o.name LIKE $3 OR o.code LIKE $3) "
+        "WHERE o.path >= $1 AND o.path < $2 AND o.status = 'active' AND (o.name LIKE $3 OR LOWER(o.code) LIKE $3) "
         "ORDER BY length(o.path), o.code LIMIT $4"))
         .bind(&lo).bind(&hi).bind(&pattern).bind(limit).fetch_all(c).await)?;
     convert(rows)
@@ -165,6 +165,12 @@ pub(crate) async fn update(
 pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) -> Result<Org, StoreError> {
     org::check_move(&o.path, &parent.path, parent.status == OrgStatus::Active)
         .map_err(|e| StoreError::invalid("parent_code", e.code()))?;
+    if tx.backend() == crate::Backend::Postgres {
+        // Lock the whole subtree before touching any of it; see `lock_path`.
+        let (lo, hi) = org::subtree_range(&o.path);
+        let _: Vec<i64> = on!(tx, c => sqlx::query_scalar("SELECT id FROM organizations WHERE path >= $1 AND path < $2 ORDER BY path FOR UPDATE")
+            .bind(&lo).bind(&hi).fetch_all(c).await)?;
+    }
     let n = exec!(tx, sqlx::query(
         "UPDATE organizations SET parent_id = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND version = $4")
         .bind(parent.id).bind(Utc::now()).bind(o.id).bind(version))?;
@@ -173,7 +179,8 @@ pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) ->
     }
     let new_path = org::child_path(Some(&parent.path), o.id);
     let (lo, hi) = org::subtree_range(&o.path);
-    let cut = o.path.len() as i64 + 1;
+    // PostgreSQL has substr(text, integer) only: bind an i32.
+    let cut = o.path.len() as i32 + 1;
     for sql in [
         "UPDATE organizations SET path = $1 || substr(path, $2) WHERE path >= $3 AND path < $4",
         "UPDATE members SET org_path = $1 || substr(org_path, $2) WHERE org_path >= $3 AND org_path < $4",
@@ -183,6 +190,19 @@ pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) ->
         exec!(tx, sqlx::query(sql).bind(&new_path).bind(cut).bind(&lo).bind(&hi))?;
     }
     by_id(tx, o.id).await?.ok_or(StoreError::NotFound)
+}
+
+/// Locks an organization row for a change that counts under it and returns its current
+/// path. Taking this lock before inserting rows that reference the organization orders
+/// such changes after any concurrent move (which locks the subtree first), so no row is
+/// written with a stale path and no lock cycle forms. SQLite has one writer: no lock needed.
+pub(crate) async fn lock_path(tx: &mut Tx, id: i64) -> Result<String, StoreError> {
+    let sql = match tx.backend() {
+        crate::Backend::Postgres => "SELECT path FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
+        crate::Backend::Sqlite => "SELECT path FROM organizations WHERE id = $1",
+    };
+    let path: Option<String> = on!(tx, c => sqlx::query_scalar(sql).bind(id).fetch_optional(c).await)?;
+    path.ok_or(StoreError::NotFound)
 }
 
 /// Adds deltas to one organization's own counters.
