@@ -165,9 +165,9 @@ pub(crate) async fn update(
 pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) -> Result<Org, StoreError> {
     org::check_move(&o.path, &parent.path, parent.status == OrgStatus::Active)
         .map_err(|e| StoreError::invalid("parent_code", e.code()))?;
+    let (lo, hi) = org::subtree_range(&o.path);
     if tx.backend() == crate::Backend::Postgres {
         // Lock the whole subtree before touching any of it; see `lock_path`.
-        let (lo, hi) = org::subtree_range(&o.path);
         let _: Vec<i64> = on!(tx, c => sqlx::query_scalar("SELECT id FROM organizations WHERE path >= $1 AND path < $2 ORDER BY path FOR UPDATE")
             .bind(&lo).bind(&hi).fetch_all(c).await)?;
     }
@@ -178,7 +178,6 @@ pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) ->
         return Err(StoreError::Conflict("stale_version"));
     }
     let new_path = org::child_path(Some(&parent.path), o.id);
-    let (lo, hi) = org::subtree_range(&o.path);
     // PostgreSQL has substr(text, integer) only: bind an i32.
     let cut = o.path.len() as i32 + 1;
     for sql in [

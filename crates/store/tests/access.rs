@@ -3,49 +3,18 @@
 //! scope are "not found", organizations are "forbidden"), and every refusal leaves an
 //! audit record with outcome `denied`.
 
-use std::fmt::Debug;
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
 use kite_domain::flow::{validate_departure, DepartureInput};
-use kite_domain::member::{validate, Context, MemberFields, MemberInput};
+use kite_domain::member::{validate, MemberFields, MemberInput};
 use kite_domain::org::OrgFields;
 use kite_domain::{id_number, Gender, Mobility, OrgKind, OrgLevel, OrgStatus, Principal, Role};
-use kite_store::testing::{self, BACKENDS};
-use kite_store::{
-    AuditEntry, Backend, Client, Departure, Guard, Member, MemberQuery, Org, Overview, Store, StoreError,
-};
+use kite_store::{AuditEntry, Client, Departure, Guard, Member, MemberQuery, Org, Overview, Store};
 
-// ---------------------------------------------------------------------------
-// Harness (as in tests/store.rs)
-// ---------------------------------------------------------------------------
-
-/// Runs `test` on a fresh migrated store of every backend, each run in its own task
-/// so that a failure names its backend and the other backend still runs.
-async fn on_each_backend<F, Fut>(test: F)
-where
-    F: Fn(Backend, Store) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let mut failed = Vec::new();
-    for backend in BACKENDS {
-        let store = testing::store(backend).await;
-        if let Err(e) = tokio::spawn(test(backend, store.clone())).await {
-            let msg = match e.try_into_panic() {
-                Ok(p) => p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default(),
-                Err(e) => e.to_string(),
-            };
-            failed.push(format!("{backend:?}: {msg}"));
-        }
-        store.close().await;
-    }
-    assert!(failed.is_empty(), "failed on {}", failed.join("\n  and on "));
-}
+mod common;
+use common::*;
 
 /// A refused call must answer promptly; a refusal that waits for a database
 /// connection it can never get fails here instead of after the pool's 30 s timeout.
@@ -53,36 +22,6 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(10), f)
         .await
         .unwrap_or_else(|_| panic!("{what}: no answer within 10 s (waiting for a database connection?)"))
-}
-
-#[track_caller]
-fn assert_not_found<T: Debug>(r: Result<T, StoreError>) {
-    match r {
-        Err(StoreError::NotFound) => {}
-        other => panic!("expected NotFound, got {other:?}"),
-    }
-}
-
-#[track_caller]
-fn assert_forbidden<T: Debug>(r: Result<T, StoreError>) {
-    match r {
-        Err(StoreError::Forbidden) => {}
-        other => panic!("expected Forbidden, got {other:?}"),
-    }
-}
-
-struct Ctx;
-
-impl Context for Ctx {
-    fn division_known(&self, code: &str) -> bool {
-        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
-    }
-    fn province_known(&self, code2: &str) -> bool {
-        code2 == "32"
-    }
-    fn today(&self) -> NaiveDate {
-        Utc::now().date_naive()
-    }
 }
 
 fn person_with(name: &str, org: &str, n: u32, phone: &str) -> MemberFields {
@@ -129,10 +68,6 @@ fn org_fields(name: &str, level: OrgLevel) -> OrgFields {
         address: None,
         phone: None,
     }
-}
-
-fn admin() -> Principal {
-    Principal { user_id: 1, username: "root".into(), role: Role::Admin, org_path: None, member_id: None }
 }
 
 fn at(username: &str, role: Role, org: &Org) -> Principal {
