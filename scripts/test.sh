@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on SQLite and PostgreSQL, from a fresh machine of this kind:
-# installs what is missing, starts PostgreSQL if none answers, then runs
-# rustfmt, clippy and every test. A missing service fails the run; nothing is skipped.
+# installs what is missing (PostgreSQL, Chromium and ChromeDriver), starts PostgreSQL
+# if none answers, then runs rustfmt, clippy and every test, the browser test included.
+# A missing service fails the run; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ export KITE_TEST_POSTGRES_URL="${KITE_TEST_POSTGRES_URL:-postgres://postgres@127
 
 need_apt=()
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql postgresql-client)
+# The end-to-end test drives Debian's Chromium through ChromeDriver.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing: ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -8,8 +8,10 @@ use chrono::NaiveDate;
 use kite_domain::flow::Departure;
 use kite_domain::member::MemberFields;
 use kite_domain::org::OrgFields;
-use kite_domain::{id_number, Education, FlowReason, FlowStatus, Gender, MemberCategory, OrgKind, OrgLevel};
-use kite_store::{NewFlow, NewMember, NewOrg, Store};
+use kite_domain::{
+    id_number, Education, FlowReason, FlowStatus, Gender, MemberCategory, OrgKind, OrgLevel, ServicePointLevel,
+};
+use kite_store::{NewFlow, NewMember, NewOrg, NewServicePoint, Store};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -284,6 +286,83 @@ pub fn organizations() -> Vec<NewOrg> {
     v
 }
 
+/// (code, parent, name, level, organization running it, division, address).
+type PointRow =
+    (&'static str, Option<&'static str>, &'static str, ServicePointLevel, &'static str, &'static str, &'static str);
+
+/// The service network of the demo region.
+const SERVICE_POINTS: &[PointRow] = &[
+    ("GN-C", None, "灌南县流动党员服务中心", ServicePointLevel::Centre, "GN", "320724", "灌南县新安镇人民中路"),
+    ("SY-C", None, "宿迁市宿豫区流动党员服务中心", ServicePointLevel::Centre, "SY", "321311", "宿豫区洪泽湖东路"),
+    ("PZ-C", None, "邳州市流动党员服务中心", ServicePointLevel::Centre, "PZ", "320382", "邳州市运河街道建设路"),
+    ("SZ-C", None, "苏州工业园区流动党员服务中心", ServicePointLevel::Centre, "SZ", "320576", "苏州工业园区现代大道"),
+    ("SZ-S01", Some("SZ-C"), "金鸡湖商务区党群驿站", ServicePointLevel::Station, "SZ-LY01", "320576", "金鸡湖大厦一楼"),
+    ("SZ-S02", Some("SZ-C"), "娄葑新市民驿站", ServicePointLevel::Station, "SZ-XC01", "320576", "娄葑街道东环路"),
+    (
+        "SZ-W01",
+        Some("SZ-S01"),
+        "快递物流行业服务窗口",
+        ServicePointLevel::Window,
+        "SZ-HY01",
+        "320576",
+        "园区物流园综合楼",
+    ),
+    (
+        "SZ-P01",
+        Some("SZ-S02"),
+        "星湖街小区党员服务点",
+        ServicePointLevel::Point,
+        "SZ-XC01",
+        "320576",
+        "星湖街社区服务中心",
+    ),
+    ("WX-S01", None, "梁溪区流动党员驿站", ServicePointLevel::Station, "WX", "320213", "梁溪区解放南路"),
+    ("WX-W01", Some("WX-S01"), "朝阳市场服务窗口", ServicePointLevel::Window, "WX-SC01", "320213", "朝阳农贸市场二楼"),
+    (
+        "SH-S01",
+        None,
+        "江宁路街道流动党员驿站",
+        ServicePointLevel::Station,
+        "SH",
+        "310106",
+        "江宁路街道社区事务受理中心",
+    ),
+    ("HZ-S01", None, "四季青市场党群服务站", ServicePointLevel::Station, "HZ-SC01", "330106", "四季青服装市场三楼"),
+];
+
+/// The service points of the demo region, parents first.
+pub fn service_points() -> Vec<NewServicePoint> {
+    SERVICE_POINTS
+        .iter()
+        .enumerate()
+        .map(|(i, (code, parent, name, level, org, division, address))| NewServicePoint {
+            code: code.to_string(),
+            parent_code: parent.map(str::to_string),
+            name: name.to_string(),
+            level: *level,
+            org_code: org.to_string(),
+            division_code: division.to_string(),
+            address: Some(address.to_string()),
+            // Synthetic numbers under the city's area code.
+            hotline: Some(format!("{}-6000{:04}", area_code(division), i + 1)),
+            opening_hours: Some("周一至周五 8:30-17:30，周六 9:00-12:00".into()),
+        })
+        .collect()
+}
+
+fn area_code(division: &str) -> &'static str {
+    match &division[..4] {
+        "3207" => "0518",
+        "3213" => "0527",
+        "3203" => "0516",
+        "3205" => "0512",
+        "3202" => "0510",
+        "3101" => "021",
+        "3301" => "0571",
+        _ => "0000",
+    }
+}
+
 fn pick_surname(rng: &mut StdRng) -> &'static str {
     let total: u32 = SURNAMES.iter().map(|s| s.1).sum();
     let mut x = rng.gen_range(0..total);
@@ -420,6 +499,7 @@ pub async fn load(store: &Store, member_count: usize) -> anyhow::Result<(usize, 
     let (members, flows) = members(member_count, 20_240_616);
     admin.bulk_insert_members(&members).await?;
     admin.bulk_insert_flows(&flows).await?;
+    admin.insert_service_points(&service_points()).await?;
     admin.recount().await?;
     Ok((members.len(), flows.len()))
 }
@@ -441,6 +521,19 @@ mod tests {
             assert_eq!(id.gender(), f.gender);
             assert!(f.joined_on >= f.birth_date.checked_add_months(chrono::Months::new(216)).unwrap());
             assert!(kite_divisions::get(id.division_code()).is_some(), "{}", id.division_code());
+        }
+    }
+
+    #[test]
+    fn service_points_belong_to_demo_orgs_and_known_divisions() {
+        let orgs: std::collections::HashSet<String> = organizations().into_iter().map(|o| o.code).collect();
+        let mut seen = std::collections::HashSet::new();
+        for p in service_points() {
+            assert!(orgs.contains(&p.org_code), "{} run by unknown {}", p.code, p.org_code);
+            assert!(kite_divisions::get(&p.division_code).is_some(), "{}", p.division_code);
+            assert!(p.parent_code.as_ref().is_none_or(|c| seen.contains(c)), "{} before its parent", p.code);
+            assert!(!p.hotline.as_deref().unwrap_or("").starts_with("0000"), "{} has no area code", p.code);
+            seen.insert(p.code);
         }
     }
 

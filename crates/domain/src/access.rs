@@ -41,6 +41,18 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.code() == code)
     }
 
+    /// Whether the role may take `action` at all, somewhere in its scope. Pages use it
+    /// to offer only the controls that can work; [`decide`] still rules on each target.
+    pub fn may(self, action: Action) -> bool {
+        use Action::*;
+        match self {
+            Role::Admin | Role::OrgAdmin => true,
+            Role::Secretary => matches!(action, ReadOrg | ReadMember | WriteMember | ViewFullId),
+            Role::ServiceStaff => action == ReadOrg,
+            Role::Member => matches!(action, ReadMember | ViewFullId),
+        }
+    }
+
     /// Roles bound to an organization must name one when the account is created.
     pub fn needs_org(self) -> bool {
         matches!(self, Role::OrgAdmin | Role::Secretary | Role::ServiceStaff)
@@ -138,21 +150,20 @@ impl Principal {
 /// Decides one action. Members outside scope are hidden (their existence is personal
 /// data); organizations are not secret, so refusals on them are plain.
 pub fn decide(p: &Principal, action: Action, target: Target) -> Decision {
-    use Action::*;
-    let allowed = match (p.role, action) {
-        (Role::Admin, _) => true,
-        (Role::OrgAdmin, ReadOrg | WriteOrg | ReadMember | WriteMember | ViewFullId) => p.within(target.org_path),
-        // Moving the caller's own root would carry it outside their scope.
-        (Role::OrgAdmin, MoveOrg) => p.within(target.org_path) && p.org_path.as_deref() != Some(target.org_path),
-        (Role::Secretary, ReadOrg | ReadMember | WriteMember | ViewFullId) => p.within(target.org_path),
-        (Role::ServiceStaff, ReadOrg) => p.within(target.org_path),
-        (Role::Member, ReadMember | ViewFullId) => target.member_id.is_some() && target.member_id == p.member_id,
-        _ => false,
-    };
+    let allowed = p.role.may(action)
+        && match p.role {
+            Role::Admin => true,
+            // Moving the caller's own root would carry it outside their scope.
+            Role::OrgAdmin if action == Action::MoveOrg => {
+                p.within(target.org_path) && p.org_path.as_deref() != Some(target.org_path)
+            }
+            Role::OrgAdmin | Role::Secretary | Role::ServiceStaff => p.within(target.org_path),
+            Role::Member => target.member_id.is_some() && target.member_id == p.member_id,
+        };
     if allowed {
         Decision::Allow
     } else {
-        let hide = matches!(action, ReadMember | WriteMember | ViewFullId);
+        let hide = matches!(action, Action::ReadMember | Action::WriteMember | Action::ViewFullId);
         Decision::Deny { hide }
     }
 }

@@ -53,6 +53,11 @@ vocabulary!(
 
 vocabulary!(OrgStatus { Active = "active", Dissolved = "dissolved" });
 
+vocabulary!(
+    /// The service network's levels: 市级中心, 区镇驿站, 村社窗口, 小区点位.
+    ServicePointLevel { Centre = "centre", Station = "station", Window = "window", Point = "point" }
+);
+
 vocabulary!(Gender { Male = "male", Female = "female" });
 
 vocabulary!(

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use kite_domain::Role;
-use kite_store::{NewUser, Store};
+use kite_store::{NewUser, Store, StoreError};
 
 const DEFAULT_DATABASE_URL: &str = "sqlite://./kite-data/kite.db";
 const DEMO_MEMBERS: usize = 20_000;
@@ -113,11 +113,23 @@ async fn main() -> anyhow::Result<()> {
                     "cli",
                 )
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot create the account: {e:?}"))?;
+                .map_err(|e| anyhow::anyhow!("cannot create the account: {}", describe(&e)))?;
             println!("created user {} ({})", user.username, role.code());
         }
     }
     Ok(())
+}
+
+/// A storage refusal as an operator reads it: each field with its message.
+fn describe(e: &StoreError) -> String {
+    use kite_server::i18n::{err, Lang};
+    match e {
+        StoreError::Invalid(fields) => {
+            fields.0.iter().map(|f| format!("{}: {}", f.field, err(Lang::En, f.code))).collect::<Vec<_>>().join("; ")
+        }
+        StoreError::Conflict(code) => err(Lang::En, code),
+        other => other.to_string(),
+    }
 }
 
 async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {

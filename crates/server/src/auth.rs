@@ -62,6 +62,9 @@ pub struct NewSession {
     pub user: User,
 }
 
+/// Longest user name kept from a login attempt (accounts have at most 64 characters).
+const MAX_TYPED_NAME: usize = 128;
+
 /// Checks credentials with throttling and audit; on success opens a session.
 pub async fn login(
     state: &AppState,
@@ -71,7 +74,12 @@ pub async fn login(
     kind: &str,
 ) -> Result<NewSession, ApiError> {
     let accounts = state.store.accounts();
-    let username = username.trim();
+    let typed = username.trim();
+    // What was typed is kept for throttling and audit; bound it and drop NULs, which
+    // PostgreSQL text cannot hold. Lookups use the name as typed, so a cleaned-up
+    // name never matches an account it does not name.
+    let username: String = typed.chars().filter(|c| *c != '\0').take(MAX_TYPED_NAME).collect();
+    let username = username.as_str();
     let user_key = format!("user:{username}");
     let client_key = format!("client:{}", client.unwrap_or("-"));
     for key in [&user_key, &client_key] {
@@ -80,7 +88,7 @@ pub async fn login(
             return Err(ApiError::Throttled);
         }
     }
-    let found = accounts.user_by_username(username).await?;
+    let found = accounts.user_by_username(typed).await?;
     let ok = match &found {
         Some((u, hash)) => verify_password(password, hash) && !u.disabled,
         None => {
@@ -126,7 +134,7 @@ impl Authed {
         if constant_time_eq(submitted.as_bytes(), self.csrf_token.as_bytes()) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden)
+            Err(ApiError::Csrf)
         }
     }
 }
@@ -175,7 +183,7 @@ impl FromRequestParts<AppState> for Authed {
         if by_cookie && unsafe_method && is_api {
             let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
             if !constant_time_eq(sent.as_bytes(), authed.csrf_token.as_bytes()) {
-                return Err(ApiError::Forbidden);
+                return Err(ApiError::Csrf);
             }
         }
         Ok(authed)

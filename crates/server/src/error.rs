@@ -18,8 +18,11 @@ pub enum ApiError {
     Invalid(FieldErrors),
     Unauthorized(&'static str),
     Forbidden,
+    /// 403: an unsafe browser request without this session's CSRF token.
+    Csrf,
     NotFound,
     Conflict(&'static str),
+    MethodNotAllowed,
     Throttled,
     Internal,
 }
@@ -62,13 +65,21 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
+    /// 400 naming one field.
+    pub fn field(field: &'static str, code: &'static str) -> Self {
+        let mut e = FieldErrors::default();
+        e.add(field, code);
+        ApiError::Invalid(e)
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::Csrf => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Throttled => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,7 +90,9 @@ impl ApiError {
             ApiError::BadRequest(c) | ApiError::Unauthorized(c) | ApiError::Conflict(c) => c,
             ApiError::Invalid(_) => "invalid_input",
             ApiError::Forbidden => "forbidden",
+            ApiError::Csrf => "csrf",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Throttled => "throttled",
             ApiError::Internal => "internal",
         }

@@ -3,6 +3,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use crate::error::ApiError;
 
@@ -40,4 +41,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map(|axum::extract::Query(v)| Query(v))
             .map_err(|_| ApiError::BadRequest("invalid_query"))
     }
+}
+
+/// A text field where `null` means empty, so that clients can send back what they read.
+pub fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A whole number that may come as a JSON number or as text (forms send text); the
+/// domain validates the text.
+pub fn number_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Number(i64),
+        Text(String),
+    }
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Text(t)) => t,
+        None => String::new(),
+    })
 }

@@ -97,6 +97,9 @@ mod tests {
         for v in Role::ALL {
             keys.push(format!("enum.role.{}", v.code()))
         }
+        for v in ServicePointLevel::ALL {
+            keys.push(format!("enum.service_point_level.{}", v.code()))
+        }
         for e in [
             IdNumberError::Length,
             IdNumberError::Characters,
@@ -110,6 +113,70 @@ mod tests {
         for k in keys {
             assert!(zh.contains_key(&k), "missing {k}");
         }
+    }
+
+    /// The string literals that follow each `marker` in `text`.
+    fn literals_after<'a>(text: &'a str, marker: &str) -> Vec<&'a str> {
+        text.match_indices(marker)
+            .filter_map(|(i, _)| {
+                let rest = &text[i + marker.len()..];
+                rest.split('"').next().filter(|k| !k.is_empty() && !k.contains([' ', '{']))
+            })
+            .collect()
+    }
+
+    fn sources(dir: &str, ext: &str) -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).expect("readable")))
+            .collect()
+    }
+
+    #[test]
+    fn every_message_the_templates_name_exists() {
+        let (zh, _) = catalogues();
+        let mut checked = 0;
+        for (file, text) in sources("templates", "html") {
+            for marker in ["t(\"", "t('"] {
+                let quote = if marker.ends_with('"') { '"' } else { '\'' };
+                for (i, _) in text.match_indices(marker) {
+                    let rest = &text[i + marker.len()..];
+                    let key = rest.split(quote).next().unwrap_or_default();
+                    // Keys completed at run time (`"enum.gender." ~ m.gender`) are checked above.
+                    if rest[key.len() + 1..].trim_start().starts_with('~') {
+                        continue;
+                    }
+                    assert!(zh.contains_key(key), "{file}: no message {key:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 50, "only {checked} keys found: is the scan broken?");
+    }
+
+    #[test]
+    fn every_error_code_the_store_returns_has_a_message() {
+        let (zh, en) = catalogues();
+        let mut checked = 0;
+        for (file, text) in sources("../store/src", "rs") {
+            let mut codes = literals_after(&text, "Conflict(\"");
+            for (i, _) in text.match_indices("StoreError::invalid(\"") {
+                // invalid("field", "code"): the second literal is the code.
+                let call = text[i..].split(')').next().unwrap_or_default();
+                if let Some(code) = call.split('"').nth(3) {
+                    codes.push(code);
+                }
+            }
+            for code in codes {
+                let key = format!("err.{code}");
+                assert!(zh.contains_key(&key) && en.contains_key(&key), "{file}: no message {key:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "only {checked} codes found: is the scan broken?");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod web;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use kite_store::Store;
 
@@ -44,9 +45,23 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .merge(web::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(api::language_layer))
         .layer(axum::middleware::from_fn(web::security_headers))
         .with_state(state)
+}
+
+/// Unknown addresses: a JSON error under `/api/`, a page elsewhere.
+async fn not_found(state: axum::extract::State<AppState>, lang: web::PageLang, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return error::ApiError::NotFound.into_response();
+    }
+    web::not_found(&state, lang.0)
+}
+
+async fn method_not_allowed() -> Response {
+    error::ApiError::MethodNotAllowed.into_response()
 }
 
 /// Serves until the process is interrupted.

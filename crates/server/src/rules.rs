@@ -2,10 +2,15 @@
 
 use chrono::{FixedOffset, NaiveDate, Utc};
 
+/// China Standard Time, in which users read dates and times.
+pub const CST: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(o) => o,
+    None => panic!("UTC+8 is a valid offset"),
+};
+
 /// Dates are China Standard Time dates.
 pub fn today() -> NaiveDate {
-    let cst = FixedOffset::east_opt(8 * 3600).expect("valid offset");
-    Utc::now().with_timezone(&cst).date_naive()
+    Utc::now().with_timezone(&CST).date_naive()
 }
 
 pub fn division_known(code: &str) -> bool {

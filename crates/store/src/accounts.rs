@@ -113,6 +113,11 @@ impl Accounts<'_> {
         if new.role == Role::Member && new.member_id.is_none() {
             return Err(StoreError::invalid("member_id", "required"));
         }
+        if let Some(id) = new.member_id {
+            if crate::members::by_id(&mut tx, id).await?.is_none() {
+                return Err(StoreError::invalid("member_id", "member.unknown"));
+            }
+        }
         let now = Utc::now();
         let res = on!(&mut tx, c => sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, role, org_id, member_id, display_name, disabled, \
@@ -145,6 +150,9 @@ impl Accounts<'_> {
 
     /// The user and their password hash, for login.
     pub async fn user_by_username(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+        if !crate::storable(username) {
+            return Ok(None);
+        }
         let mut tx = self.store.read().await?;
         let sql = format!("{SELECT_USER} WHERE u.username = $1");
         let row: Option<UserRow> = on!(&mut tx, c => sqlx::query_as(&sql).bind(username).fetch_optional(c).await)?;

@@ -11,8 +11,11 @@ use kite_domain::{OrgStatus, Principal, Role};
 use serde::Serialize;
 
 use crate::audit::{self, AuditEntry, Record};
-use crate::{flows, members, orgs};
-use crate::{Departure, Flow, Member, MemberQuery, MemberSummary, NewOrg, Org, Overview, Page, Store, StoreError, Tx};
+use crate::{flows, members, orgs, service_points};
+use crate::{
+    Departure, Flow, Member, MemberQuery, MemberSummary, NewOrg, Org, Overview, Page, ServicePoint, Store, StoreError,
+    Tx,
+};
 
 /// Where a request came from, for the audit log.
 #[derive(Debug, Clone, Default)]
@@ -185,6 +188,13 @@ impl<'a> Guard<'a> {
         Ok(after)
     }
 
+    /// The service points run by organizations of `code`'s subtree.
+    pub async fn service_points(&self, code: &str) -> Result<Vec<ServicePoint>, StoreError> {
+        let mut tx = self.store.read().await?;
+        let o = self.org_in(&mut tx, code, Action::ReadOrg).await?;
+        service_points::in_subtree(&mut tx, &o.path).await
+    }
+
     /// Counts for `code`'s subtree, or for everything the caller may see.
     pub async fn overview(&self, code: Option<&str>) -> Result<Overview, StoreError> {
         let mut tx = self.store.read().await?;
@@ -217,6 +227,15 @@ impl<'a> Guard<'a> {
         let mut tx = self.store.write().await?;
         audit::write(&mut tx, self.record(Action::ViewFullId.code(), "ok", "member", id.to_string())).await?;
         tx.commit().await?;
+        Ok(m)
+    }
+
+    /// The member's record with the identity number masked, for pages about the member
+    /// that do not show it (departure form, history); not a view of the full number.
+    pub async fn member_masked(&self, id: i64) -> Result<Member, StoreError> {
+        let mut tx = self.store.read().await?;
+        let mut m = self.member_in(&mut tx, id, Action::ReadMember).await?;
+        m.id_number = kite_domain::id_number::mask(&m.id_number);
         Ok(m)
     }
 

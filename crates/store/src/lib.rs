@@ -17,6 +17,7 @@ mod flows;
 mod guard;
 mod members;
 mod orgs;
+mod service_points;
 pub mod testing;
 
 pub use accounts::{Accounts, NewUser, SessionInfo, User};
@@ -25,6 +26,7 @@ pub use db::{Backend, Tx};
 pub use error::StoreError;
 pub use guard::{Client, Guard};
 pub use models::*;
+pub use service_points::{NewServicePoint, ServicePoint};
 
 use db::Pools;
 
@@ -96,6 +98,12 @@ impl Store {
     }
 }
 
+/// Whether text can be in the database at all: PostgreSQL text cannot hold U+0000 and
+/// validation refuses it, so a lookup by such a value finds nothing without asking.
+pub(crate) fn storable(s: &str) -> bool {
+    !s.contains('\0')
+}
+
 /// Operations without a principal, for trusted callers only (CLI, demo loader, benchmarks).
 pub struct Admin<'a> {
     store: &'a Store,
@@ -130,6 +138,15 @@ impl Admin<'_> {
     pub async fn recount(&self) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         orgs::recount(&mut tx).await?;
+        tx.commit().await
+    }
+
+    /// Inserts service points (parents before children) in one transaction.
+    pub async fn insert_service_points(&self, rows: &[NewServicePoint]) -> Result<(), StoreError> {
+        let mut tx = self.store.write().await?;
+        for r in rows {
+            service_points::insert(&mut tx, r).await?;
+        }
         tx.commit().await
     }
 

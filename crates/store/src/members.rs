@@ -199,7 +199,7 @@ enum Text {
 }
 
 fn classify(q: &str) -> Option<Text> {
-    let q: String = q.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let q: String = q.chars().filter(|c| !c.is_whitespace() && !matches!(c, '-' | '\0')).collect();
     if q.is_empty() {
         return None;
     }

@@ -75,6 +75,9 @@ pub(crate) async fn count_all(tx: &mut Tx) -> Result<i64, StoreError> {
 }
 
 pub(crate) async fn by_code(tx: &mut Tx, code: &str) -> Result<Option<Org>, StoreError> {
+    if !crate::storable(code) {
+        return Ok(None);
+    }
     let row: Option<OrgRow> =
         on!(tx, c => sqlx::query_as(select_org!("WHERE o.code = $1")).bind(code).fetch_optional(c).await)?;
     row.map(Org::try_from).transpose()
@@ -100,7 +103,7 @@ pub(crate) async fn children(tx: &mut Tx, parent: Option<i64>) -> Result<Vec<Org
 /// Searches active organizations by name or code within a subtree (for pickers).
 pub(crate) async fn search(tx: &mut Tx, root: Option<&str>, q: &str, limit: i64) -> Result<Vec<Org>, StoreError> {
     let (lo, hi) = root.map(org::subtree_range).unwrap_or_else(|| (String::new(), "~".into()));
-    let pattern = format!("%{}%", q.replace(['%', '_'], "").to_lowercase());
+    let pattern = format!("%{}%", q.replace(['%', '_', '\0'], "").to_lowercase());
     let rows: Vec<OrgRow> = on!(tx, c => sqlx::query_as(select_org!(
         "WHERE o.path >= $1 AND o.path < $2 AND o.status = 'active' AND (o.name LIKE $3 OR LOWER(o.code) LIKE $3) "
         "ORDER BY length(o.path), o.code LIMIT $4"))

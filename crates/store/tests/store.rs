@@ -11,11 +11,14 @@ use chrono::{Days, NaiveDate, TimeDelta, Utc};
 use kite_domain::flow::{validate_departure, DepartureInput};
 use kite_domain::member::{validate, MemberFields, MemberInput};
 use kite_domain::org::OrgFields;
-use kite_domain::{id_number, FlowReason, FlowStatus, Gender, Mobility, OrgKind, OrgLevel, OrgStatus, Role};
+use kite_domain::{
+    id_number, FlowReason, FlowStatus, Gender, Mobility, OrgKind, OrgLevel, OrgStatus, Principal, Role,
+    ServicePointLevel,
+};
 use kite_store::testing::{self, BACKENDS};
 use kite_store::{
-    AuditEntry, Client, Departure, Guard, MemberQuery, MemberSummary, NewFlow, NewMember, NewOrg, NewUser, Org,
-    Overview, Store,
+    AuditEntry, Client, Departure, Guard, MemberQuery, MemberSummary, NewFlow, NewMember, NewOrg, NewServicePoint,
+    NewUser, Org, Overview, ServicePoint, Store,
 };
 
 mod common;
@@ -938,6 +941,11 @@ async fn accounts_are_created_with_their_scope() {
         );
         assert_invalid(acc.create_user(&new_user("m", Role::Member, None, None), "cli").await, "member_id", "required");
         assert_invalid(
+            acc.create_user(&new_user("m", Role::Member, None, Some(987_654)), "cli").await,
+            "member_id",
+            "member.unknown",
+        );
+        assert_invalid(
             acc.create_user(&new_user("bad name", Role::Admin, None, None), "cli").await,
             "username",
             "user.username.invalid",
@@ -1196,6 +1204,80 @@ async fn members_created_during_moves_are_kept_and_follow_the_move() {
         assert_eq!(search_all(&g, in_b1).await.len(), 60);
         assert_eq!(overview(&store, Some("TA")).await.members, 60);
         assert_eq!(overview(&store, Some("TB")).await.members, 0);
+    })
+    .await;
+}
+
+fn point(code: &str, parent: Option<&str>, level: ServicePointLevel, org: &str) -> NewServicePoint {
+    NewServicePoint {
+        code: code.into(),
+        parent_code: parent.map(str::to_string),
+        name: format!("{code}服务点"),
+        level,
+        org_code: org.into(),
+        division_code: DIVISION.into(),
+        address: Some("人民路1号".into()),
+        hotline: Some("0518-60000001".into()),
+        opening_hours: None,
+    }
+}
+
+#[tokio::test]
+async fn service_points_are_listed_by_subtree_centres_first_and_follow_moves() {
+    on_each_backend(|_, store| async move {
+        let t = tree(&store).await;
+        let admin_api = store.admin();
+        admin_api
+            .insert_service_points(&[
+                point("C1", None, ServicePointLevel::Centre, "CTY"),
+                point("W1", Some("C1"), ServicePointLevel::Window, "TA-B1"),
+                point("S1", Some("C1"), ServicePointLevel::Station, "TA"),
+                point("S2", Some("C1"), ServicePointLevel::Station, "TB"),
+            ])
+            .await
+            .unwrap();
+        let g = guard(&store);
+        let codes = |v: Vec<ServicePoint>| v.into_iter().map(|p| p.code).collect::<Vec<_>>();
+        assert_eq!(codes(g.service_points("CTY").await.unwrap()), ["C1", "S1", "S2", "W1"]);
+        assert_eq!(codes(g.service_points("TA").await.unwrap()), ["S1", "W1"]);
+        let w1 = g.service_points("TA-B1").await.unwrap().remove(0);
+        assert_eq!((w1.parent_code.as_deref(), w1.org_name.as_str()), (Some("C1"), t.ta_b1.name.as_str()));
+
+        // The list follows the tree: a branch moved to another town takes its window along.
+        g.org_move("TA-B1", "TB", t.ta_b1.version).await.unwrap();
+        assert_eq!(codes(g.service_points("TB").await.unwrap()), ["S2", "W1"]);
+
+        // Bad references are refused whole: nothing of the batch is written.
+        assert_invalid(
+            admin_api
+                .insert_service_points(&[
+                    point("OK1", None, ServicePointLevel::Point, "TA"),
+                    point("BAD", Some("NOPE"), ServicePointLevel::Point, "TA"),
+                ])
+                .await,
+            "parent_code",
+            "service_point.parent.unknown",
+        );
+        assert_invalid(
+            admin_api.insert_service_points(&[point("BAD2", None, ServicePointLevel::Point, "NOPE")]).await,
+            "org_code",
+            "org.unknown",
+        );
+        assert_conflict(
+            admin_api.insert_service_points(&[point("C1", None, ServicePointLevel::Centre, "CTY")]).await,
+            "service_point.code.duplicate",
+        );
+        assert_eq!(codes(g.service_points("TA").await.unwrap()), ["S1"]);
+
+        // Outside one's subtree the list is refused like the organization itself.
+        let tb_admin = Principal {
+            user_id: 2,
+            username: "tb".into(),
+            role: Role::OrgAdmin,
+            org_path: Some(t.tb.path.clone()),
+            member_id: None,
+        };
+        assert_forbidden(store.guard(tb_admin, Client::default()).service_points("TA").await);
     })
     .await;
 }

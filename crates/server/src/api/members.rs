@@ -18,19 +18,33 @@ use crate::AppState;
 #[derive(Deserialize, serde::Serialize, ToSchema, Default)]
 #[serde(default)]
 pub struct MemberBody {
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub name: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub gender: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub ethnicity: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub birth_date: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub id_number: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub phone: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub education: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub joined_on: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub category: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub org_code: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub residence_division: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub residence_address: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub employer: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub occupation: String,
     /// Update only: the version read.
     pub version: Option<i64>,
@@ -141,11 +155,7 @@ pub async fn update(
     Json(body): Json<MemberBody>,
 ) -> Result<axum::Json<Member>, ApiError> {
     let f = member::validate(&body.input(), &rules::Ctx).map_err(ApiError::Invalid)?;
-    let version = body.version.ok_or_else(|| {
-        let mut e = kite_domain::FieldErrors::default();
-        e.add("version", "required");
-        ApiError::Invalid(e)
-    })?;
+    let version = super::required_version(body.version)?;
     Ok(axum::Json(who.guard(&state).member_update(id, f, version).await?))
 }
 
@@ -161,15 +171,24 @@ pub async fn flows(
 }
 
 /// A departure (外出登记); `reason`: work, business, study, family, other.
-#[derive(Deserialize, ToSchema, Default)]
+#[derive(Deserialize, serde::Serialize, ToSchema, Default)]
 #[serde(default)]
 pub struct DepartureBody {
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub destination_division: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub destination_address: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub reason: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub left_on: String,
+    /// Whole months, as a number or as text.
+    #[serde(deserialize_with = "crate::extract::number_or_text")]
+    #[schema(value_type = Option<i64>)]
     pub expected_months: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub contact_phone: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub note: String,
 }
 

@@ -4,8 +4,7 @@
 mod auth;
 mod divisions;
 pub mod members;
-pub use members as members_body;
-mod orgs;
+pub mod orgs;
 
 use axum::extract::Request;
 use axum::http::header;
@@ -59,6 +58,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(members::flows, members::depart))
         .routes(routes!(members::audit))
         .routes(routes!(divisions::list))
+}
+
+/// Updates must send the version they read (optimistic concurrency).
+fn required_version(v: Option<i64>) -> Result<i64, crate::error::ApiError> {
+    v.ok_or_else(|| crate::error::ApiError::field("version", "required"))
 }
 
 /// Liveness and database reachability.

@@ -15,18 +15,25 @@ use crate::AppState;
 /// An organization as sent by a client. Enumerations use their codes
 /// (`level`: committee, general_branch, branch, group; `kind`: ordinary, building,
 /// market, industry, project, new_resident, functional, stationed).
-#[derive(Deserialize, ToSchema, Default)]
+#[derive(Deserialize, serde::Serialize, ToSchema, Default)]
 #[serde(default)]
 pub struct OrgBody {
     /// Creation only: the stable unique code.
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub code: String,
     /// Creation only: the parent's code; omit for a root (system administrators only).
     pub parent_code: Option<String>,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub name: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub level: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub kind: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub division_code: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub address: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub phone: String,
     /// Update only: `active` or `dissolved`.
     pub status: Option<String>,
@@ -35,6 +42,22 @@ pub struct OrgBody {
 }
 
 impl OrgBody {
+    /// The form as filled from a stored organization, for editing.
+    pub fn from_org(o: &Org) -> Self {
+        OrgBody {
+            code: o.code.clone(),
+            parent_code: o.parent_code.clone(),
+            name: o.name.clone(),
+            level: o.level.code().into(),
+            kind: o.kind.code().into(),
+            division_code: o.division_code.clone(),
+            address: o.address.clone().unwrap_or_default(),
+            phone: o.phone.clone().unwrap_or_default(),
+            status: Some(o.status.code().into()),
+            version: Some(o.version),
+        }
+    }
+
     pub fn fields(&self) -> Result<org::OrgFields, ApiError> {
         let input = OrgInput {
             name: &self.name,
@@ -46,14 +69,20 @@ impl OrgBody {
         };
         org::validate(&input, rules::division_known).map_err(ApiError::Invalid)
     }
-}
 
-fn required_version(v: Option<i64>) -> Result<i64, ApiError> {
-    v.ok_or_else(|| {
-        let mut e = kite_domain::FieldErrors::default();
-        e.add("version", "required");
-        ApiError::Invalid(e)
-    })
+    /// As [`OrgBody::fields`], for a new organization: its code is checked too.
+    pub fn new_fields(&self) -> Result<org::OrgFields, ApiError> {
+        let fields = self.fields();
+        if org::valid_code(self.code.trim()) {
+            return fields;
+        }
+        let mut errors = match fields {
+            Err(ApiError::Invalid(e)) => e,
+            _ => kite_domain::FieldErrors::default(),
+        };
+        errors.add("code", "org.code.invalid");
+        Err(ApiError::Invalid(errors))
+    }
 }
 
 /// Counts of organizations, members and mobile members in the caller's scope.
@@ -89,7 +118,7 @@ pub async fn create(
     who: Authed,
     Json(body): Json<OrgBody>,
 ) -> Result<(StatusCode, axum::Json<Org>), ApiError> {
-    let fields = body.fields()?;
+    let fields = body.new_fields()?;
     let o = who.guard(&state).org_create(body.parent_code.as_deref(), &body.code, fields).await?;
     Ok((StatusCode::CREATED, axum::Json(o)))
 }
@@ -119,16 +148,10 @@ pub async fn update(
     let fields = body.fields()?;
     let status = match body.status.as_deref() {
         None | Some("") => OrgStatus::Active,
-        Some(s) => OrgStatus::from_code(s).ok_or_else(|| ApiError::Invalid(one("status", "invalid")))?,
+        Some(s) => OrgStatus::from_code(s).ok_or_else(|| ApiError::field("status", "invalid"))?,
     };
-    let version = required_version(body.version)?;
+    let version = super::required_version(body.version)?;
     Ok(axum::Json(who.guard(&state).org_update(&code, fields, status, version).await?))
-}
-
-fn one(field: &'static str, code: &'static str) -> kite_domain::FieldErrors {
-    let mut e = kite_domain::FieldErrors::default();
-    e.add(field, code);
-    e
 }
 
 /// Direct children of an organization.

@@ -1,0 +1,256 @@
+//! Members: search, detail, registration, editing, departures and the change history.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use kite_domain::flow::validate_departure;
+use kite_domain::member;
+use kite_domain::{Education, FlowReason, Gender, MemberCategory, Mobility, ETHNICITIES};
+use kite_store::MemberQuery;
+use minijinja::{context, Value};
+use serde::Deserialize;
+
+use super::{error_page, form_again, render, urlencode, PageLang, Viewer};
+use crate::api::members::{DepartureBody, MemberBody};
+use crate::error::ApiError;
+use crate::i18n::{self, Lang};
+use crate::{rules, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/members", get(list))
+        .route("/members/new", get(new_form).post(create))
+        .route("/members/{id}", get(detail))
+        .route("/members/{id}/edit", get(edit_form).post(update))
+        .route("/members/{id}/depart", get(departure_form).post(depart))
+        .route("/members/{id}/audit", get(audit))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Query(q): Query<MemberQuery>,
+) -> Response {
+    match who.guard(&state).members(&q).await {
+        Ok(page) => {
+            let mut params: Vec<String> = Vec::new();
+            for (k, v) in [("q", &q.q), ("org", &q.org), ("mobility", &q.mobility)] {
+                if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                    params.push(format!("{k}={}", urlencode(v)));
+                }
+            }
+            if let Some(c) = &page.next_cursor {
+                params.push(format!("cursor={c}"));
+            }
+            let next_link = format!("/members?{}", params.join("&"));
+            let mobilities: Vec<&str> = Mobility::ALL.iter().map(|m| m.code()).collect();
+            let query = context! { q => q.q, org => q.org, mobility => q.mobility };
+            render(&state, "members.html", lang, Some(&who), context! { page, query, mobilities, next_link })
+        }
+        Err(e) => error_page(&state, lang, &who, e.into()),
+    }
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(id): Path<i64>,
+) -> Response {
+    let g = who.guard(&state);
+    let result = async { Ok::<_, kite_store::StoreError>((g.member(id).await?, g.member_flows(id).await?)) }.await;
+    match result {
+        Ok((m, flows)) => {
+            let away = flows.iter().any(|f| f.status.is_open());
+            render(&state, "member.html", lang, Some(&who), context! { m, flows, away })
+        }
+        Err(e) => error_page(&state, lang, &who, e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    version: String,
+    #[serde(flatten)]
+    body: MemberBody,
+}
+
+fn form_context(lang: Lang, v: &MemberBody, action: String, title_key: &str) -> Value {
+    context! {
+        title => i18n::t(lang, title_key),
+        action,
+        v => Value::from_serialize(v),
+        genders => Gender::ALL.iter().map(|g| g.code()).collect::<Vec<_>>(),
+        educations => Education::ALL.iter().map(|g| g.code()).collect::<Vec<_>>(),
+        categories => MemberCategory::ALL.iter().map(|g| g.code()).collect::<Vec<_>>(),
+        ethnicities => ETHNICITIES.to_vec(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewQuery {
+    org: Option<String>,
+}
+
+async fn new_form(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Query(q): Query<NewQuery>,
+) -> Response {
+    let v = MemberBody {
+        org_code: q.org.unwrap_or_default(),
+        ethnicity: ETHNICITIES[0].into(),
+        category: MemberCategory::Full.code().into(),
+        ..Default::default()
+    };
+    render(&state, "member_form.html", lang, Some(&who), form_context(lang, &v, "/members/new".into(), "members.new"))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Form(f): Form<MemberForm>,
+) -> Response {
+    if let Err(e) = who.check_csrf(&f.csrf) {
+        return error_page(&state, lang, &who, e);
+    }
+    let result = async {
+        let fields = member::validate(&f.body.input(), &rules::Ctx).map_err(ApiError::Invalid)?;
+        Ok::<_, ApiError>(who.guard(&state).member_create(fields).await?)
+    }
+    .await;
+    match result {
+        Ok(m) => Redirect::to(&format!("/members/{}", m.id)).into_response(),
+        Err(e) => {
+            let ctx = form_context(lang, &f.body, "/members/new".into(), "members.new");
+            form_again(&state, lang, &who, "member_form.html", ctx, e)
+        }
+    }
+}
+
+async fn edit_form(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(id): Path<i64>,
+) -> Response {
+    match who.guard(&state).member(id).await {
+        Ok(m) => {
+            let ctx =
+                form_context(lang, &MemberBody::from_member(&m), format!("/members/{id}/edit"), "member.edit_title");
+            render(&state, "member_form.html", lang, Some(&who), ctx)
+        }
+        Err(e) => error_page(&state, lang, &who, e.into()),
+    }
+}
+
+async fn update(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(id): Path<i64>,
+    Form(mut f): Form<MemberForm>,
+) -> Response {
+    if let Err(e) = who.check_csrf(&f.csrf) {
+        return error_page(&state, lang, &who, e);
+    }
+    f.body.version = f.version.trim().parse().ok();
+    let result = async {
+        let fields = member::validate(&f.body.input(), &rules::Ctx).map_err(ApiError::Invalid)?;
+        let version = f.body.version.ok_or(ApiError::Conflict("stale_version"))?;
+        Ok::<_, ApiError>(who.guard(&state).member_update(id, fields, version).await?)
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to(&format!("/members/{id}")).into_response(),
+        Err(e) => {
+            let ctx = form_context(lang, &f.body, format!("/members/{id}/edit"), "member.edit_title");
+            form_again(&state, lang, &who, "member_form.html", ctx, e)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DepartureForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    body: DepartureBody,
+}
+
+fn departure_context(m: &kite_store::Member, v: &DepartureBody) -> Value {
+    context! {
+        m => Value::from_serialize(m),
+        v => Value::from_serialize(v),
+        reasons => FlowReason::ALL.iter().map(|r| r.code()).collect::<Vec<_>>(),
+    }
+}
+
+async fn departure_form(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(id): Path<i64>,
+) -> Response {
+    match who.guard(&state).member_masked(id).await {
+        Ok(m) => {
+            let v = DepartureBody {
+                reason: FlowReason::Work.code().into(),
+                left_on: rules::today().to_string(),
+                contact_phone: m.phone.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            render(&state, "departure_form.html", lang, Some(&who), departure_context(&m, &v))
+        }
+        Err(e) => error_page(&state, lang, &who, e.into()),
+    }
+}
+
+async fn depart(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(id): Path<i64>,
+    Form(f): Form<DepartureForm>,
+) -> Response {
+    if let Err(e) = who.check_csrf(&f.csrf) {
+        return error_page(&state, lang, &who, e);
+    }
+    let g = who.guard(&state);
+    let m = match g.member_masked(id).await {
+        Ok(m) => m,
+        Err(e) => return error_page(&state, lang, &who, e.into()),
+    };
+    let result = async {
+        let d = validate_departure(&f.body.input(), rules::division_known, m.joined_on, rules::today())
+            .map_err(ApiError::Invalid)?;
+        Ok::<_, ApiError>(g.record_departure(id, d).await?)
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to(&format!("/members/{id}")).into_response(),
+        Err(e) => form_again(&state, lang, &who, "departure_form.html", departure_context(&m, &f.body), e),
+    }
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(id): Path<i64>,
+) -> Response {
+    let g = who.guard(&state);
+    let result =
+        async { Ok::<_, kite_store::StoreError>((g.member_masked(id).await?, g.member_audit(id).await?)) }.await;
+    match result {
+        Ok((m, entries)) => render(&state, "member_audit.html", lang, Some(&who), context! { m, entries }),
+        Err(e) => error_page(&state, lang, &who, e.into()),
+    }
+}

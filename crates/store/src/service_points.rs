@@ -1,0 +1,117 @@
+//! The service network: centres, stations, windows and points, each run by an
+//! organization. Check-in at a point comes with the check-in capability.
+
+use chrono::{DateTime, Utc};
+use kite_domain::org;
+use kite_domain::ServicePointLevel;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{on, StoreError, Tx};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServicePoint {
+    pub id: i64,
+    pub code: String,
+    pub parent_code: Option<String>,
+    pub name: String,
+    pub level: ServicePointLevel,
+    pub org_code: String,
+    pub org_name: String,
+    pub division_code: String,
+    pub address: Option<String>,
+    pub hotline: Option<String>,
+    pub opening_hours: Option<String>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A service point to insert; the parent (if any) and the organization must exist.
+#[derive(Debug, Clone)]
+pub struct NewServicePoint {
+    pub code: String,
+    pub parent_code: Option<String>,
+    pub name: String,
+    pub level: ServicePointLevel,
+    pub org_code: String,
+    pub division_code: String,
+    pub address: Option<String>,
+    pub hotline: Option<String>,
+    pub opening_hours: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    code: String,
+    parent_code: Option<String>,
+    name: String,
+    level: String,
+    org_code: String,
+    org_name: String,
+    division_code: String,
+    address: Option<String>,
+    hotline: Option<String>,
+    opening_hours: Option<String>,
+    status: String,
+    created_at: DateTime<Utc>,
+}
+
+pub(crate) async fn insert(tx: &mut Tx, p: &NewServicePoint) -> Result<i64, StoreError> {
+    let org: Option<i64> = on!(tx, c => sqlx::query_scalar("SELECT id FROM organizations WHERE code = $1")
+        .bind(&p.org_code).fetch_optional(c).await)?;
+    let org = org.ok_or(StoreError::invalid("org_code", "org.unknown"))?;
+    let parent: Option<i64> = match &p.parent_code {
+        Some(code) => Some(
+            on!(tx, c => sqlx::query_scalar("SELECT id FROM service_points WHERE code = $1")
+                .bind(code).fetch_optional(c).await)?
+            .ok_or(StoreError::invalid("parent_code", "service_point.parent.unknown"))?,
+        ),
+        None => None,
+    };
+    let res: Result<i64, sqlx::Error> = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO service_points (code, parent_id, name, level, org_id, division_code, address, hotline, \
+         opening_hours, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id")
+        .bind(&p.code).bind(parent).bind(&p.name).bind(p.level.code()).bind(org).bind(&p.division_code)
+        .bind(&p.address).bind(&p.hotline).bind(&p.opening_hours).bind(Utc::now()).fetch_one(c).await);
+    match res.map_err(StoreError::from) {
+        Err(e) if e.is_unique_violation() => Err(StoreError::Conflict("service_point.code.duplicate")),
+        r => r,
+    }
+}
+
+/// The points run by the organizations of a subtree, centres first.
+pub(crate) async fn in_subtree(tx: &mut Tx, root_path: &str) -> Result<Vec<ServicePoint>, StoreError> {
+    let (lo, hi) = org::subtree_range(root_path);
+    let rows: Vec<Row> = on!(tx, c => sqlx::query_as(
+        "SELECT s.id, s.code, p.code AS parent_code, s.name, s.level, o.code AS org_code, o.name AS org_name, \
+         s.division_code, s.address, s.hotline, s.opening_hours, s.status, s.created_at \
+         FROM service_points s JOIN organizations o ON o.id = s.org_id \
+         LEFT JOIN service_points p ON p.id = s.parent_id \
+         WHERE o.path >= $1 AND o.path < $2 ORDER BY s.code LIMIT 500")
+        .bind(&lo).bind(&hi).fetch_all(c).await)?;
+    let mut points = rows
+        .into_iter()
+        .map(|r| {
+            Ok(ServicePoint {
+                level: ServicePointLevel::from_code(&r.level)
+                    .ok_or_else(|| StoreError::Config(format!("unexpected service point level {:?}", r.level)))?,
+                id: r.id,
+                code: r.code,
+                parent_code: r.parent_code,
+                name: r.name,
+                org_code: r.org_code,
+                org_name: r.org_name,
+                division_code: r.division_code,
+                address: r.address,
+                hotline: r.hotline,
+                opening_hours: r.opening_hours,
+                status: r.status,
+                created_at: r.created_at,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // Centres first, then stations, windows and points.
+    points.sort_by_key(|p| ServicePointLevel::ALL.iter().position(|l| *l == p.level));
+    Ok(points)
+}
