@@ -338,6 +338,10 @@ async fn browser_sessions_need_the_csrf_token_for_unsafe_api_calls() {
         s.get("/api/v1/orgs/CK").cookie(&cookie).send().await.error(404, "not_found");
 
         let csrf = csrf_of_page(&s, &cookie).await;
+        // Scripts read the same token from /me; bearer clients have none to send.
+        assert_eq!(s.get("/api/v1/me").cookie(&cookie).send().await.ok()["csrf_token"], csrf.as_str());
+        let bearer = s.user_token("api-client", Role::Admin, None).await;
+        assert!(s.get("/api/v1/me").auth(&bearer).send().await.ok().get("csrf_token").is_none());
         // Another session's token does not fit this one.
         let other = browser_login(&s, "root").await;
         let other_csrf = csrf_of_page(&s, &other).await;

@@ -79,8 +79,14 @@ impl<'a> Guard<'a> {
     // ---- organizations ----
 
     pub async fn org(&self, code: &str) -> Result<Org, StoreError> {
+        self.org_for(code, Action::ReadOrg).await
+    }
+
+    /// The organization, if the caller may take `action` on it: forms ask before they
+    /// are shown, so that no one fills in a form that cannot be saved.
+    pub async fn org_for(&self, code: &str, action: Action) -> Result<Org, StoreError> {
         let mut tx = self.store.read().await?;
-        self.org_in(&mut tx, code, Action::ReadOrg).await
+        self.org_in(&mut tx, code, action).await
     }
 
     /// Children of `code`, or the top of what the caller may see: the roots for a

@@ -303,7 +303,7 @@ pub(crate) async fn search(
             push(&mut conds, "m.name_key >= ? AND m.name_key < ?", vec![Arg::Text(k), Arg::Text(hi)]);
         }
     }
-    match q.cursor.as_deref().map(decode_cursor).transpose()? {
+    match q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()? {
         None => {}
         Some(Cursor::Name(k, id)) if by_name => push(
             &mut conds,

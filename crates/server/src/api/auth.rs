@@ -55,9 +55,20 @@ pub async fn logout(State(state): State<AppState>, who: Authed) -> Result<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    #[serde(flatten)]
+    pub user: User,
+    /// Browser (cookie) sessions only: send it as the `x-csrf-token` header on calls
+    /// that change something.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+}
+
 /// The caller's account.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
-    responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
-pub async fn me(who: Authed) -> axum::Json<User> {
-    axum::Json(who.user)
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+pub async fn me(who: Authed) -> axum::Json<Me> {
+    let csrf_token = who.by_cookie.then_some(who.csrf_token);
+    axum::Json(Me { user: who.user, csrf_token })
 }

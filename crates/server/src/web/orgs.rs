@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use kite_domain::{OrgKind, OrgLevel, OrgStatus};
+use kite_domain::{Action, OrgKind, OrgLevel, OrgStatus, Role};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
@@ -94,10 +94,12 @@ async fn new_form(
     Query(q): Query<NewQuery>,
 ) -> Response {
     let parent = match q.parent.as_deref().filter(|p| !p.is_empty()) {
-        Some(p) => match who.guard(&state).org(p).await {
+        Some(p) => match who.guard(&state).org_for(p, Action::WriteOrg).await {
             Ok(o) => Some(o),
             Err(e) => return error_page(&state, lang, &who, e.into()),
         },
+        // Only system administrators create top-level organizations.
+        None if who.user.role != Role::Admin => return error_page(&state, lang, &who, ApiError::Forbidden),
         None => None,
     };
     // A child starts as a branch in its parent's place, the most common case.
@@ -146,7 +148,7 @@ async fn edit_form(
     Viewer(who): Viewer,
     Path(code): Path<String>,
 ) -> Response {
-    match who.guard(&state).org(&code).await {
+    match who.guard(&state).org_for(&code, Action::WriteOrg).await {
         Ok(o) => {
             let ctx = form_context(lang, &OrgBody::from_org(&o), false, None);
             render(&state, "org_form.html", lang, Some(&who), ctx)
@@ -197,7 +199,7 @@ async fn move_form(
     Viewer(who): Viewer,
     Path(code): Path<String>,
 ) -> Response {
-    match who.guard(&state).org(&code).await {
+    match who.guard(&state).org_for(&code, Action::MoveOrg).await {
         Ok(org) => {
             let parent_code = org.parent_code.clone().unwrap_or_default();
             render(&state, "org_move.html", lang, Some(&who), context! { org, parent_code })

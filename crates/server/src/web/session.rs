@@ -35,10 +35,13 @@ async fn login_page(
     render(&state, "login.html", lang, None, context! { next => safe_next(q.next.as_deref()), username => "" })
 }
 
-/// Only same-site paths may follow a login.
+/// Only same-site paths may follow a login. Browsers drop tabs and newlines from URLs,
+/// so `/\t/evil.example` would read as `//evil.example`: control characters are refused.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains(char::is_control) => {
+            n
+        }
         _ => "/",
     }
 }

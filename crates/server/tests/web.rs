@@ -1,0 +1,1409 @@
+//! The server-rendered web pages over HTTP, on SQLite and on PostgreSQL: a real server
+//! on a local port, driven as a browser drives it (session cookie, forms read from the
+//! page and posted back with their hidden CSRF token and version). Every test body runs
+//! once per backend (see [`common::on_each_backend`]).
+//!
+//! Each test asserts the status, the `Location` of redirects and the page text, then
+//! checks the data through the JSON API or the store, so that a test proves that a
+//! change happened, or that a refused one did not.
+
+use chrono::{Days, Utc};
+use kite_server::auth;
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+// ---------------------------------------------------------------------------
+// A browser
+// ---------------------------------------------------------------------------
+
+/// A signed-in browser: the cookies it sends with every request.
+struct Web<'a> {
+    s: &'a Server,
+    cookie: String,
+}
+
+impl<'a> Web<'a> {
+    /// A browser session for an existing account, opened through the store as the
+    /// login form opens it, so that only the login tests pay for Argon2.
+    async fn open(s: &'a Server, username: &str) -> Web<'a> {
+        let accounts = s.store.accounts();
+        let (user, _) = accounts.user_by_username(username).await.expect("look the user up").expect("the user exists");
+        let token = auth::random_token();
+        accounts
+            .create_session(
+                user.id,
+                &auth::token_hash(&token),
+                "browser",
+                &auth::random_token(),
+                Utc::now() + auth::BROWSER_SESSION,
+            )
+            .await
+            .expect("open a browser session");
+        Web { s, cookie: format!("{}={token}", auth::SESSION_COOKIE) }
+    }
+
+    /// The same browser with one more cookie (e.g. `lang=en`).
+    fn with_cookie(&self, cookie: &str) -> Web<'a> {
+        Web { s: self.s, cookie: format!("{}; {cookie}", self.cookie) }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.s.get(path).cookie(&self.cookie).send().await
+    }
+
+    async fn post(&self, path: &str, fields: &Fields) -> Reply {
+        self.s.post(path).cookie(&self.cookie).form(&fields.pairs()).send().await
+    }
+
+    /// Opens a page that must answer 200.
+    async fn page(&self, path: &str) -> Reply {
+        let r = self.get(path).await;
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+        r
+    }
+
+    /// Opens the form page at `path` and returns where its form posts and what a
+    /// browser would submit without changes.
+    async fn form(&self, path: &str) -> (String, Fields) {
+        form_of(&self.page(path).await)
+    }
+
+    /// Opens the form page at `path`, changes `changes` and submits it where it posts.
+    async fn submit(&self, path: &str, changes: &[(&str, &str)]) -> Reply {
+        let (action, mut fields) = self.form(path).await;
+        for (k, v) in changes {
+            fields.set(k, v);
+        }
+        self.post(&action, &fields).await
+    }
+}
+
+/// Form fields in order, as a browser sends them.
+#[derive(Debug, Clone, Default)]
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Sets a field, adding it when the form has none of that name.
+    fn set(&mut self, name: &str, value: &str) {
+        match self.0.iter_mut().find(|(k, _)| k == name) {
+            Some(f) => f.1 = value.to_string(),
+            None => self.0.push((name.to_string(), value.to_string())),
+        }
+    }
+
+    /// The fields with `name` set to `value`.
+    fn with(mut self, name: &str, value: &str) -> Fields {
+        self.set(name, value);
+        self
+    }
+
+    fn without(&self, name: &str) -> Fields {
+        Fields(self.0.iter().filter(|(k, _)| k != name).cloned().collect())
+    }
+
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+}
+
+/// The fields of a JSON test body (see `common`), as form fields.
+fn fields_of(body: &Value) -> Fields {
+    let obj = body.as_object().expect("a JSON object");
+    Fields(
+        obj.iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                (k.clone(), v)
+            })
+            .collect(),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Reading pages
+// ---------------------------------------------------------------------------
+
+/// Undoes minijinja's HTML escaping.
+fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of attribute `name` in a tag's text.
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
+    let i = tag.find(&key)? + key.len();
+    let j = tag[i..].find('"')?;
+    Some(unescape(&tag[i..i + j]))
+}
+
+/// The last POST form of a page (the first is the logout button of the header): where
+/// it posts, and every named input with its value and every select with its selected
+/// option (or its first), as a browser would submit them.
+fn form_of(page: &Reply) -> (String, Fields) {
+    let html = &page.text;
+    let start = html.rfind("<form method=\"post\"").unwrap_or_else(|| panic!("{}: no form in {html}", page.what));
+    let end = start + html[start..].find("</form>").expect("the end of the form");
+    let form = &html[start..end];
+    let action = attr(&form[..form.find('>').expect("form tag")], "action").expect("the form's action");
+    let mut fields = Fields::default();
+    let mut rest = form;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i..];
+        let tag = &rest[..=rest.find('>').expect("the end of a tag")];
+        if tag.starts_with("<input") {
+            if let Some(name) = attr(tag, "name") {
+                fields.0.push((name, attr(tag, "value").unwrap_or_default()));
+            }
+        } else if tag.starts_with("<select") {
+            let name = attr(tag, "name").expect("a select's name");
+            let close = rest.find("</select>").expect("the end of a select");
+            let (mut first, mut chosen) = (None, None);
+            for option in rest[..close].split("<option").skip(1) {
+                let otag = &option[..option.find('>').expect("option tag")];
+                let value = attr(otag, "value").unwrap_or_default();
+                if otag.split_whitespace().any(|w| w == "selected") {
+                    chosen = Some(value.clone());
+                }
+                first.get_or_insert(value);
+            }
+            fields.0.push((name, chosen.or(first).unwrap_or_default()));
+            rest = &rest[close..];
+            continue;
+        }
+        rest = &rest[tag.len()..];
+    }
+    (action, fields)
+}
+
+/// The text between `open` and the next `close`, unescaped.
+fn between(html: &str, open: &str, close: &str) -> Option<String> {
+    let i = html.find(open)? + open.len();
+    let j = html[i..].find(close)?;
+    Some(unescape(&html[i..i + j]))
+}
+
+/// The message shown beside a field.
+fn field_error(page: &Reply, field: &str) -> Option<String> {
+    between(&page.text, &format!("<small class=\"field-error\" id=\"e-{field}\">"), "</small>")
+}
+
+/// Every field that has a message beside it.
+fn error_fields(page: &Reply) -> Vec<String> {
+    let marker = "<small class=\"field-error\" id=\"e-";
+    page.text.split(marker).skip(1).map(|s| s[..s.find('"').expect("closing quote")].to_string()).collect()
+}
+
+/// The page-level message.
+fn page_error(page: &Reply) -> Option<String> {
+    between(&page.text, "<div class=\"alert\" role=\"alert\" id=\"page-error\">", "</div>")
+}
+
+/// The `Location` of a redirect, which must be a 303.
+#[track_caller]
+fn see_other(r: &Reply) -> String {
+    assert_eq!(r.status, 303, "{}: expected a redirect; body: {}", r.what, r.text);
+    r.headers.get("location").and_then(|v| v.to_str().ok()).expect("a Location header").to_string()
+}
+
+/// Asserts a refused form: the status, the page-level message and each field's message.
+#[track_caller]
+fn assert_refused(r: &Reply, status: u16, page_message: &str, fields: &[(&str, &str)]) {
+    assert_eq!(r.status.as_u16(), status, "{}: unexpected status; body: {}", r.what, r.text);
+    assert_eq!(page_error(r).as_deref(), Some(page_message), "{}: page-level message in {}", r.what, r.text);
+    for (field, message) in fields {
+        assert_eq!(field_error(r, field).as_deref(), Some(*message), "{}: the message beside {field}", r.what);
+        assert!(
+            r.text.contains(&format!("aria-describedby=\"e-{field}\"")),
+            "{}: the {field} input does not point at its message",
+            r.what
+        );
+    }
+    let mut shown = error_fields(r);
+    shown.sort();
+    let mut expected: Vec<String> = fields.iter().map(|(f, _)| f.to_string()).collect();
+    expected.sort();
+    assert_eq!(shown, expected, "{}: fields with a message", r.what);
+}
+
+/// Asserts an error page: the status and its message, with no form on it.
+#[track_caller]
+fn assert_error_page(r: &Reply, status: u16, message: &str) {
+    assert_eq!(r.status.as_u16(), status, "{}: unexpected status; body: {}", r.what, r.text);
+    assert_eq!(page_error(r).as_deref(), Some(message), "{}: message in {}", r.what, r.text);
+    let ctype = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert!(ctype.starts_with("text/html"), "{}: content type {ctype}", r.what);
+}
+
+/// Decodes `%XX` escapes (the `next` parameter of the login redirect).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ASCII escape");
+            out.push(u8::from_str_radix(hex, 16).expect("a hex escape"));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// The member id of a `/members/{id}` address.
+fn member_id_of(location: &str) -> i64 {
+    location
+        .strip_prefix("/members/")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a member: {location}"))
+}
+
+/// The list view of an identity number: division code, eight stars, last four.
+fn masked(id: &str) -> String {
+    format!("{}********{}", &id[..6], &id[14..])
+}
+
+/// The same identity number with a wrong check character.
+fn with_wrong_check_digit(id: &str) -> String {
+    let wrong = match id.as_bytes()[17] {
+        b'X' => '0',
+        b'9' => 'X',
+        d => (d + 1) as char,
+    };
+    format!("{}{wrong}", &id[..17])
+}
+
+// ---------------------------------------------------------------------------
+// Reading data through the API (as the system administrator)
+// ---------------------------------------------------------------------------
+
+async fn api(w: &World, path: &str) -> Value {
+    w.s.get(path).auth(&w.root).send().await.ok().clone()
+}
+
+async fn api_status(w: &World, path: &str) -> u16 {
+    w.s.get(path).auth(&w.root).send().await.status.as_u16()
+}
+
+/// Names of the members a search finds (through the list, which does not audit).
+async fn api_names(w: &World, query: &str) -> Vec<String> {
+    let page = api(w, &format!("/api/v1/members?{query}&limit=200")).await;
+    page["items"].as_array().expect("items").iter().map(|m| m["name"].as_str().unwrap().to_string()).collect()
+}
+
+async fn member_count(w: &World) -> i64 {
+    api(w, "/api/v1/overview").await["members"].as_i64().expect("a count")
+}
+
+async fn flows_of(w: &World, id: i64) -> Vec<Value> {
+    api(w, &format!("/api/v1/members/{id}/flows")).await.as_array().expect("flows").clone()
+}
+
+/// Audit records of `action` about member `id`, read through the store.
+async fn audits(s: &Server, action: &str, id: i64) -> usize {
+    let id = id.to_string();
+    s.audit().await.iter().filter(|e| e.action == action && e.target_id.as_deref() == Some(id.as_str())).count()
+}
+
+/// A member n's form fields (see `common::member_body`).
+fn member_fields(name: &str, org: &str, n: u32) -> Fields {
+    fields_of(&member_body(name, org, n))
+}
+
+/// Registers a member through the page; returns their id.
+async fn register(web: &Web<'_>, name: &str, org: &str, n: u32) -> i64 {
+    let (action, mut fields) = web.form(&format!("/members/new?org={org}")).await;
+    for (k, v) in member_fields(name, org, n).0 {
+        fields.set(&k, &v);
+    }
+    member_id_of(&see_other(&web.post(&action, &fields).await))
+}
+
+// ---------------------------------------------------------------------------
+// Signing in
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_page_sends_a_stranger_to_the_login_and_the_login_returns_there() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let id = w.member("TA-B1");
+        let pages = [
+            "/".to_string(),
+            "/orgs".into(),
+            "/orgs/TA".into(),
+            "/orgs/new?parent=TA".into(),
+            "/orgs/TA/edit".into(),
+            "/orgs/TA-B1/move".into(),
+            "/members".into(),
+            "/members?q=%E5%BC%A0&org=TA&mobility=resident".into(),
+            "/members/new?org=TA-B1".into(),
+            format!("/members/{id}"),
+            format!("/members/{id}/edit"),
+            format!("/members/{id}/depart"),
+            format!("/members/{id}/audit"),
+        ];
+        for path in &pages {
+            let to = see_other(&w.s.get(path).send().await);
+            let next = to.strip_prefix("/login?next=").unwrap_or_else(|| panic!("{path}: redirected to {to}"));
+            assert_eq!(percent_decode(next), *path, "{path}: the login is to return here");
+            // The login page carries the way back in its form.
+            let login = w.s.get(&to).send().await;
+            assert_eq!(login.status, 200, "{to}: {}", login.text);
+            assert_eq!(form_of(&login).1.get("next"), Some(path.as_str()), "{to}: the form's next");
+            assert!(login.text.contains("登录"), "{to}: a Chinese login page");
+        }
+
+        // Form posts are sent to the login too, and change nothing.
+        let org = fields_of(&org_body("WEB-X", Some("TA"), "未登录创建", "branch"));
+        let r = w.s.post("/orgs/new").form(&org.pairs()).send().await;
+        assert_eq!(see_other(&r), "/login?next=/orgs/new");
+        let r = w.s.post(&format!("/members/{id}/depart")).form(&fields_of(&departure_body()).pairs()).send().await;
+        assert_eq!(see_other(&r), format!("/login?next=/members/{id}/depart"));
+        assert_eq!(api_status(&w, "/api/v1/orgs/WEB-X").await, 404);
+        assert!(flows_of(&w, id).await.is_empty());
+
+        // Signing in through the form returns to the page asked for.
+        let path = &pages[7];
+        let login = w.s.get(&format!("/login?next={}", percent_encode_all(path))).send().await;
+        let (action, mut fields) = form_of(&login);
+        assert_eq!(action, "/login");
+        fields.set("username", "ta_admin");
+        fields.set("password", PASSWORD);
+        let r = w.s.post("/login").form(&fields.pairs()).send().await;
+        assert_eq!(see_other(&r), *path);
+        let cookie = r.set_cookie(auth::SESSION_COOKIE).expect("a session cookie");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "cookie flags: {cookie}");
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let list = w.s.get(path).cookie(&cookie).send().await;
+        assert_eq!(list.status, 200, "{}", list.text);
+        assert!(list.text.contains("张伟") && list.text.contains("ta_admin"), "{}", list.text);
+        assert!(!list.text.contains("李娜"), "the search for 张 finds 张伟 only: {}", list.text);
+    })
+    .await;
+}
+
+/// Every byte as `%XX` (a query value the login page must decode).
+fn percent_encode_all(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+#[tokio::test]
+async fn the_login_stays_on_site_and_refuses_wrong_passwords_in_chinese() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        // An off-site `next` is never offered nor followed.
+        for evil in ["//evil.example", "https://evil.example", "/\\evil.example", "evil.example"] {
+            let login = w.s.get(&format!("/login?next={}", percent_encode_all(evil))).send().await;
+            assert_eq!(login.status, 200);
+            assert_eq!(form_of(&login).1.get("next"), Some("/"), "the login page offered {evil:?}");
+        }
+        for evil in ["//evil.example", "https://evil.example/x", "/\\evil.example"] {
+            let r =
+                w.s.post("/login").form(&[("username", "b1_sec"), ("password", PASSWORD), ("next", evil)]).send().await;
+            assert_eq!(see_other(&r), "/", "after a login with next={evil:?}");
+            assert!(r.set_cookie(auth::SESSION_COOKIE).is_some());
+        }
+
+        // A wrong password: 401, the Chinese message, the typed name kept, no session.
+        let r =
+            w.s.post("/login")
+                .form(&[("username", "ta_admin"), ("password", "wrong"), ("next", "/orgs/TA")])
+                .send()
+                .await;
+        assert_eq!(r.status, 401, "{}", r.text);
+        assert_eq!(page_error(&r).as_deref(), Some("用户名或密码错误"));
+        let (_, fields) = form_of(&r);
+        assert_eq!(fields.get("username"), Some("ta_admin"), "the typed user name is kept");
+        assert_eq!(fields.get("password"), Some(""), "the password is not sent back");
+        assert_eq!(fields.get("next"), Some("/orgs/TA"), "the way back is kept");
+        assert!(r.set_cookie(auth::SESSION_COOKIE).is_none(), "no session after a failed login");
+        // An unknown user gets the same answer.
+        let r = w.s.post("/login").form(&[("username", "nobody"), ("password", PASSWORD)]).send().await;
+        assert_eq!(r.status, 401);
+        assert_eq!(page_error(&r).as_deref(), Some("用户名或密码错误"));
+        let failed = w.s.audit().await.iter().filter(|e| e.action == "auth.login" && e.outcome == "failed").count();
+        assert_eq!(failed, 2, "both failures are audited");
+
+        // Logging out ends the session (with the page's CSRF token).
+        let web = Web::open(&w.s, "ta_admin").await;
+        let (action, fields) = form_of_first(&web.page("/").await);
+        assert_eq!(action, "/logout");
+        let r = web.post("/logout", &fields).await;
+        assert_eq!(see_other(&r), "/login");
+        let cleared = r.set_cookie(auth::SESSION_COOKIE).expect("the session cookie is removed");
+        assert!(cleared.contains("Max-Age=0") || cleared.contains("expires=Thu, 01 Jan 1970"), "{cleared}");
+        assert_eq!(see_other(&web.get("/").await), "/login?next=/");
+    })
+    .await;
+}
+
+/// The first POST form of a page: the header's logout button.
+fn form_of_first(page: &Reply) -> (String, Fields) {
+    let start = page.text.find("<form method=\"post\"").expect("a form");
+    let end = start + page.text[start..].find("</form>").expect("end of form") + "</form>".len();
+    let only = Reply {
+        what: page.what.clone(),
+        status: page.status,
+        headers: page.headers.clone(),
+        text: page.text[start..end].to_string(),
+        json: Value::Null,
+    };
+    form_of(&only)
+}
+
+#[tokio::test]
+async fn a_login_next_with_control_characters_stays_on_site() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        // Browsers drop tabs and newlines from URLs: "/\t/evil.example" is "//evil.example".
+        let mut wrong = Vec::new();
+        for evil in ["/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/\t\\evil.example"] {
+            let r =
+                w.s.post("/login").form(&[("username", "b1_sec"), ("password", PASSWORD), ("next", evil)]).send().await;
+            let to = r.headers.get("location").map(|v| String::from_utf8_lossy(v.as_bytes()).to_string());
+            let as_browsers_read_it = to.as_deref().map(|t| t.replace(['\t', '\n', '\r'], ""));
+            let off_site = as_browsers_read_it.is_some_and(|t| t.starts_with("//") || t.starts_with("/\\"));
+            if r.status != 303 || off_site {
+                wrong.push(format!("next={evil:?}: {} to {to:?} ({:?})", r.status, r.text));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("; "));
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// CSRF
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_form_post_needs_this_sessions_csrf_token() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let id = w.member("TA-B1");
+        let web = Web::open(&w.s, "root").await;
+        let other = Web::open(&w.s, "b1_sec").await;
+        let others_token = form_of_first(&other.page("/").await).1.get("csrf").unwrap().to_string();
+        let before_count = member_count(&w).await;
+        let b1 = api(&w, "/api/v1/orgs/TA-B1").await;
+
+        // Each form, filled in validly, as its page offers it.
+        let mut forms: Vec<(String, Fields)> = Vec::new();
+        let (a, mut f) = web.form("/orgs/new?parent=TA").await;
+        for (k, v) in [("code", "CSRF-X"), ("name", "不该出现的支部")] {
+            f.set(k, v);
+        }
+        forms.push((a, f));
+        let (a, mut f) = web.form("/orgs/TA-B1/edit").await;
+        f.set("name", "不该出现的名称");
+        forms.push((a, f));
+        let (a, mut f) = web.form("/orgs/TA-B2/move").await;
+        f.set("parent_code", "TB");
+        forms.push((a, f));
+        let (a, mut f) = web.form("/members/new?org=TA-B1").await;
+        for (k, v) in member_fields("不该出现", "TA-B1", 150).0 {
+            f.set(&k, &v);
+        }
+        forms.push((a, f));
+        let (a, mut f) = web.form(&format!("/members/{id}/edit")).await;
+        f.set("occupation", "不该出现的职业");
+        forms.push((a, f));
+        let (a, mut f) = web.form(&format!("/members/{id}/depart")).await;
+        for (k, v) in fields_of(&departure_body()).0 {
+            f.set(&k, &v);
+        }
+        forms.push((a, f));
+        forms.push(form_of_first(&web.page("/").await));
+        let actions: Vec<&str> = forms.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "/orgs/new".to_string(),
+                "/orgs/TA-B1/edit".into(),
+                "/orgs/TA-B2/move".into(),
+                "/members/new".into(),
+                format!("/members/{id}/edit"),
+                format!("/members/{id}/depart"),
+                "/logout".into(),
+            ]
+        );
+
+        for (action, fields) in &forms {
+            let token = fields.get("csrf").expect("every form has a CSRF field");
+            assert!(token.len() >= 32, "{action}: a real token: {token:?}");
+            let wrong = format!("{}A", &token[..token.len() - 1]);
+            let wrong = if wrong == token { format!("{}B", &token[..token.len() - 1]) } else { wrong };
+            let mut tries = vec![("no token", fields.without("csrf"))];
+            for (what, value) in
+                [("an empty token", ""), ("a wrong token", wrong.as_str()), ("another's token", &others_token)]
+            {
+                let mut f = fields.clone();
+                f.set("csrf", value);
+                tries.push((what, f));
+            }
+            for (what, f) in tries {
+                let r = web.post(action, &f).await;
+                assert_error_page(&r, 403, "页面已过期，请刷新后重试");
+                assert!(r.headers.get("location").is_none(), "{action} with {what}: no redirect");
+            }
+        }
+
+        // Nothing changed, and the session still works.
+        assert_eq!(api_status(&w, "/api/v1/orgs/CSRF-X").await, 404);
+        let b1_now = api(&w, "/api/v1/orgs/TA-B1").await;
+        assert_eq!((&b1_now["name"], &b1_now["version"]), (&b1["name"], &b1["version"]));
+        assert_eq!(api(&w, "/api/v1/orgs/TA-B2").await["parent_code"], "TA");
+        assert_eq!(member_count(&w).await, before_count);
+        assert!(api_names(&w, "q=不该出现").await.is_empty());
+        assert_eq!(api(&w, &format!("/api/v1/members/{id}")).await["occupation"], "工人");
+        assert!(flows_of(&w, id).await.is_empty());
+        web.page("/").await;
+
+        // The same forms with the page's token do go through (so the refusals above
+        // were about the token): the logout, last, ends the session.
+        for (action, fields) in &forms {
+            let r = web.post(action, fields).await;
+            see_other(&r);
+        }
+        assert_eq!(api(&w, "/api/v1/orgs/CSRF-X").await["parent_code"], "TA");
+        assert_eq!(api(&w, "/api/v1/orgs/TA-B2").await["parent_code"], "TB");
+        assert_eq!(flows_of(&w, id).await.len(), 1);
+        assert_eq!(see_other(&web.get("/").await), "/login?next=/");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Organizations
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_org_admin_creates_a_child_organization() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        let ta = web.page("/orgs/TA").await;
+        assert!(ta.text.contains("href=\"/orgs/new?parent=TA\""), "the 新增下级组织 link: {}", ta.text);
+        assert!(ta.text.contains("新增下级组织") && ta.text.contains("编辑组织"));
+
+        let (action, fields) = web.form("/orgs/new?parent=TA").await;
+        assert_eq!(action, "/orgs/new");
+        assert_eq!(fields.get("parent_code"), Some("TA"));
+        assert_eq!(fields.get("division_code"), Some(COUNTY), "the parent's division is the default");
+        assert_eq!(fields.get("level"), Some("branch"));
+        assert_eq!(fields.get("version"), None, "a new organization has no version");
+        let new = web.page("/orgs/new?parent=TA").await;
+        assert!(new.text.contains("新安镇党委"), "the parent's name is shown");
+
+        let r = web
+            .submit("/orgs/new?parent=TA", &[("code", "TA-B3"), ("name", "新安镇第三支部"), ("phone", "0518-83210000")])
+            .await;
+        assert_eq!(see_other(&r), "/orgs/TA-B3");
+        let page = web.page("/orgs/TA-B3").await;
+        assert!(page.text.contains("<h1>新安镇第三支部</h1>"), "{}", page.text);
+        assert!(page.text.contains("href=\"/orgs/TA\""), "the breadcrumb leads to the parent");
+        let ta = web.page("/orgs/TA").await;
+        assert!(ta.text.contains("<a href=\"/orgs/TA-B3\">新安镇第三支部</a>"), "a child of TA: {}", ta.text);
+
+        let o = api(&w, "/api/v1/orgs/TA-B3").await;
+        assert_eq!(o["parent_code"], "TA");
+        assert_eq!(o["name"], "新安镇第三支部");
+        assert_eq!(o["level"], "branch");
+        assert_eq!(o["division_code"], COUNTY);
+        assert_eq!(o["status"], "active");
+        assert_eq!(api(&w, "/api/v1/orgs/TA").await["child_count"], 2 + 1);
+
+        // The system administrator alone is offered, and may make, a new root.
+        let admin = Web::open(&w.s, "root").await;
+        assert!(admin.page("/orgs").await.text.contains("href=\"/orgs/new\""), "the 新增顶级党组织 link");
+        let (_, fields) = admin.form("/orgs/new").await;
+        assert_eq!(fields.get("parent_code"), Some(""));
+        let r = admin
+            .submit(
+                "/orgs/new",
+                &[("code", "CTY2"), ("name", "响水县委"), ("level", "committee"), ("division_code", "320921")],
+            )
+            .await;
+        assert_eq!(see_other(&r), "/orgs/CTY2");
+        let o = api(&w, "/api/v1/orgs/CTY2").await;
+        assert_eq!((o["parent_code"].clone(), o["level"].as_str()), (Value::Null, Some("committee")));
+        assert!(admin.page("/orgs").await.text.contains("<a href=\"/orgs/CTY2\">响水县委</a>"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn what_people_type_is_shown_escaped() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        let name = "<b>韩\"梅'</b>";
+        let escaped = "&lt;b&gt;韩&quot;梅&#x27;&lt;&#x2f;b&gt;";
+        let id = register(&web, name, "TA-B1", 102).await;
+        assert_eq!(api(&w, &format!("/api/v1/members/{id}")).await["name"], name, "stored as typed");
+        let r = web.submit("/orgs/TA-B1/edit", &[("address", "<script>alert(1)</script>")]).await;
+        see_other(&r);
+        for path in [
+            format!("/members/{id}"),
+            format!("/members/{id}/edit"),
+            format!("/members/{id}/depart"),
+            format!("/members/{id}/audit"),
+            "/members?org=TA-B1".to_string(),
+            "/orgs/TA-B1".to_string(),
+        ] {
+            let page = web.page(&path).await;
+            assert!(!page.text.contains("<b>韩") && !page.text.contains("<script>alert"), "{path}: {}", page.text);
+        }
+        assert!(web.page(&format!("/members/{id}")).await.text.contains(&format!("<h1>{escaped}</h1>")));
+        assert_eq!(web.form(&format!("/members/{id}/edit")).await.1.get("name"), Some(name), "round trip");
+        assert!(web.page("/orgs/TA-B1").await.text.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_organization_form_shows_every_error_and_keeps_the_input() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        let r = web
+            .submit(
+                "/orgs/new?parent=TA",
+                &[("code", "坏 code!"), ("name", ""), ("division_code", "999999"), ("address", "人民路<b>&\"1\"号")],
+            )
+            .await;
+        assert_refused(
+            &r,
+            400,
+            "提交的内容有误，请检查标出的项目",
+            &[
+                ("name", "必填"),
+                ("code", "组织代码应为2到32位字母、数字、-或_"),
+                ("division_code", "不存在的行政区划代码"),
+            ],
+        );
+        let (action, kept) = form_of(&r);
+        assert_eq!(action, "/orgs/new");
+        assert_eq!(kept.get("code"), Some("坏 code!"));
+        assert_eq!(kept.get("division_code"), Some("999999"));
+        assert_eq!(kept.get("address"), Some("人民路<b>&\"1\"号"));
+        assert_eq!(kept.get("parent_code"), Some("TA"));
+        assert!(!r.text.contains("<b>&"), "typed text is escaped");
+        assert!(r.text.contains("新安镇党委"), "the parent's name is shown again");
+        assert_eq!(api(&w, "/api/v1/orgs/TA").await["child_count"], 2);
+
+        // A code in use: 409, beside the code, the rest kept.
+        let r = web.submit("/orgs/new?parent=TA", &[("code", "TB-B1"), ("name", "重复代码支部")]).await;
+        assert_refused(&r, 409, "组织代码已被使用", &[("code", "组织代码已被使用")]);
+        assert_eq!(form_of(&r).1.get("name"), Some("重复代码支部"));
+        assert_eq!(api(&w, "/api/v1/orgs/TA").await["child_count"], 2);
+        let tb_b1 = api(&w, "/api/v1/orgs/TB-B1").await;
+        assert_eq!((&tb_b1["name"], &tb_b1["parent_code"]), (&"堆沟港镇第一支部".into(), &"TB".into()));
+
+        // The refused form, corrected, goes through.
+        let (_, mut fixed) = form_of(&r);
+        fixed.set("code", "TA-B9");
+        assert_eq!(see_other(&web.post("/orgs/new", &fixed).await), "/orgs/TA-B9");
+        assert_eq!(api(&w, "/api/v1/orgs/TA-B9").await["name"], "重复代码支部");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn organization_edits_need_the_version_the_page_was_read_at() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        let (action, stale) = web.form("/orgs/TA-B1/edit").await;
+        assert_eq!(action, "/orgs/TA-B1/edit");
+        let version = api(&w, "/api/v1/orgs/TA-B1").await["version"].as_i64().unwrap();
+        assert_eq!(stale.get("version"), Some(version.to_string().as_str()));
+        assert_eq!(stale.get("name"), Some("新安镇第一支部"));
+        assert_eq!(stale.get("status"), Some("active"));
+        assert_eq!(stale.get("address"), Some("新安镇人民路 1 号"));
+
+        let r = web.submit("/orgs/TA-B1/edit", &[("name", "新安镇第一党支部"), ("address", "新安镇人民路 2 号")]).await;
+        assert_eq!(see_other(&r), "/orgs/TA-B1");
+        assert!(web.page("/orgs/TA-B1").await.text.contains("<h1>新安镇第一党支部</h1>"));
+        let o = api(&w, "/api/v1/orgs/TA-B1").await;
+        assert_eq!((o["name"].as_str(), o["address"].as_str()), (Some("新安镇第一党支部"), Some("新安镇人民路 2 号")));
+        assert_eq!(o["version"], version + 1);
+        assert_eq!(o["parent_code"], "TA", "an edit does not move");
+
+        // The first page's form, sent after that change: refused, shown again as typed.
+        let mut late = stale.clone();
+        late.set("name", "过时的名称");
+        let r = web.post(&action, &late).await;
+        assert_refused(&r, 409, "该记录已被他人修改，请刷新后重新编辑", &[]);
+        assert_eq!(form_of(&r).1.get("name"), Some("过时的名称"));
+        // Without a version at all: the same.
+        let r = web.post(&action, &late.without("version")).await;
+        assert_refused(&r, 409, "该记录已被他人修改，请刷新后重新编辑", &[]);
+        let o = api(&w, "/api/v1/orgs/TA-B1").await;
+        assert_eq!((o["name"].as_str(), o["version"].as_i64()), (Some("新安镇第一党支部"), Some(version + 1)));
+
+        // Field errors on an edit are shown beside their fields.
+        let r = web.submit("/orgs/TA-B1/edit", &[("name", " "), ("phone", "电话")]).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("name", "必填"), ("phone", "格式不正确")]);
+        let r = web.submit("/orgs/TA-B1/edit", &[("status", "bogus")]).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("status", "格式不正确")]);
+        assert_eq!(api(&w, "/api/v1/orgs/TA-B1").await["version"], version + 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dissolved_organization_takes_no_members() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        assert_eq!(
+            see_other(&web.submit("/orgs/new?parent=TA", &[("code", "TA-OLD"), ("name", "旧支部")]).await),
+            "/orgs/TA-OLD"
+        );
+        let page = web.page("/orgs/TA-OLD").await;
+        assert!(page.text.contains("href=\"/members/new?org=TA-OLD\""), "an active org takes members");
+
+        let r = web.submit("/orgs/TA-OLD/edit", &[("status", "dissolved")]).await;
+        assert_eq!(see_other(&r), "/orgs/TA-OLD");
+        assert_eq!(api(&w, "/api/v1/orgs/TA-OLD").await["status"], "dissolved");
+        let page = web.page("/orgs/TA-OLD").await;
+        assert!(page.text.contains("<dd>已撤销</dd>"), "{}", page.text);
+        assert!(!page.text.contains("/members/new?org=TA-OLD"), "no 新增党员 link any more");
+        assert!(!page.text.contains("/orgs/new?parent=TA-OLD"), "no 新增下级组织 link any more");
+        assert!(web.page("/orgs/TA").await.text.contains("旧支部</a> <small>(已撤销)</small>"));
+
+        // Registering a member into it is refused beside the organization.
+        let count = member_count(&w).await;
+        let (action, mut fields) = web.form("/members/new?org=TA-OLD").await;
+        assert_eq!(fields.get("org_code"), Some("TA-OLD"));
+        for (k, v) in member_fields("撤销后新增", "TA-OLD", 160).0 {
+            fields.set(&k, &v);
+        }
+        let r = web.post(&action, &fields).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("org_code", "该党组织已撤销，不能接收党员")]);
+        assert_eq!(form_of(&r).1.get("name"), Some("撤销后新增"));
+        assert_eq!(member_count(&w).await, count);
+        assert!(api_names(&w, "q=撤销后新增").await.is_empty());
+        // Nor can it take children.
+        let r = web.submit("/orgs/new?parent=TA-OLD", &[("code", "TA-OLD-1"), ("name", "旧支部下级")]).await;
+        assert!(matches!(r.status.as_u16(), 400 | 409), "{}: {}", r.status, r.text);
+        assert_eq!(api_status(&w, "/api/v1/orgs/TA-OLD-1").await, 404);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn organizations_move_with_their_subtree_but_never_under_themselves() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "root").await;
+        let (action, fields) = web.form("/orgs/TA/move").await;
+        assert_eq!(action, "/orgs/TA/move");
+        assert_eq!(fields.get("parent_code"), Some("CTY"));
+        let version = api(&w, "/api/v1/orgs/TA").await["version"].as_i64().unwrap();
+        assert_eq!(fields.get("version"), Some(version.to_string().as_str()));
+
+        for (under, message) in [("TA-B1", "不能移动到自身或其下级组织之下"), ("TA", "不能移动到自身或其下级组织之下")]
+        {
+            let r = web.submit("/orgs/TA/move", &[("parent_code", under)]).await;
+            assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("parent_code", message)]);
+            assert_eq!(form_of(&r).1.get("parent_code"), Some(under), "the typed parent is kept");
+        }
+        let r = web.submit("/orgs/TA/move", &[("parent_code", "NOPE")]).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("parent_code", "上级党组织不存在")]);
+        let ta = api(&w, "/api/v1/orgs/TA").await;
+        assert_eq!((ta["parent_code"].as_str(), ta["version"].as_i64()), (Some("CTY"), Some(version)));
+
+        // A valid move carries the subtree and its members.
+        let r = web.submit("/orgs/TA/move", &[("parent_code", "TB")]).await;
+        assert_eq!(see_other(&r), "/orgs/TA");
+        assert_eq!(api(&w, "/api/v1/orgs/TA").await["parent_code"], "TB");
+        assert_eq!(api(&w, "/api/v1/orgs/TA-B1").await["parent_code"], "TA");
+        let tb = api(&w, "/api/v1/orgs/TB/children").await;
+        let mut codes: Vec<&str> = tb.as_array().unwrap().iter().map(|o| o["code"].as_str().unwrap()).collect();
+        codes.sort();
+        assert_eq!(codes, ["TA", "TB-B1"]);
+        let mut names = api_names(&w, "org=TB").await;
+        names.sort();
+        assert_eq!(names, ["张伟", "李娜", "王芳"], "TB's subtree now holds TA's members");
+        let b1 = web.page("/orgs/TA-B1").await;
+        assert!(b1.text.contains("href=\"/orgs/TB\""), "the breadcrumb passes through TB: {}", b1.text);
+
+        // The form read before the move is stale now.
+        let r = web.post(&action, &fields.clone().with("parent_code", "CTY")).await;
+        assert_refused(&r, 409, "该记录已被他人修改，请刷新后重新编辑", &[]);
+        assert_eq!(api(&w, "/api/v1/orgs/TA").await["parent_code"], "TB");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Members
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn members_are_registered_through_the_form() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        let count = member_count(&w).await;
+        let (action, fields) = web.form("/members/new?org=TA-B2").await;
+        assert_eq!(action, "/members/new");
+        assert_eq!(fields.get("org_code"), Some("TA-B2"));
+        assert_eq!(fields.get("category"), Some("full"));
+
+        // A wrong check digit: refused beside the ID number, nothing created, all kept.
+        let mut bad = member_fields("赵敏", "TA-B2", 101);
+        let wrong = with_wrong_check_digit(&id_of(101));
+        bad.set("id_number", &wrong);
+        bad.set("csrf", fields.get("csrf").unwrap());
+        let r = web.post(&action, &bad).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("id_number", "公民身份号码校验位错误，请核对")]);
+        let (_, kept) = form_of(&r);
+        for k in ["name", "id_number", "birth_date", "phone", "org_code", "residence_division", "occupation"] {
+            assert_eq!(kept.get(k), bad.get(k), "{k} is kept");
+        }
+        assert_eq!(kept.get("gender"), bad.get("gender"), "the chosen gender stays selected");
+        assert_eq!(kept.get("education"), Some("bachelor"), "the chosen education stays selected");
+        assert_eq!(member_count(&w).await, count);
+        assert!(api_names(&w, "q=赵敏").await.is_empty());
+
+        // Valid: to the new member's page.
+        let mut good = kept.clone();
+        good.set("id_number", &id_of(101));
+        let to = see_other(&web.post(&action, &good).await);
+        let id = member_id_of(&to);
+        assert_eq!(member_count(&w).await, count + 1);
+        let page = web.page(&to).await;
+        assert!(page.text.contains("<h1>赵敏</h1>"));
+        assert!(page.text.contains(&format!("<dd id=\"full-id\">{}</dd>", id_of(101))), "{}", page.text);
+        assert!(page.text.contains("新安镇第二支部"));
+        let m = api(&w, &format!("/api/v1/members/{id}")).await;
+        assert_eq!((m["name"].as_str(), m["org_code"].as_str()), (Some("赵敏"), Some("TA-B2")));
+        assert_eq!(m["id_number"], id_of(101));
+        assert_eq!(m["mobility"], "resident");
+
+        // The list masks the number.
+        let list = web.page("/members?q=赵敏").await;
+        assert!(list.text.contains(&format!("<a href=\"/members/{id}\">赵敏</a>")), "{}", list.text);
+        assert!(list.text.contains(&masked(&id_of(101))));
+        assert!(!list.text.contains(&id_of(101)), "the full number is not in the list");
+
+        // The same ID number again: 409 beside it, nothing created.
+        let mut dup = member_fields("赵敏二", "TA-B1", 101);
+        dup.set("csrf", fields.get("csrf").unwrap());
+        let r = web.post(&action, &dup).await;
+        assert_refused(&r, 409, "该公民身份号码已登记", &[("id_number", "该公民身份号码已登记")]);
+        assert_eq!(form_of(&r).1.get("name"), Some("赵敏二"));
+        assert_eq!(member_count(&w).await, count + 1);
+        assert!(api_names(&w, "q=赵敏二").await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn member_edits_need_the_version_the_page_was_read_at() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let id = w.member("TA-B1");
+        let web = Web::open(&w.s, "b1_sec").await;
+        let (action, stale) = web.form(&format!("/members/{id}/edit")).await;
+        assert_eq!(action, format!("/members/{id}/edit"));
+        // The form holds the record as stored.
+        let expected = member_fields("张伟", "TA-B1", 1);
+        for (k, v) in &expected.0 {
+            assert_eq!(stale.get(k), Some(v.as_str()), "the edit form's {k}");
+        }
+        let version = stale.get("version").and_then(|v| v.parse::<i64>().ok()).expect("a version");
+
+        let r = web.submit(&format!("/members/{id}/edit"), &[("occupation", "教师"), ("phone", "13800001111")]).await;
+        assert_eq!(see_other(&r), format!("/members/{id}"));
+        let m = api(&w, &format!("/api/v1/members/{id}")).await;
+        assert_eq!((m["occupation"].as_str(), m["phone"].as_str()), (Some("教师"), Some("13800001111")));
+        assert_eq!(m["version"], version + 1);
+
+        let mut late = stale.clone();
+        late.set("occupation", "过时的职业");
+        let r = web.post(&action, &late).await;
+        assert_refused(&r, 409, "该记录已被他人修改，请刷新后重新编辑", &[]);
+        assert_eq!(form_of(&r).1.get("occupation"), Some("过时的职业"), "what was typed is kept");
+        let r = web.post(&action, &late.without("version")).await;
+        assert_refused(&r, 409, "该记录已被他人修改，请刷新后重新编辑", &[]);
+        let m = api(&w, &format!("/api/v1/members/{id}")).await;
+        assert_eq!((m["occupation"].as_str(), m["version"].as_i64()), (Some("教师"), Some(version + 1)));
+
+        // A field error on an edit: beside the field, nothing saved.
+        let r = web.submit(&format!("/members/{id}/edit"), &[("name", ""), ("joined_on", "2099-01-01")]).await;
+        assert_refused(
+            &r,
+            400,
+            "提交的内容有误，请检查标出的项目",
+            &[("name", "必填"), ("joined_on", "日期不能晚于今天")],
+        );
+        assert_eq!(api(&w, &format!("/api/v1/members/{id}")).await["name"], "张伟");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_departure_is_recorded_once_and_shown_on_the_member() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let id = w.member("TA-B1");
+        let web = Web::open(&w.s, "b1_sec").await;
+        let depart_link = format!("href=\"/members/{id}/depart\"");
+        let page = web.page(&format!("/members/{id}")).await;
+        assert!(page.text.contains(&depart_link) && page.text.contains("外出登记"), "{}", page.text);
+        assert!(page.text.contains("<dd>未外出</dd>") && page.text.contains("暂无流动记录"));
+
+        let (action, fields) = web.form(&format!("/members/{id}/depart")).await;
+        assert_eq!(action, format!("/members/{id}/depart"));
+        assert_eq!(fields.get("left_on"), Some(kite_server::rules::today().to_string().as_str()));
+        assert_eq!(fields.get("contact_phone"), Some("13910000001"), "the member's phone is the default");
+
+        // A future date: beside the date, nothing recorded.
+        let future = (kite_server::rules::today() + Days::new(3)).to_string();
+        let mut body = fields_of(&departure_body());
+        body.set("csrf", fields.get("csrf").unwrap());
+        let mut f = body.clone();
+        f.set("left_on", &future);
+        let r = web.post(&action, &f).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("left_on", "日期不能晚于今天")]);
+        assert_eq!(form_of(&r).1.get("left_on"), Some(future.as_str()));
+        assert_eq!(form_of(&r).1.get("destination_address"), Some("苏州高新区狮山街道"));
+        // Before joining, and an unknown destination: each beside its field.
+        f.set("left_on", "2001-01-01");
+        f.set("destination_division", "999999");
+        let r = web.post(&action, &f).await;
+        assert_refused(
+            &r,
+            400,
+            "提交的内容有误，请检查标出的项目",
+            &[("left_on", "外出日期不能早于入党日期"), ("destination_division", "不存在的行政区划代码")],
+        );
+        assert!(flows_of(&w, id).await.is_empty());
+
+        // Valid: recorded, and the page shows it.
+        let r = web.post(&action, &body).await;
+        assert_eq!(see_other(&r), format!("/members/{id}"));
+        let flows = flows_of(&w, id).await;
+        assert_eq!(flows.len(), 1);
+        assert_eq!(
+            (flows[0]["status"].as_str(), flows[0]["left_on"].as_str()),
+            (Some("not_checked_in"), Some("2024-03-01"))
+        );
+        assert_eq!(flows[0]["destination_division"], ELSEWHERE);
+        let page = web.page(&format!("/members/{id}")).await;
+        assert!(page.text.contains("<dd>外出未报到</dd>"), "{}", page.text);
+        assert!(page.text.contains("<td>2024-03-01</td>") && page.text.contains("苏州高新区狮山街道"));
+        assert!(!page.text.contains(&depart_link), "no 外出登记 link while away");
+        assert!(!page.text.contains(">外出登记</a>"));
+        let away = web.page("/members?mobility=away").await;
+        assert!(away.text.contains("张伟") && away.text.contains("外出未报到"));
+        assert_eq!(api(&w, "/api/v1/overview?org=TA-B1").await["mobile_out"], 1);
+
+        // A second departure while away: 409, still one flow.
+        let r = web.post(&action, &body).await;
+        assert_refused(&r, 409, "该党员已有未结束的外出登记", &[]);
+        assert_eq!(flows_of(&w, id).await.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_audit_page_lists_changes_and_views_without_adding_one() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        let id = register(&web, "孙丽", "TA-B1", 120).await;
+        let r = web.submit(&format!("/members/{id}/edit"), &[("employer", "灌南县另一家公司")]).await;
+        assert_eq!(see_other(&r), format!("/members/{id}"));
+        // Opening the detail (the full number) is one audited view each time; the edit
+        // form shows the full number too.
+        let views = audits(&w.s, "member.view_id", id).await;
+        assert_eq!(views, 1, "the edit form showed the full number once");
+        web.page(&format!("/members/{id}")).await;
+        web.page(&format!("/members/{id}")).await;
+        assert_eq!(audits(&w.s, "member.view_id", id).await, views + 2);
+        let views = views + 2;
+
+        // The history and the departure form do not show the full number: no view.
+        let audit = web.page(&format!("/members/{id}/audit")).await;
+        let depart = web.page(&format!("/members/{id}/depart")).await;
+        web.page(&format!("/members/{id}/audit")).await;
+        assert_eq!(audits(&w.s, "member.view_id", id).await, views, "the history and the form are not views");
+        for page in [&audit, &depart] {
+            assert!(!page.text.contains(&id_of(120)), "{}: the full number is shown", page.what);
+            assert!(page.text.contains(&masked(&id_of(120))), "{}: the masked number", page.what);
+        }
+
+        // The history lists each change and each view, as stored.
+        assert!(audit.text.contains("<h1>操作记录</h1>"));
+        let rows = |label: &str| audit.text.matches(&format!("<td>{label}</td>")).count();
+        assert_eq!(rows("新增党员"), 1);
+        assert_eq!(rows("修改党员信息"), 1);
+        assert_eq!(rows("查看完整身份证号"), views, "every view of the full number is listed");
+        assert!(audit.text.contains("灌南县另一家公司") && audit.text.contains("灌南县某公司"), "the change's diff");
+        assert!(audit.text.contains("ta_admin"), "who");
+        let stored = w.s.audit().await;
+        let about: Vec<_> = stored
+            .iter()
+            .filter(|e| {
+                e.target_type.as_deref() == Some("member") && e.target_id.as_deref() == Some(id.to_string().as_str())
+            })
+            .collect();
+        assert_eq!(audit.text.matches("<tr><td>").count(), about.len(), "one row per record about the member");
+        // The departure then appears in the history.
+        let r = web
+            .post(
+                &format!("/members/{id}/depart"),
+                &fields_of(&departure_body()).with("csrf", form_of(&depart).1.get("csrf").unwrap()),
+            )
+            .await;
+        see_other(&r);
+        let audit = web.page(&format!("/members/{id}/audit")).await;
+        assert_eq!(audit.text.matches("<td>外出登记</td>").count(), 1);
+        assert_eq!(audits(&w.s, "member.view_id", id).await, views);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_member_list_searches_filters_and_pages() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        w.s.bulk_members("TA-B2", 200..260).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        // The search form's own submission (every filter empty) lists everyone in scope.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut url = "/members?q=&org=&mobility=".to_string();
+        for _ in 0..5 {
+            let page = web.page(&url).await;
+            let before = seen.len();
+            let rows: Vec<&str> = page.text.split("<tr><td><a href=\"/members/").skip(1).collect();
+            for row in &rows {
+                let id: i64 = row[..row.find('"').unwrap()].parse().unwrap();
+                assert!(seen.insert(id), "member {id} listed twice");
+            }
+            assert_eq!(seen.len() - before, rows.len());
+            match between(&page.text, "<p><a href=\"", "\" role=\"button\" class=\"secondary\">下一页") {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 2 + 60, "every member of TA once, across pages");
+        assert!(!seen.contains(&w.member("TB-B1")));
+
+        let b1 = web.page("/members?org=TA-B1").await;
+        assert!(b1.text.contains("张伟") && !b1.text.contains("李娜") && !b1.text.contains("批量"));
+        assert_eq!(form_of_search(&b1), "TA-B1", "the filter is kept in the form");
+        let none = web.page("/members?q=没有这个人").await;
+        assert!(none.text.contains("没有符合条件的党员"));
+        let r = web.get("/members?mobility=flying").await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        let r = web.get("/members?org=NOPE").await;
+        assert_error_page(&r, 400, "提交的内容有误，请检查标出的项目");
+    })
+    .await;
+}
+
+/// The organization filter's value in the member search form.
+fn form_of_search(page: &Reply) -> String {
+    let start = page.text.find("id=\"f-org\"").expect("the org filter");
+    let tag_start = page.text[..start].rfind('<').unwrap();
+    let tag = &page.text[tag_start..start + page.text[start..].find('>').unwrap()];
+    attr(tag, "value").unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Scope
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_org_admin_sees_and_changes_only_their_subtree() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        let tb_member = w.member("TB-B1");
+        let tb_version = api(&w, &format!("/api/v1/members/{tb_member}")).await["version"].clone();
+        let hidden = ["王芳", "堆沟港镇", id_of(3).as_str(), &masked(&id_of(3))].map(str::to_string);
+        let no_leak = |r: &Reply| {
+            for h in &hidden {
+                assert!(!r.text.contains(h.as_str()), "{} shows {h}: {}", r.what, r.text);
+            }
+        };
+        for path in ["", "/edit", "/depart", "/audit"] {
+            let r = web.get(&format!("/members/{tb_member}{path}")).await;
+            assert_error_page(&r, 404, "记录不存在或无权查看");
+            no_leak(&r);
+        }
+        for path in ["/orgs/TB", "/orgs/TB/edit", "/orgs/TB/move", "/orgs/TB-B1", "/orgs/new?parent=TB"] {
+            let r = web.get(path).await;
+            assert_error_page(&r, 403, "没有执行此操作的权限");
+            no_leak(&r);
+        }
+        for path in ["/", "/orgs", "/orgs/TA", "/members", "/members?org=TB"] {
+            let r = web.page(path).await;
+            no_leak(&r);
+        }
+        // A search by the name finds nothing (the page repeats only what was typed).
+        let r = web.page("/members?q=王芳").await;
+        assert!(r.text.contains("没有符合条件的党员") && !r.text.contains("member-results"), "{}", r.text);
+        assert_eq!(r.text.matches("王芳").count(), 1, "only in the search box: {}", r.text);
+        no_leak(&Reply { text: r.text.replacen("value=\"王芳\"", "", 1), ..r });
+        let list = web.page("/members").await;
+        assert!(list.text.contains("张伟") && list.text.contains("李娜"));
+        assert!(web.page("/").await.text.contains("<strong id=\"count-members\">2</strong>"));
+
+        // Posts outside the subtree are refused and change nothing.
+        let csrf = form_of_first(&web.page("/").await).1.get("csrf").unwrap().to_string();
+        let mut edit = member_fields("王芳改", "TB-B1", 3);
+        edit.set("csrf", &csrf);
+        edit.set("version", "1");
+        let r = web.post(&format!("/members/{tb_member}/edit"), &edit).await;
+        assert_error_page(&r, 404, "记录不存在或无权查看");
+        no_leak(&r);
+        let mut dep = fields_of(&departure_body());
+        dep.set("csrf", &csrf);
+        let r = web.post(&format!("/members/{tb_member}/depart"), &dep).await;
+        assert_error_page(&r, 404, "记录不存在或无权查看");
+        no_leak(&r);
+        let mut new = member_fields("越界新增", "TB-B1", 170);
+        new.set("csrf", &csrf);
+        let r = web.post("/members/new", &new).await;
+        assert_eq!(r.status, 404, "{}", r.text);
+        no_leak(&r);
+        let tb = api(&w, "/api/v1/orgs/TB").await;
+        let mut org = fields_of(&org_body("TB", None, "改名", "general_branch"));
+        org.set("csrf", &csrf);
+        org.set("version", &tb["version"].to_string());
+        let r = web.post("/orgs/TB/edit", &org).await;
+        assert_error_page(&r, 403, "没有执行此操作的权限");
+        let mut org = fields_of(&org_body("TB-B2", Some("TB"), "越界支部", "branch"));
+        org.set("csrf", &csrf);
+        let r = web.post("/orgs/new", &org).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+        // Moving one's own subtree away, or a branch under TB, is refused too.
+        for (code, under) in [("TA", "TB"), ("TA-B2", "TB")] {
+            let version = api(&w, &format!("/api/v1/orgs/{code}")).await["version"].to_string();
+            let mv = Fields(vec![
+                ("csrf".into(), csrf.clone()),
+                ("version".into(), version),
+                ("parent_code".into(), under.into()),
+            ]);
+            let r = web.post(&format!("/orgs/{code}/move"), &mv).await;
+            assert_error_page(&r, 403, "没有执行此操作的权限");
+        }
+        // A root of one's own is refused; the system administrator's control is not offered.
+        assert!(!web.page("/orgs").await.text.contains("href=\"/orgs/new\""), "no 新增顶级党组织 link");
+        assert_error_page(&web.get("/orgs/new").await, 403, "没有执行此操作的权限");
+        let mut top = fields_of(&org_body("TOP-X", None, "越界顶级", "committee"));
+        top.set("csrf", &csrf);
+        assert_error_page(&web.post("/orgs/new", &top).await, 403, "没有执行此操作的权限");
+        assert_eq!(w.s.get("/api/v1/orgs/TOP-X").auth(&w.root).send().await.status, 404, "no root was made");
+        // Moving the member's record out of the subtree: refused, the record stays.
+        let zw = w.member("TA-B1");
+        let r = web.submit(&format!("/members/{zw}/edit"), &[("org_code", "TB-B1")]).await;
+        assert_error_page(&r, 404, "记录不存在或无权查看");
+        assert_eq!(api(&w, &format!("/api/v1/members/{zw}")).await["org_code"], "TA-B1");
+        // Within the subtree the same forms work.
+        let r = web.submit("/orgs/TA-B2/move", &[("parent_code", "TA-B1")]).await;
+        assert_eq!(see_other(&r), "/orgs/TA-B2");
+        assert_eq!(api(&w, "/api/v1/orgs/TA-B2").await["parent_code"], "TA-B1");
+
+        let m = api(&w, &format!("/api/v1/members/{tb_member}")).await;
+        assert_eq!((&m["name"], &m["version"]), (&"王芳".into(), &tb_version));
+        assert!(flows_of(&w, tb_member).await.is_empty());
+        assert!(api_names(&w, "q=越界新增").await.is_empty());
+        assert_eq!(api(&w, "/api/v1/orgs/TB").await["name"], "堆沟港镇党委");
+        assert_eq!(api_status(&w, "/api/v1/orgs/TB-B2").await, 404);
+        assert_eq!(api_status(&w, "/api/v1/orgs/TOP-X").await, 404);
+        // Each refusal is audited as denied.
+        let denied =
+            w.s.audit()
+                .await
+                .iter()
+                .filter(|e| e.outcome == "denied" && e.username.as_deref() == Some("ta_admin"))
+                .count();
+        assert!(denied >= 4 + 5 + 9, "denied attempts are audited: {denied}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_secretary_keeps_members_but_not_organizations() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "b1_sec").await;
+        let page = web.page("/orgs/TA-B1").await;
+        for link in ["/orgs/TA-B1/edit", "/orgs/new?parent=TA-B1", "/orgs/TA-B1/move"] {
+            assert!(!page.text.contains(&format!("href=\"{link}\"")), "a secretary is offered {link}");
+        }
+        for label in ["编辑组织", "新增下级组织", "移动组织"] {
+            assert!(!page.text.contains(label), "a secretary is offered {label}");
+        }
+        assert!(page.text.contains("href=\"/members/new?org=TA-B1\""), "but may register members");
+        let me = web.page(&format!("/members/{}", w.member("TA-B1"))).await;
+        assert!(
+            me.text.contains(">编辑</a>") && me.text.contains(">外出登记</a>") && me.text.contains(">操作记录</a>")
+        );
+
+        // Typing the forms' addresses: refused before anything is filled in.
+        for path in ["/orgs/TA-B1/edit", "/orgs/new?parent=TA-B1", "/orgs/TA-B1/move"] {
+            assert_error_page(&web.get(path).await, 403, "没有执行此操作的权限");
+        }
+
+        // Posting the organization forms anyway: 403, nothing changed.
+        let csrf = form_of_first(&page).1.get("csrf").unwrap().to_string();
+        let b1 = api(&w, "/api/v1/orgs/TA-B1").await;
+        let mut f = fields_of(&org_body("TA-B1", Some("TA"), "书记改名", "branch"));
+        f.set("csrf", &csrf);
+        f.set("version", &b1["version"].to_string());
+        f.set("status", "dissolved");
+        let r = web.post("/orgs/TA-B1/edit", &f).await;
+        assert_error_page(&r, 403, "没有执行此操作的权限");
+        let mut f = fields_of(&org_body("TA-B1-G", Some("TA-B1"), "书记建的小组", "group"));
+        f.set("csrf", &csrf);
+        let r = web.post("/orgs/new", &f).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+        let now = api(&w, "/api/v1/orgs/TA-B1").await;
+        assert_eq!((&now["name"], &now["status"], &now["version"]), (&b1["name"], &"active".into(), &b1["version"]));
+        assert_eq!(api_status(&w, "/api/v1/orgs/TA-B1-G").await, 404);
+
+        // Only the branch's members.
+        let list = web.page("/members").await;
+        assert!(list.text.contains("张伟") && !list.text.contains("李娜") && !list.text.contains("王芳"));
+        let r = web.get(&format!("/members/{}", w.member("TA-B2"))).await;
+        assert_error_page(&r, 404, "记录不存在或无权查看");
+        assert!(!r.text.contains("李娜"));
+        // A member registered by the secretary lands in the branch.
+        let id = register(&web, "周杰", "TA-B1", 130).await;
+        assert_eq!(api(&w, &format!("/api/v1/members/{id}")).await["org_code"], "TA-B1");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn service_staff_see_organizations_but_no_member() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "staff").await;
+        let list = web.page("/members").await;
+        assert!(list.text.contains("没有符合条件的党员"), "{}", list.text);
+        assert!(!list.text.contains("新增党员"), "no registration offered");
+        for (_, name, n) in WORLD_MEMBERS {
+            assert!(!list.text.contains(name) && !list.text.contains(&masked(&id_of(n))));
+        }
+        let found = web.page("/members?q=张伟").await;
+        assert!(found.text.contains("没有符合条件的党员") && !found.text.contains("member-results"));
+        for path in ["", "/edit", "/depart", "/audit"] {
+            let r = web.get(&format!("/members/{}{path}", w.member("TA-B1"))).await;
+            assert_error_page(&r, 404, "记录不存在或无权查看");
+            assert!(!r.text.contains("张伟"));
+        }
+        let ta = web.page("/orgs/TA").await;
+        assert!(ta.text.contains("<h1>新安镇党委</h1>") && ta.text.contains("新安镇第一支部"));
+        for label in ["编辑组织", "新增下级组织", "移动组织", "新增党员"] {
+            assert!(!ta.text.contains(label), "service staff are offered {label}");
+        }
+        let mut f = member_fields("站点新增", "TA-B1", 180);
+        f.set("csrf", form_of_first(&ta).1.get("csrf").unwrap());
+        let r = web.post("/members/new", &f).await;
+        assert_eq!(r.status, 404, "{}", r.text);
+        assert!(api_names(&w, "q=站点新增").await.is_empty());
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Language and unknown pages
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_language_switch_turns_messages_into_english() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "ta_admin").await;
+        let form_page = "/members/new?org=TA-B1";
+        let r = w.s.get("/lang/en").header("referer", &format!("{}{form_page}", w.s.base)).send().await;
+        assert_eq!(see_other(&r), form_page, "back to the page the switch was made on");
+        let lang = r.set_cookie("lang").expect("a language cookie");
+        let en = web.with_cookie(lang.split(';').next().unwrap());
+        assert_eq!(lang.split(';').next(), Some("lang=en"));
+
+        let page = en.page(form_page).await;
+        assert!(page.text.contains("<html lang=\"en\">") && page.text.contains("New member"), "{}", page.text);
+        let (action, mut f) = form_of(&page);
+        for (k, v) in member_fields("", "TA-B1", 190).0 {
+            f.set(&k, &v);
+        }
+        f.set("id_number", &with_wrong_check_digit(&id_of(190)));
+        let r = en.post(&action, &f).await;
+        assert_refused(
+            &r,
+            400,
+            "Please correct the marked fields",
+            &[("name", "Required"), ("id_number", "The ID number's check digit is wrong")],
+        );
+        let r = en.post(&action, &f.without("csrf")).await;
+        assert_error_page(&r, 403, "The page expired; reload and try again");
+        let r = en.get(&format!("/members/{}", w.member("TB-B1"))).await;
+        assert_error_page(&r, 404, "Not found, or not yours to see");
+
+        // Without the cookie the same form is refused in Chinese; Accept-Language works too.
+        let r = web.post(&action, &f).await;
+        assert_eq!(field_error(&r, "name").as_deref(), Some("必填"));
+        let r = w.s.post(&action).cookie(&web.cookie).lang("en-GB,en;q=0.9").form(&f.pairs()).send().await;
+        assert_eq!(field_error(&r, "name").as_deref(), Some("Required"));
+        // And switching back.
+        let r = en.get("/lang/zh-CN").await;
+        assert_eq!(see_other(&r), "/", "no referer: to the overview");
+        assert_eq!(r.set_cookie("lang").unwrap().split(';').next(), Some("lang=zh-CN"));
+        let zh = web.with_cookie("lang=zh-CN");
+        let r = w.s.post(&action).cookie(&zh.cookie).lang("en").form(&f.pairs()).send().await;
+        assert_eq!(field_error(&r, "name").as_deref(), Some("必填"), "the cookie wins over the header");
+        assert_eq!(member_count(&w).await, 3, "nothing was created");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_pages_answer_with_a_not_found_page() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        for path in ["/no-such-page", "/orgs/TA/nothing", "/members/1/nothing"] {
+            let r = w.s.get(path).send().await;
+            assert_error_page(&r, 404, "页面不存在");
+            assert_eq!(r.headers.get("x-frame-options").and_then(|v| v.to_str().ok()), Some("DENY"));
+        }
+        let r = w.s.get("/no-such-page").lang("en").send().await;
+        assert_error_page(&r, 404, "There is no such page");
+        let web = Web::open(&w.s, "root").await;
+        let r = web.get("/no-such-page").await;
+        assert_error_page(&r, 404, "页面不存在");
+        for path in ["/orgs/NOPE", "/orgs/NOPE/edit", "/members/999999", "/members/999999/audit"] {
+            let r = web.get(path).await;
+            assert_error_page(&r, 404, "记录不存在或无权查看");
+        }
+    })
+    .await;
+}
