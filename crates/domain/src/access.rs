@@ -46,7 +46,9 @@ impl Role {
     pub fn may(self, action: Action) -> bool {
         use Action::*;
         match self {
-            Role::Admin | Role::OrgAdmin => true,
+            Role::Admin => true,
+            // Listed, not a wildcard: a new action is refused until someone grants it here.
+            Role::OrgAdmin => matches!(action, ReadOrg | WriteOrg | MoveOrg | ReadMember | WriteMember | ViewFullId),
             Role::Secretary => matches!(action, ReadOrg | ReadMember | WriteMember | ViewFullId),
             Role::ServiceStaff => action == ReadOrg,
             Role::Member => matches!(action, ReadMember | ViewFullId),

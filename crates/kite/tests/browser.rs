@@ -87,27 +87,44 @@ fn admin() -> Principal {
     Principal { user_id: 0, username: "test".into(), role: Role::Admin, org_path: None, member_id: None }
 }
 
-/// Waits until the browser is on `path` (a click's navigation finishes after it returns).
-async fn wait_for_path(c: &Client, path: &str) {
+/// Waits until the browser's address satisfies `done` (a click's navigation finishes
+/// after the click returns).
+async fn wait_for_url(c: &Client, what: &str, done: impl Fn(&url::Url) -> bool) {
     let started = Instant::now();
     loop {
         let url = c.current_url().await.expect("url");
-        if url.path() == path {
+        if done(&url) {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "still on {url}, expected {path}");
+        assert!(started.elapsed() < Duration::from_secs(10), "still on {url}, expected {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// The text of an element, waiting for it to appear (pages load after clicks).
+async fn wait_for_path(c: &Client, path: &str) {
+    wait_for_url(c, path, |u| u.path() == path).await;
+}
+
+/// The text of an element, waiting for it to appear (pages load after clicks); an element
+/// replaced by the next page while it is read is looked up again.
 async fn text(c: &Client, css: &str) -> String {
-    match c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await {
-        Ok(e) => e.text().await.expect("text"),
-        Err(e) => {
-            let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-            let page = c.source().await.unwrap_or_default();
-            panic!("{css} not on {url}: {e}\n{page}")
+    let started = Instant::now();
+    loop {
+        let found = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
+        let e = match found {
+            Ok(e) => e,
+            Err(e) => {
+                let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let page = c.source().await.unwrap_or_default();
+                panic!("{css} not on {url}: {e}\n{page}")
+            }
+        };
+        match e.text().await {
+            Ok(t) => return t,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("reading {css}: {err}"),
         }
     }
 }
@@ -146,6 +163,7 @@ async fn walk(driver: &Driver, backend: Backend) {
 
     c.find(Locator::Id("q")).await.expect("search box").send_keys(&target.name).await.expect("type");
     c.find(Locator::Css("form[role=search] button")).await.expect("search").click().await.expect("search");
+    wait_for_url(&c, "the search's results", |u| u.query_pairs().any(|(k, v)| k == "q" && !v.is_empty())).await;
     let results = text(&c, "#member-results").await;
     assert!(results.contains(&target.name), "{backend:?}: {} not in results", target.name);
     assert!(!results.contains(&full), "{backend:?}: a list shows a full ID number");

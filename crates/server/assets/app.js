@@ -56,7 +56,7 @@ function divisionPicker(input) {
     input.value = code;
     if (label) label.textContent = selects.slice(0, i + 1).filter((x) => x.value)
       .map((x) => x.options[x.selectedIndex].text).join(" ");
-    if (s.value && i + 1 < selects.length) await fill(i + 1, s.value, null);
+    if (s.value && i + 1 < selects.length) await fill(i + 1, s.value, null).catch(() => {});
     else for (let j = i + 1; j < selects.length; j++) { selects[j].hidden = true; selects[j].replaceChildren(); }
   }));
   input.addEventListener("change", () => showCode(input.value).catch(() => {}));

@@ -57,11 +57,18 @@ async fn not_found(state: axum::extract::State<AppState>, lang: web::PageLang, u
     if uri.path().starts_with("/api/") {
         return error::ApiError::NotFound.into_response();
     }
-    web::not_found(&state, lang.0)
+    web::error_status_page(&state, lang.0, axum::http::StatusCode::NOT_FOUND, "page_not_found")
 }
 
-async fn method_not_allowed() -> Response {
-    error::ApiError::MethodNotAllowed.into_response()
+async fn method_not_allowed(
+    state: axum::extract::State<AppState>,
+    lang: web::PageLang,
+    uri: axum::http::Uri,
+) -> Response {
+    if uri.path().starts_with("/api/") {
+        return error::ApiError::MethodNotAllowed.into_response();
+    }
+    web::error_status_page(&state, lang.0, axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
 }
 
 /// Serves until the process is interrupted.

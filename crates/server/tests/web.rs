@@ -1190,8 +1190,10 @@ async fn an_org_admin_sees_and_changes_only_their_subtree() {
         let mut new = member_fields("越界新增", "TB-B1", 170);
         new.set("csrf", &csrf);
         let r = web.post("/members/new", &new).await;
-        assert_eq!(r.status, 404, "{}", r.text);
+        // Organizations are not secret: the form comes back with the reason beside the field.
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("org_code", "该党组织不在您的管理范围内")]);
         no_leak(&r);
+        assert_error_page(&web.get("/members/new?org=TB-B1").await, 404, "记录不存在或无权查看");
         let tb = api(&w, "/api/v1/orgs/TB").await;
         let mut org = fields_of(&org_body("TB", None, "改名", "general_branch"));
         org.set("csrf", &csrf);
@@ -1223,7 +1225,7 @@ async fn an_org_admin_sees_and_changes_only_their_subtree() {
         // Moving the member's record out of the subtree: refused, the record stays.
         let zw = w.member("TA-B1");
         let r = web.submit(&format!("/members/{zw}/edit"), &[("org_code", "TB-B1")]).await;
-        assert_error_page(&r, 404, "记录不存在或无权查看");
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("org_code", "该党组织不在您的管理范围内")]);
         assert_eq!(api(&w, &format!("/api/v1/members/{zw}")).await["org_code"], "TA-B1");
         // Within the subtree the same forms work.
         let r = web.submit("/orgs/TA-B2/move", &[("parent_code", "TA-B1")]).await;
@@ -1328,7 +1330,8 @@ async fn service_staff_see_organizations_but_no_member() {
         let mut f = member_fields("站点新增", "TA-B1", 180);
         f.set("csrf", form_of_first(&ta).1.get("csrf").unwrap());
         let r = web.post("/members/new", &f).await;
-        assert_eq!(r.status, 404, "{}", r.text);
+        assert_error_page(&r, 403, "没有执行此操作的权限");
+        assert_error_page(&web.get("/members/new").await, 403, "没有执行此操作的权限");
         assert!(api_names(&w, "q=站点新增").await.is_empty());
     })
     .await;
@@ -1403,6 +1406,25 @@ async fn unknown_pages_answer_with_a_not_found_page() {
         for path in ["/orgs/NOPE", "/orgs/NOPE/edit", "/members/999999", "/members/999999/audit"] {
             let r = web.get(path).await;
             assert_error_page(&r, 404, "记录不存在或无权查看");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forms_keep_their_input_limits_and_personal_pages_are_not_cached() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let web = Web::open(&w.s, "root").await;
+        let id = w.member("TA-B1");
+        let form = web.page(&format!("/members/{id}/edit")).await;
+        let tag = between(&form.text, "<input id=\"f-id_number\"", ">").expect("the ID number input");
+        assert!(tag.contains(" maxlength=\"18\"") && tag.contains(" autocomplete=\"off\""), "{tag}");
+        let dep = web.page(&format!("/members/{id}/depart")).await;
+        let tag = between(&dep.text, "<input id=\"f-expected_months\"", ">").expect("the months input");
+        assert!(tag.contains(" min=\"1\"") && tag.contains(" max=\"120\""), "{tag}");
+        for r in [&form, &dep, &web.page(&format!("/members/{id}")).await] {
+            assert_eq!(r.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{}", r.what);
         }
     })
     .await;

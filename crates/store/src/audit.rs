@@ -80,6 +80,11 @@ fn mask_ids(mut v: Value) -> Value {
             let masked = kite_domain::id_number::mask(id);
             obj.insert("id_number".into(), Value::String(masked));
         }
+        // The mask hides the birth date digits; the date itself would give them back.
+        if let Some(Value::String(date)) = obj.get("birth_date") {
+            let year: String = date.chars().take(4).collect();
+            obj.insert("birth_date".into(), Value::String(format!("{year}-**-**")));
+        }
     }
     v
 }

@@ -105,7 +105,10 @@ impl Pools {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        // Index upkeep on a large registry touches many pages: the one writer gets a 64 MiB
+        // page cache (readers keep SQLite's default).
+        let write_opts = opts.clone().pragma("cache_size", "-65536");
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(write_opts).await?;
         let read = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(false)).await?;
         Ok(Pools::Sqlite { read, write })
     }

@@ -1,9 +1,11 @@
 //! Flows (periods away from home).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use kite_domain::{FlowReason, FlowStatus, Mobility};
 
-use crate::{exec, on, Departure, Flow, Member, NewFlow, Store, StoreError, Tx};
+use crate::{on, Departure, Flow, Member, NewFlow, Store, StoreError, Tx};
 
 #[derive(sqlx::FromRow)]
 struct FlowRow {
@@ -98,47 +100,80 @@ pub(crate) async fn record_departure(
 pub(crate) async fn bulk_insert(store: &Store, rows: &[NewFlow]) -> Result<(), StoreError> {
     let mut tx = store.write().await?;
     let now = Utc::now();
-    for r in rows {
-        let member: (i64, i64, String) = on!(&mut tx, c => sqlx::query_as(
-            "SELECT m.id, m.org_id, m.org_path FROM members m WHERE m.id_number = $1")
-            .bind(&r.id_number).fetch_optional(c).await)?
-        .ok_or(StoreError::NotFound)?;
-        let inflow = match &r.inflow_org_code {
-            Some(code) => Some(crate::orgs::by_code(&mut tx, code).await?.ok_or(StoreError::NotFound)?),
-            None => None,
-        };
-        let d = &r.departure;
-        let checked_in_at = (r.status == FlowStatus::CheckedIn).then_some(now);
-        exec!(
-            &mut tx,
-            sqlx::query(
+    let mut inflow_orgs: HashMap<String, (i64, String)> = HashMap::new();
+    // A chunk at a time: one query finds its members, one statement inserts its flows,
+    // one per mobility value marks the members away.
+    for chunk in rows.chunks(500) {
+        let found: Vec<(i64, i64, String, String)> = on!(&mut tx, c => {
+            let mut q = sqlx::QueryBuilder::new("SELECT id, org_id, org_path, id_number FROM members WHERE id_number IN (");
+            let mut list = q.separated(", ");
+            for r in chunk {
+                list.push_bind(r.id_number.as_str());
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(c).await
+        })?;
+        let members: HashMap<&str, (i64, i64, &str)> =
+            found.iter().map(|(id, org, path, number)| (number.as_str(), (*id, *org, path.as_str()))).collect();
+        let mut resolved = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            let member = *members.get(r.id_number.as_str()).ok_or(StoreError::NotFound)?;
+            let inflow = match &r.inflow_org_code {
+                Some(code) => {
+                    if !inflow_orgs.contains_key(code) {
+                        let o = crate::orgs::by_code(&mut tx, code).await?.ok_or(StoreError::NotFound)?;
+                        inflow_orgs.insert(code.clone(), (o.id, o.path));
+                    }
+                    inflow_orgs.get(code).cloned()
+                }
+                None => None,
+            };
+            resolved.push((r, member, inflow));
+        }
+        on!(&mut tx, c => {
+            let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO flows (member_id, outflow_org_id, outflow_path, inflow_org_id, inflow_path, \
-             destination_division, destination_address, reason, left_on, expected_months, contact_phone, status, \
-             checked_in_at, note, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
-            )
-            .bind(member.0)
-            .bind(member.1)
-            .bind(&member.2)
-            .bind(inflow.as_ref().map(|o| o.id))
-            .bind(inflow.as_ref().map(|o| o.path.clone()))
-            .bind(&d.destination_division)
-            .bind(&d.destination_address)
-            .bind(d.reason.code())
-            .bind(d.left_on)
-            .bind(d.expected_months)
-            .bind(&d.contact_phone)
-            .bind(r.status.code())
-            .bind(checked_in_at)
-            .bind(&d.note)
-            .bind(now)
-        )?;
-        if r.status.is_open() {
-            let m = Mobility::from_open_flow(Some(r.status));
-            exec!(
-                &mut tx,
-                sqlx::query("UPDATE members SET mobility = $1 WHERE id = $2").bind(m.code()).bind(member.0)
-            )?;
+                 destination_division, destination_address, reason, left_on, expected_months, contact_phone, status, \
+                 checked_in_at, note, created_at, updated_at) ",
+            );
+            q.push_values(&resolved, |mut b, (r, (member, org, path), inflow)| {
+                let d = &r.departure;
+                b.push_bind(*member)
+                    .push_bind(*org)
+                    .push_bind(*path)
+                    .push_bind(inflow.as_ref().map(|o| o.0))
+                    .push_bind(inflow.as_ref().map(|o| o.1.as_str()))
+                    .push_bind(&d.destination_division)
+                    .push_bind(&d.destination_address)
+                    .push_bind(d.reason.code())
+                    .push_bind(d.left_on)
+                    .push_bind(d.expected_months)
+                    .push_bind(&d.contact_phone)
+                    .push_bind(r.status.code())
+                    .push_bind((r.status == FlowStatus::CheckedIn).then_some(now))
+                    .push_bind(&d.note)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+        let mut away: HashMap<&'static str, Vec<i64>> = HashMap::new();
+        for (r, (member, _, _), _) in &resolved {
+            if r.status.is_open() {
+                away.entry(Mobility::from_open_flow(Some(r.status)).code()).or_default().push(*member);
+            }
+        }
+        for (mobility, ids) in &away {
+            on!(&mut tx, c => {
+                let mut q = sqlx::QueryBuilder::new("UPDATE members SET mobility = ");
+                q.push_bind(*mobility).push(" WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(c).await.map(|r| r.rows_affected())
+            })?;
         }
     }
     tx.commit().await

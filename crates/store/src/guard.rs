@@ -62,12 +62,17 @@ impl<'a> Guard<'a> {
         match decide(&self.who, action, target) {
             Decision::Allow => Ok(()),
             Decision::Deny { hide } => {
-                let mut tx = self.store.side_write().await?;
-                audit::write(&mut tx, self.record(action.code(), "denied", ttype, tid.to_string())).await?;
-                tx.commit().await?;
+                self.audit_denial(action.code(), ttype, tid).await?;
                 Err(if hide { StoreError::NotFound } else { StoreError::Forbidden })
             }
         }
+    }
+
+    /// Writes a refusal in its own transaction, since the caller's is abandoned.
+    async fn audit_denial(&self, action: &str, ttype: &str, tid: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.side_write().await?;
+        audit::write(&mut tx, self.record(action, "denied", ttype, tid.to_string())).await?;
+        tx.commit().await
     }
 
     async fn org_in(&self, tx: &mut Tx, code: &str, action: Action) -> Result<Org, StoreError> {
@@ -236,13 +241,28 @@ impl<'a> Guard<'a> {
         Ok(m)
     }
 
-    /// The member's record with the identity number masked, for pages about the member
-    /// that do not show it (departure form, history); not a view of the full number.
-    pub async fn member_masked(&self, id: i64) -> Result<Member, StoreError> {
+    /// The member's record with the identity number masked, if the caller may take
+    /// `action` on it: for forms and pages that do not show the number (not a view of it).
+    pub async fn member_for(&self, id: i64, action: Action) -> Result<Member, StoreError> {
         let mut tx = self.store.read().await?;
-        let mut m = self.member_in(&mut tx, id, Action::ReadMember).await?;
+        let mut m = self.member_in(&mut tx, id, action).await?;
         m.id_number = kite_domain::id_number::mask(&m.id_number);
         Ok(m)
+    }
+
+    /// Refuses, and audits, an action the caller's role never has: for pages that offer
+    /// it before a target is chosen (a new member's form).
+    pub async fn require(&self, action: Action) -> Result<(), StoreError> {
+        if self.who.role.may(action) {
+            return Ok(());
+        }
+        self.audit_denial(action.code(), "page", "").await?;
+        Err(StoreError::Forbidden)
+    }
+
+    /// Refuses, and audits, a top-level organization for anyone but a system administrator.
+    pub async fn require_root_create(&self) -> Result<(), StoreError> {
+        self.check(Action::WriteOrg, Target { org_path: "", member_id: None }, "org", "").await
     }
 
     pub async fn members(&self, q: &MemberQuery) -> Result<Page<MemberSummary>, StoreError> {
@@ -255,9 +275,12 @@ impl<'a> Guard<'a> {
     }
 
     pub async fn member_create(&self, f: MemberFields) -> Result<Member, StoreError> {
+        self.require(Action::WriteMember).await?;
         let mut tx = self.store.write().await?;
         let org = orgs::by_code(&mut tx, &f.org_code).await?.ok_or(StoreError::invalid("org_code", "org.unknown"))?;
-        self.check(Action::WriteMember, Target { org_path: &org.path, member_id: None }, "org", &org.code).await?;
+        self.check(Action::WriteMember, Target { org_path: &org.path, member_id: None }, "org", &org.code)
+            .await
+            .map_err(org_out_of_scope)?;
         if org.status != OrgStatus::Active {
             return Err(StoreError::invalid("org_code", "org.dissolved"));
         }
@@ -277,7 +300,8 @@ impl<'a> Guard<'a> {
         if org.path != before.org_path {
             // Moving the record elsewhere needs the right on the destination too.
             self.check(Action::WriteMember, Target { org_path: &org.path, member_id: Some(id) }, "org", &org.code)
-                .await?;
+                .await
+                .map_err(org_out_of_scope)?;
             if org.status != OrgStatus::Active {
                 return Err(StoreError::invalid("org_code", "org.dissolved"));
             }
@@ -330,12 +354,19 @@ impl<'a> Guard<'a> {
     /// The latest audit records; system administrators only.
     pub async fn audit_recent(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         if self.who.role != Role::Admin {
-            let mut tx = self.store.write().await?;
-            audit::write(&mut tx, self.record("audit.read", "denied", "audit", String::new())).await?;
-            tx.commit().await?;
+            self.audit_denial("audit.read", "audit", "").await?;
             return Err(StoreError::Forbidden);
         }
         let mut tx = self.store.read().await?;
         audit::recent(&mut tx, limit.clamp(1, 500)).await
+    }
+}
+
+/// A member's organization outside the caller's scope is a wrong value in the form, not a
+/// hidden record: organizations are not secret (the refusal is audited all the same).
+fn org_out_of_scope(e: StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound | StoreError::Forbidden => StoreError::invalid("org_code", "org.out_of_scope"),
+        other => other,
     }
 }

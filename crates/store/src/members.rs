@@ -1,7 +1,7 @@
 //! Member rows and search.
 
 use base64::Engine;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use kite_domain::access::MemberScope;
 use kite_domain::member::MemberFields;
 use kite_domain::{id_number, org, text, Education, Gender, IdNumber, MemberCategory, Mobility};
@@ -98,7 +98,7 @@ impl TryFrom<SummaryRow> for MemberSummary {
             id_number_masked: id_number::mask(&r.id_number),
             id: r.id,
             name: r.name,
-            birth_date: r.birth_date,
+            birth_year: r.birth_date.year(),
             phone: r.phone,
             org_code: r.org_code,
             org_name: r.org_name,
@@ -193,7 +193,7 @@ pub(crate) async fn set_mobility(tx: &mut Tx, id: i64, m: Mobility) -> Result<()
 enum Text {
     IdNumber(String),
     Phone(String),
-    /// Digits that begin an identity number or a phone number.
+    /// Digits that begin an identity number (phones are found by the whole number).
     DigitsPrefix(String),
     Name(String),
 }
@@ -218,15 +218,32 @@ fn classify(q: &str) -> Option<Text> {
     Some(Text::Name(text::name_key(&q)))
 }
 
+/// The indexed column a search is ordered by (then by id).
+#[derive(Clone, Copy)]
+enum Key {
+    NameKey,
+    IdNumber,
+}
+
+impl Key {
+    fn column(self) -> &'static str {
+        match self {
+            Key::NameKey => "m.name_key",
+            Key::IdNumber => "m.id_number",
+        }
+    }
+}
+
+/// Where a page ends: the last id, or the last value of the ordering key and its id.
 enum Cursor {
     Id(i64),
-    Name(String, i64),
+    Key(String, i64),
 }
 
 fn encode_cursor(c: &Cursor) -> String {
     let raw = match c {
         Cursor::Id(id) => format!("i:{id}"),
-        Cursor::Name(k, id) => format!("n:{id}:{k}"),
+        Cursor::Key(k, id) => format!("n:{id}:{k}"),
     };
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
@@ -240,7 +257,10 @@ fn decode_cursor(s: &str) -> Result<Cursor, StoreError> {
     }
     let rest = raw.strip_prefix("n:").ok_or_else(bad)?;
     let (id, key) = rest.split_once(':').ok_or_else(bad)?;
-    Ok(Cursor::Name(key.to_string(), id.parse().map_err(|_| bad())?))
+    if !crate::storable(key) {
+        return Err(bad());
+    }
+    Ok(Cursor::Key(key.to_string(), id.parse().map_err(|_| bad())?))
 }
 
 pub const MAX_PAGE: u32 = 200;
@@ -285,35 +305,38 @@ pub(crate) async fn search(
         }
     }
     let text = q.q.as_deref().and_then(classify);
-    let by_name = matches!(text, Some(Text::Name(_)));
+    // Name and digit searches read one index in its own order, so a page is that index's
+    // next rows however many match (a county's code matches a third of a registry);
+    // other lists go by id.
+    let key = match text {
+        Some(Text::Name(_)) => Some(Key::NameKey),
+        Some(Text::DigitsPrefix(_)) => Some(Key::IdNumber),
+        _ => None,
+    };
     match text {
         None => {}
         Some(Text::IdNumber(id)) => push(&mut conds, "m.id_number = ?", vec![Arg::Text(id)]),
         Some(Text::Phone(p)) => push(&mut conds, "m.phone = ?", vec![Arg::Text(p)]),
         Some(Text::DigitsPrefix(d)) => {
             let hi = format!("{d}~");
-            push(
-                &mut conds,
-                "((m.id_number >= ? AND m.id_number < ?) OR (m.phone >= ? AND m.phone < ?))",
-                vec![Arg::Text(d.clone()), Arg::Text(hi.clone()), Arg::Text(d), Arg::Text(hi)],
-            );
+            push(&mut conds, "m.id_number >= ? AND m.id_number < ?", vec![Arg::Text(d), Arg::Text(hi)]);
         }
         Some(Text::Name(k)) => {
             let hi = text::prefix_upper(&k);
             push(&mut conds, "m.name_key >= ? AND m.name_key < ?", vec![Arg::Text(k), Arg::Text(hi)]);
         }
     }
-    match q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()? {
-        None => {}
-        Some(Cursor::Name(k, id)) if by_name => push(
+    match (q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?, key) {
+        (None, _) => {}
+        (Some(Cursor::Key(k, id)), Some(key)) => push(
             &mut conds,
-            "(m.name_key > ? OR (m.name_key = ? AND m.id > ?))",
+            &format!("({col} > ? OR ({col} = ? AND m.id > ?))", col = key.column()),
             vec![Arg::Text(k.clone()), Arg::Text(k), Arg::Int(id)],
         ),
-        Some(Cursor::Id(id)) if !by_name => push(&mut conds, "m.id > ?", vec![Arg::Int(id)]),
-        Some(_) => return Err(StoreError::invalid("cursor", "invalid")),
+        (Some(Cursor::Id(id)), None) => push(&mut conds, "m.id > ?", vec![Arg::Int(id)]),
+        (Some(_), _) => return Err(StoreError::invalid("cursor", "invalid")),
     }
-    let order = if by_name { "m.name_key, m.id" } else { "m.id" };
+    let order = key.map(|k| format!("{}, m.id", k.column())).unwrap_or_else(|| "m.id".into());
     let where_ = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
     args.push(Arg::Int(limit + 1));
     let sql = format!(
@@ -325,8 +348,13 @@ pub(crate) async fn search(
     let mut rows: Vec<SummaryRow> = on!(tx, c => bind_args(sqlx::query_as(&sql), &args).fetch_all(c).await)?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last()
-            .map(|r| encode_cursor(&if by_name { Cursor::Name(r.name_key.clone(), r.id) } else { Cursor::Id(r.id) }))
+        rows.last().map(|r| {
+            encode_cursor(&match key {
+                Some(Key::NameKey) => Cursor::Key(r.name_key.clone(), r.id),
+                Some(Key::IdNumber) => Cursor::Key(r.id_number.clone(), r.id),
+                None => Cursor::Id(r.id),
+            })
+        })
     } else {
         None
     };
@@ -339,7 +367,10 @@ pub(crate) async fn bulk_insert(store: &Store, rows: &[NewMember]) -> Result<(),
     let mut orgs: std::collections::HashMap<String, (i64, String)> = Default::default();
     let now = Utc::now();
     let mut tx = store.write().await?;
+    // Many rows per statement: one round trip per chunk instead of per member. 500 rows
+    // of 19 values stay under SQLite's and PostgreSQL's parameter limits.
     for chunk in rows.chunks(500) {
+        let mut resolved = Vec::with_capacity(chunk.len());
         for r in chunk {
             let f = &r.fields;
             if !orgs.contains_key(&f.org_code) {
@@ -349,33 +380,37 @@ pub(crate) async fn bulk_insert(store: &Store, rows: &[NewMember]) -> Result<(),
                 orgs.insert(f.org_code.clone(), (o.id, o.path));
             }
             let (org_id, path) = &orgs[&f.org_code];
-            exec!(
-                &mut tx,
-                sqlx::query(
-                    "INSERT INTO members (name, name_key, gender, ethnicity, birth_date, id_number, phone, education, \
-                 joined_on, category, org_id, org_path, residence_division, residence_address, employer, occupation, \
-                 mobility, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                 $14, $15, $16, 'resident', $17, $17)"
-                )
-                .bind(&f.name)
-                .bind(text::name_key(&f.name))
-                .bind(f.gender.code())
-                .bind(&f.ethnicity)
-                .bind(f.birth_date)
-                .bind(f.id_number.as_str())
-                .bind(&f.phone)
-                .bind(f.education.map(|e| e.code()))
-                .bind(f.joined_on)
-                .bind(f.category.code())
-                .bind(org_id)
-                .bind(path)
-                .bind(&f.residence_division)
-                .bind(&f.residence_address)
-                .bind(&f.employer)
-                .bind(&f.occupation)
-                .bind(now)
-            )?;
+            resolved.push((f, text::name_key(&f.name), *org_id, path.clone()));
         }
+        on!(&mut tx, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO members (name, name_key, gender, ethnicity, birth_date, id_number, phone, education, \
+                 joined_on, category, org_id, org_path, residence_division, residence_address, employer, occupation, \
+                 mobility, created_at, updated_at) ",
+            );
+            q.push_values(&resolved, |mut b, (f, key, org_id, path)| {
+                b.push_bind(&f.name)
+                    .push_bind(key)
+                    .push_bind(f.gender.code())
+                    .push_bind(&f.ethnicity)
+                    .push_bind(f.birth_date)
+                    .push_bind(f.id_number.as_str())
+                    .push_bind(&f.phone)
+                    .push_bind(f.education.map(|e| e.code()))
+                    .push_bind(f.joined_on)
+                    .push_bind(f.category.code())
+                    .push_bind(*org_id)
+                    .push_bind(path.as_str())
+                    .push_bind(&f.residence_division)
+                    .push_bind(&f.residence_address)
+                    .push_bind(&f.employer)
+                    .push_bind(&f.occupation)
+                    .push_bind(Mobility::Resident.code())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     tx.commit().await
 }
@@ -396,8 +431,9 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let c = decode_cursor(&encode_cursor(&Cursor::Name("王:芳".into(), 42))).unwrap();
-        assert!(matches!(c, Cursor::Name(k, 42) if k == "王:芳"));
+        let c = decode_cursor(&encode_cursor(&Cursor::Key("王:芳".into(), 42))).unwrap();
+        assert!(decode_cursor(&encode_cursor(&Cursor::Key("王\0".into(), 1))).is_err(), "NUL cannot be bound");
+        assert!(matches!(c, Cursor::Key(k, 42) if k == "王:芳"));
         assert!(matches!(decode_cursor(&encode_cursor(&Cursor::Id(7))).unwrap(), Cursor::Id(7)));
         assert!(decode_cursor("!!!").is_err());
         assert!(decode_cursor("aTpub3RhbnVtYmVy").is_err());

@@ -67,7 +67,8 @@ pub struct MemberSummary {
     pub id: i64,
     pub name: String,
     pub gender: Gender,
-    pub birth_date: NaiveDate,
+    /// The year only: with the full birth date, the masked number would give the whole one.
+    pub birth_year: i32,
     pub id_number_masked: String,
     pub phone: Option<String>,
     pub org_code: String,

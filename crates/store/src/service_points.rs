@@ -80,7 +80,8 @@ pub(crate) async fn insert(tx: &mut Tx, p: &NewServicePoint) -> Result<i64, Stor
     }
 }
 
-/// The points run by the organizations of a subtree, centres first.
+/// The active points run by the organizations of a subtree: centres, stations, windows,
+/// then points, each level in the order they were created.
 pub(crate) async fn in_subtree(tx: &mut Tx, root_path: &str) -> Result<Vec<ServicePoint>, StoreError> {
     let (lo, hi) = org::subtree_range(root_path);
     let rows: Vec<Row> = on!(tx, c => sqlx::query_as(
@@ -88,10 +89,11 @@ pub(crate) async fn in_subtree(tx: &mut Tx, root_path: &str) -> Result<Vec<Servi
          s.division_code, s.address, s.hotline, s.opening_hours, s.status, s.created_at \
          FROM service_points s JOIN organizations o ON o.id = s.org_id \
          LEFT JOIN service_points p ON p.id = s.parent_id \
-         WHERE o.path >= $1 AND o.path < $2 ORDER BY s.code LIMIT 500")
+         WHERE o.path >= $1 AND o.path < $2 AND s.status = 'active' \
+         ORDER BY CASE s.level WHEN 'centre' THEN 0 WHEN 'station' THEN 1 WHEN 'window' THEN 2 ELSE 3 END, s.id \
+         LIMIT 500")
         .bind(&lo).bind(&hi).fetch_all(c).await)?;
-    let mut points = rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
             Ok(ServicePoint {
                 level: ServicePointLevel::from_code(&r.level)
@@ -110,8 +112,5 @@ pub(crate) async fn in_subtree(tx: &mut Tx, root_path: &str) -> Result<Vec<Servi
                 created_at: r.created_at,
             })
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    // Centres first, then stations, windows and points.
-    points.sort_by_key(|p| ServicePointLevel::ALL.iter().position(|l| *l == p.level));
-    Ok(points)
+        .collect()
 }

@@ -238,10 +238,19 @@ async fn org_admin_writes_only_their_subtree() {
         let outside = person_with("张四", "TB-B1", 4, "13700000000");
         assert_not_found(bounded("member_update", g.member_update(w.outside.id, outside, w.outside.version)).await);
         assert_not_found(bounded("record_departure", g.record_departure(w.outside.id, departure())).await);
-        assert_not_found(bounded("member_create", g.member_create(person("张六", "TB-B1", 6))).await);
+        // Organizations are not secret: an outside one is a wrong value, refused beside its field.
+        assert_invalid(
+            bounded("member_create", g.member_create(person("张六", "TB-B1", 6))).await,
+            "org_code",
+            "org.out_of_scope",
+        );
         // Nor may a member of their own be handed to an organization outside.
         f.org_code = "TB-B1".into();
-        assert_not_found(bounded("member_update (move out)", g.member_update(w.in_b1.id, f, updated.version)).await);
+        assert_invalid(
+            bounded("member_update (move out)", g.member_update(w.in_b1.id, f, updated.version)).await,
+            "org_code",
+            "org.out_of_scope",
+        );
         assert_forbidden(
             bounded("org_create", g.org_create(Some("TB"), "TB-X", org_fields("乙新", OrgLevel::Branch))).await,
         );
@@ -484,7 +493,7 @@ async fn member_cannot_change_their_record() {
         let f = person_with("张一", "TA-B1", 1, "13999999999");
         assert_not_found(bounded("member_update", g.member_update(w.in_b1.id, f, w.in_b1.version)).await);
         assert_not_found(bounded("record_departure", g.record_departure(w.in_b1.id, departure())).await);
-        assert_not_found(bounded("member_create", g.member_create(person("新", "TA-B1", 12))).await);
+        assert_forbidden(bounded("member_create", g.member_create(person("新", "TA-B1", 12))).await);
         let me = guard(&store, admin()).member(w.in_b1.id).await.unwrap();
         assert_eq!(
             (me.phone.as_deref(), me.mobility, me.version),

@@ -95,7 +95,8 @@ impl MemberBody {
 
 #[derive(Deserialize, IntoParams)]
 pub struct ListQuery {
-    /// Name (simplified or traditional, prefix), ID number (full, or leading digits) or phone.
+    /// Name (simplified or traditional, prefix), ID number (full, or at least 4 leading digits)
+    /// or phone (the whole number).
     pub q: Option<String>,
     /// Organization code: only its subtree.
     pub org: Option<String>,

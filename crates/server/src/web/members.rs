@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use kite_domain::flow::validate_departure;
 use kite_domain::member;
-use kite_domain::{Education, FlowReason, Gender, MemberCategory, Mobility, ETHNICITIES};
+use kite_domain::{Action, Education, FlowReason, Gender, MemberCategory, Mobility, ETHNICITIES};
 use kite_store::MemberQuery;
 use minijinja::{context, Value};
 use serde::Deserialize;
@@ -103,6 +103,14 @@ async fn new_form(
     Viewer(who): Viewer,
     Query(q): Query<NewQuery>,
 ) -> Response {
+    let g = who.guard(&state);
+    let allowed = match q.org.as_deref().filter(|o| !o.is_empty()) {
+        Some(org) => g.org_for(org, Action::WriteMember).await.map(|_| ()),
+        None => g.require(Action::WriteMember).await,
+    };
+    if let Err(e) = allowed {
+        return error_page(&state, lang, &who, e.into());
+    }
     let v = MemberBody {
         org_code: q.org.unwrap_or_default(),
         ethnicity: ETHNICITIES[0].into(),
@@ -141,7 +149,14 @@ async fn edit_form(
     Viewer(who): Viewer,
     Path(id): Path<i64>,
 ) -> Response {
-    match who.guard(&state).member(id).await {
+    let g = who.guard(&state);
+    // Ask before the full number is read (and its view audited) for someone who cannot save.
+    let result = async {
+        g.member_for(id, Action::WriteMember).await?;
+        g.member(id).await
+    }
+    .await;
+    match result {
         Ok(m) => {
             let ctx =
                 form_context(lang, &MemberBody::from_member(&m), format!("/members/{id}/edit"), "member.edit_title");
@@ -199,7 +214,7 @@ async fn departure_form(
     Viewer(who): Viewer,
     Path(id): Path<i64>,
 ) -> Response {
-    match who.guard(&state).member_masked(id).await {
+    match who.guard(&state).member_for(id, Action::WriteMember).await {
         Ok(m) => {
             let v = DepartureBody {
                 reason: FlowReason::Work.code().into(),
@@ -224,7 +239,7 @@ async fn depart(
         return error_page(&state, lang, &who, e);
     }
     let g = who.guard(&state);
-    let m = match g.member_masked(id).await {
+    let m = match g.member_for(id, Action::WriteMember).await {
         Ok(m) => m,
         Err(e) => return error_page(&state, lang, &who, e.into()),
     };
@@ -247,8 +262,10 @@ async fn audit(
     Path(id): Path<i64>,
 ) -> Response {
     let g = who.guard(&state);
-    let result =
-        async { Ok::<_, kite_store::StoreError>((g.member_masked(id).await?, g.member_audit(id).await?)) }.await;
+    let result = async {
+        Ok::<_, kite_store::StoreError>((g.member_for(id, Action::WriteMember).await?, g.member_audit(id).await?))
+    }
+    .await;
     match result {
         Ok((m, entries)) => render(&state, "member_audit.html", lang, Some(&who), context! { m, entries }),
         Err(e) => error_page(&state, lang, &who, e.into()),

@@ -85,8 +85,15 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     let h = res.headers_mut();
     h.insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+        // Pico's form icons are data: SVGs.
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ),
     );
+    // Pages carry personal data: neither the browser nor a proxy keeps a copy.
+    if h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/html")) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
@@ -193,10 +200,10 @@ fn form_again(state: &AppState, lang: Lang, who: &Authed, template: &str, ctx: V
     r
 }
 
-/// The page for an address that leads nowhere.
-pub fn not_found(state: &AppState, lang: Lang) -> Response {
-    let mut r = render(state, "base.html", lang, None, context! { error => i18n::err(lang, "page_not_found") });
-    *r.status_mut() = StatusCode::NOT_FOUND;
+/// A page with only a message, for addresses or methods that lead nowhere.
+pub fn error_status_page(state: &AppState, lang: Lang, status: StatusCode, code: &str) -> Response {
+    let mut r = render(state, "base.html", lang, None, context! { error => i18n::err(lang, code) });
+    *r.status_mut() = status;
     r
 }
 

@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use kite_domain::{Action, OrgKind, OrgLevel, OrgStatus, Role};
+use kite_domain::{Action, OrgKind, OrgLevel, OrgStatus};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
@@ -98,9 +98,10 @@ async fn new_form(
             Ok(o) => Some(o),
             Err(e) => return error_page(&state, lang, &who, e.into()),
         },
-        // Only system administrators create top-level organizations.
-        None if who.user.role != Role::Admin => return error_page(&state, lang, &who, ApiError::Forbidden),
-        None => None,
+        None => match who.guard(&state).require_root_create().await {
+            Ok(()) => None,
+            Err(e) => return error_page(&state, lang, &who, e.into()),
+        },
     };
     // A child starts as a branch in its parent's place, the most common case.
     let v = OrgBody {
@@ -132,7 +133,11 @@ async fn create(
     match result {
         Ok(o) => Redirect::to(&format!("/orgs/{}", o.code)).into_response(),
         Err(e) => {
-            let parent_name = parent_name(&state, &who, parent).await;
+            // Looked up again only for a form shown again, so a refusal is audited once.
+            let parent_name = match &e {
+                ApiError::Invalid(_) | ApiError::Conflict(_) => parent_name(&state, &who, parent).await,
+                _ => None,
+            };
             form_again(&state, lang, &who, "org_form.html", form_context(lang, &f.body, true, parent_name), e)
         }
     }
