@@ -212,8 +212,8 @@ pub async fn count(db: &Db, s: &Subtree, method: CountMethod) -> anyhow::Result<
 }
 
 /// The product's search statement for an admin and free text of digits (`Text::DigitsPrefix`
-/// in `store/src/members.rs` as of commit 02ed981), for its plan. Keep it in step with the
-/// product when that statement changes.
+/// in `store/src/members.rs`: one `id_number` range read in index order), for its plan.
+/// A copy: keep it in step with the product when that statement changes.
 pub fn id_prefix_sql(digits: &str) -> (String, Vec<Arg>) {
     let hi = format!("{digits}~");
     (

@@ -97,12 +97,22 @@ pub fn render(c: &Context, runs: &[BackendRun]) -> String {
         std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
     );
     let _ = writeln!(o, "- Toolchain: {}, release profile", command_output("rustc", &["--version"]));
-    let dirty = command_output("git", &["status", "--porcelain"]);
+    // Untrimmed: each porcelain line is two status columns, a space, then the path.
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let changed: Vec<&str> = dirty.lines().filter_map(|l| l.get(3..)).collect();
     let _ = writeln!(
         o,
         "- Source: git {}{}",
         command_output("git", &["rev-parse", "--short", "HEAD"]),
-        if dirty.is_empty() || dirty == "unknown" { "" } else { " with uncommitted changes in the working tree" }
+        match changed.len() {
+            0 => String::new(),
+            n if n <= 8 => format!(" with uncommitted changes in {}", changed.join(", ")),
+            n => format!(" with uncommitted changes in {n} files ({}, …)", changed[..8].join(", ")),
+        }
     );
     for r in runs {
         let _ = writeln!(o, "- {}: {}", r.name, r.version);
