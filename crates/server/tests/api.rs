@@ -69,21 +69,6 @@ fn set<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// The list view of an identity number: division code, eight stars, last four.
-fn masked(id: &str) -> String {
-    format!("{}********{}", &id[..6], &id[14..])
-}
-
-/// The same identity number with a wrong check character.
-fn with_wrong_check_digit(id: &str) -> String {
-    let wrong = match id.as_bytes()[17] {
-        b'X' => '0',
-        b'9' => 'X',
-        d => (d + 1) as char,
-    };
-    format!("{}{wrong}", &id[..17])
-}
-
 /// Follows `next_cursor` from `first` (a query string without `cursor`) to the last
 /// page and returns every item's id in order; each page holds at most `limit` items.
 async fn all_pages(s: &Server, token: &str, first: &str, limit: usize) -> Vec<i64> {

@@ -275,21 +275,6 @@ fn member_id_of(location: &str) -> i64 {
         .unwrap_or_else(|| panic!("not a member: {location}"))
 }
 
-/// The list view of an identity number: division code, eight stars, last four.
-fn masked(id: &str) -> String {
-    format!("{}********{}", &id[..6], &id[14..])
-}
-
-/// The same identity number with a wrong check character.
-fn with_wrong_check_digit(id: &str) -> String {
-    let wrong = match id.as_bytes()[17] {
-        b'X' => '0',
-        b'9' => 'X',
-        d => (d + 1) as char,
-    };
-    format!("{}{wrong}", &id[..17])
-}
-
 // ---------------------------------------------------------------------------
 // Reading data through the API (as the system administrator)
 // ---------------------------------------------------------------------------

@@ -46,3 +46,35 @@ pub async fn store(backend: Backend) -> Store {
 
 /// Both backends, for tests that must hold on each.
 pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+/// Runs a test once per backend on a fresh store: `start` turns the store into what the
+/// test takes (the store itself, a server around it), `test` runs in a task of its own,
+/// so that a panic on one backend is reported with the backend's name and does not keep
+/// the other from running. A missing PostgreSQL fails the test.
+pub async fn on_each_backend<T, S, SFut, F, Fut>(start: S, test: F)
+where
+    S: Fn(Backend, Store) -> SFut,
+    SFut: std::future::Future<Output = T>,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut failed = Vec::new();
+    for backend in BACKENDS {
+        let store = store(backend).await;
+        assert_eq!(store.backend(), backend);
+        let subject = start(backend, store.clone()).await;
+        if let Err(e) = tokio::spawn(test(subject)).await {
+            let msg = match e.try_into_panic() {
+                Ok(p) => p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            failed.push(format!("{backend:?}: {msg}"));
+        }
+        store.close().await;
+    }
+    assert!(failed.is_empty(), "failed on {}", failed.join("\n  and on "));
+}

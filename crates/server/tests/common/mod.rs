@@ -12,7 +12,7 @@ use chrono::{Days, NaiveDate, Utc};
 use kite_domain::{id_number, Gender, Principal, Role};
 use kite_server::api::members::MemberBody;
 use kite_server::{auth, rules};
-use kite_store::testing::{self, BACKENDS};
+use kite_store::testing;
 use kite_store::{AuditEntry, Backend, Client, NewMember, NewUser, Store};
 use reqwest::header::{HeaderMap, ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE};
 use reqwest::{Method, StatusCode};
@@ -37,9 +37,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    pub async fn start(backend: Backend) -> Server {
-        let store = testing::store(backend).await;
-        assert_eq!(store.backend(), backend);
+    pub async fn start(backend: Backend, store: Store) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
         let addr = listener.local_addr().expect("local address");
         let app = kite_server::app(kite_server::AppState::new(store.clone()));
@@ -140,35 +138,16 @@ fn password_hash() -> &'static str {
     H.get_or_init(|| auth::hash_password(PASSWORD).expect("hash the test password"))
 }
 
-/// Runs `test` against a server on a fresh store of every backend. Each run is a task
-/// of its own, so that a panic on one backend is reported with the backend's name and
-/// does not keep the other backend from running. A missing PostgreSQL fails the test.
+/// Runs `test` against a server on a fresh store of every backend (see
+/// [`testing::on_each_backend`]).
 pub async fn on_each_backend<F, Fut>(test: F)
 where
     F: Fn(Server) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut failed = Vec::new();
-    for backend in BACKENDS {
-        let server = Server::start(backend).await;
-        let store = server.store.clone();
-        if let Err(e) = tokio::spawn(test(server)).await {
-            let msg = match e.try_into_panic() {
-                Ok(p) => p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default(),
-                Err(e) => e.to_string(),
-            };
-            failed.push(format!("{backend:?}: {msg}"));
-        }
-        store.close().await;
-    }
-    assert!(failed.is_empty(), "failed on {}", failed.join("\n  and on "));
+    testing::on_each_backend(Server::start, test).await;
 }
 
-/// A request being built.
 pub struct Call(reqwest::RequestBuilder);
 
 impl Call {
@@ -348,6 +327,21 @@ pub fn gender(n: u32) -> Gender {
 }
 
 /// The identity number of the `n`-th test person.
+/// The list view of an identity number: division code, eight stars, last four.
+pub fn masked(id: &str) -> String {
+    format!("{}********{}", &id[..6], &id[14..])
+}
+
+/// The same identity number with a wrong check character.
+pub fn with_wrong_check_digit(id: &str) -> String {
+    let wrong = match id.as_bytes()[17] {
+        b'X' => '0',
+        b'9' => 'X',
+        d => (d + 1) as char,
+    };
+    format!("{}{wrong}", &id[..17])
+}
+
 pub fn id_of(n: u32) -> String {
     id_number::compose(COUNTY, birth(n), (n % 500) as u16, gender(n)).as_str().to_string()
 }

@@ -8,35 +8,17 @@ use std::future::Future;
 use chrono::{NaiveDate, Utc};
 use kite_domain::member::Context;
 use kite_domain::{Principal, Role};
-use kite_store::testing::{self, BACKENDS};
+use kite_store::testing;
 use kite_store::{Backend, Store, StoreError};
 
-/// Runs `test` on a fresh migrated store of every backend. Each run is a task of its
-/// own, so that a panic on one backend is reported with its name and does not keep
-/// the other backend from running.
+/// Runs `test` on a fresh migrated store of every backend (see
+/// [`testing::on_each_backend`]).
 pub async fn on_each_backend<F, Fut>(test: F)
 where
     F: Fn(Backend, Store) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut failed = Vec::new();
-    for backend in BACKENDS {
-        let store = testing::store(backend).await;
-        assert_eq!(store.backend(), backend);
-        if let Err(e) = tokio::spawn(test(backend, store.clone())).await {
-            let msg = match e.try_into_panic() {
-                Ok(p) => p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default(),
-                Err(e) => e.to_string(),
-            };
-            failed.push(format!("{backend:?}: {msg}"));
-        }
-        store.close().await;
-    }
-    assert!(failed.is_empty(), "failed on {}", failed.join("\n  and on "));
+    testing::on_each_backend(|backend, store| async move { (backend, store) }, |(b, s)| test(b, s)).await;
 }
 
 #[track_caller]
