@@ -483,12 +483,15 @@ pub fn members(count: usize, seed: u64) -> (Vec<NewMember>, Vec<NewFlow>) {
 use chrono::Datelike;
 
 /// Demo accounts: (user name, role, organization code, password).
-pub const ACCOUNTS: &[(&str, kite_domain::Role, Option<&str>, &str)] = &[
-    ("admin", kite_domain::Role::Admin, None, "kite-admin-2024"),
-    ("guannan", kite_domain::Role::OrgAdmin, Some("GN"), "kite-demo-2024"),
-    ("xinan-dong", kite_domain::Role::Secretary, Some("GN-01-01"), "kite-demo-2024"),
-    ("suzhou", kite_domain::Role::OrgAdmin, Some("SZ"), "kite-demo-2024"),
-    ("jinji-station", kite_domain::Role::ServiceStaff, Some("SZ-LY01"), "kite-demo-2024"),
+/// (user name, role, organization, service point, password).
+pub type DemoAccount = (&'static str, kite_domain::Role, Option<&'static str>, Option<&'static str>, &'static str);
+
+pub const ACCOUNTS: &[DemoAccount] = &[
+    ("admin", kite_domain::Role::Admin, None, None, "kite-admin-2024"),
+    ("guannan", kite_domain::Role::OrgAdmin, Some("GN"), None, "kite-demo-2024"),
+    ("xinan-dong", kite_domain::Role::Secretary, Some("GN-01-01"), None, "kite-demo-2024"),
+    ("suzhou", kite_domain::Role::OrgAdmin, Some("SZ"), None, "kite-demo-2024"),
+    ("jinji-station", kite_domain::Role::ServiceStaff, Some("SZ-LY01"), Some("SZ-S01"), "kite-demo-2024"),
 ];
 
 /// Loads the demo region into an empty store. Accounts are created by the caller,

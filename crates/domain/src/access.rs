@@ -18,7 +18,7 @@ pub enum Role {
     OrgAdmin,
     /// Branch secretary: the members of their subtree.
     Secretary,
-    /// Service-point staff: browse organizations to guide members; check-ins come later.
+    /// Service-point staff: browse organizations to guide members, take check-ins at the counter.
     ServiceStaff,
     /// A member: their own record only.
     Member,
@@ -48,9 +48,14 @@ impl Role {
         match self {
             Role::Admin => true,
             // Listed, not a wildcard: a new action is refused until someone grants it here.
-            Role::OrgAdmin => matches!(action, ReadOrg | WriteOrg | MoveOrg | ReadMember | WriteMember | ViewFullId),
-            Role::Secretary => matches!(action, ReadOrg | ReadMember | WriteMember | ViewFullId),
-            Role::ServiceStaff => action == ReadOrg,
+            Role::OrgAdmin => matches!(
+                action,
+                ReadOrg | WriteOrg | MoveOrg | ReadMember | WriteMember | ViewFullId | TakeCheckin | ReviewCheckin
+            ),
+            Role::Secretary => {
+                matches!(action, ReadOrg | ReadMember | WriteMember | ViewFullId | TakeCheckin | ReviewCheckin)
+            }
+            Role::ServiceStaff => matches!(action, ReadOrg | TakeCheckin),
             Role::Member => matches!(action, ReadMember | ViewFullId),
         }
     }
@@ -71,6 +76,8 @@ pub struct Principal {
     pub org_path: Option<String>,
     /// The member record of a member account.
     pub member_id: Option<i64>,
+    /// The service point a staff account works at.
+    pub service_point_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +92,11 @@ pub enum Action {
     WriteMember,
     /// See the full identity number (always audited).
     ViewFullId,
+    /// Enter a check-in at the counter for an organization (the target) or a service point.
+    TakeCheckin,
+    /// Confirm or reject a check-in: the outflow side for its members, the inflow side
+    /// for check-ins whose home side is not in the system.
+    ReviewCheckin,
 }
 
 impl Action {
@@ -96,6 +108,8 @@ impl Action {
             Action::ReadMember => "member.read",
             Action::WriteMember => "member.write",
             Action::ViewFullId => "member.view_id",
+            Action::TakeCheckin => "checkin.take",
+            Action::ReviewCheckin => "checkin.review",
         }
     }
 }
@@ -126,7 +140,40 @@ pub enum MemberScope {
     Nothing,
 }
 
+/// The check-ins a caller may see in lists: those of members from the subtree (outflow
+/// side), those made to the subtree (inflow side), or those taken at one service point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckinScope {
+    All,
+    Subtree(String),
+    Point(i64),
+    Nothing,
+}
+
 impl Principal {
+    pub fn checkin_scope(&self) -> CheckinScope {
+        match (self.role, &self.org_path, self.service_point_id) {
+            (Role::Admin, _, _) => CheckinScope::All,
+            (Role::ServiceStaff, _, Some(point)) => CheckinScope::Point(point),
+            (Role::OrgAdmin | Role::Secretary | Role::ServiceStaff, Some(p), _) => CheckinScope::Subtree(p.clone()),
+            _ => CheckinScope::Nothing,
+        }
+    }
+
+    /// Whether a check-in is in the caller's view: a subtree sees the check-ins of its
+    /// members (home side) and those made to it (inflow side), staff of a point those
+    /// taken at the point.
+    pub fn sees_checkin(&self, home_path: Option<&str>, inflow_path: &str, point: Option<i64>) -> bool {
+        match self.checkin_scope() {
+            CheckinScope::All => true,
+            CheckinScope::Subtree(root) => {
+                org::is_within(inflow_path, &root) || home_path.is_some_and(|h| org::is_within(h, &root))
+            }
+            CheckinScope::Point(id) => point == Some(id),
+            CheckinScope::Nothing => false,
+        }
+    }
+
     pub fn member_scope(&self) -> MemberScope {
         match (self.role, &self.org_path, self.member_id) {
             (Role::Admin, _, _) => MemberScope::All,
@@ -165,7 +212,8 @@ pub fn decide(p: &Principal, action: Action, target: Target) -> Decision {
     if allowed {
         Decision::Allow
     } else {
-        let hide = matches!(action, Action::ReadMember | Action::WriteMember | Action::ViewFullId);
+        let hide =
+            matches!(action, Action::ReadMember | Action::WriteMember | Action::ViewFullId | Action::ReviewCheckin);
         Decision::Deny { hide }
     }
 }
@@ -176,7 +224,14 @@ mod tests {
     use crate::org::{child_path, segment};
 
     fn who(role: Role, org: Option<&str>, member: Option<i64>) -> Principal {
-        Principal { user_id: 1, username: "u".into(), role, org_path: org.map(str::to_string), member_id: member }
+        Principal {
+            user_id: 1,
+            username: "u".into(),
+            role,
+            org_path: org.map(str::to_string),
+            member_id: member,
+            service_point_id: None,
+        }
     }
 
     #[test]
@@ -231,6 +286,25 @@ mod tests {
         let t = Target { org_path: "0000000001", member_id: Some(1) };
         assert_eq!(decide(&p, Action::ReadOrg, t), Decision::Allow);
         assert_eq!(decide(&p, Action::ReadMember, t), Decision::Deny { hide: true });
+        assert_eq!(decide(&p, Action::TakeCheckin, t), Decision::Allow);
+        assert_eq!(decide(&p, Action::ReviewCheckin, t), Decision::Deny { hide: true });
+        assert_eq!(p.checkin_scope(), CheckinScope::Subtree("0000000001".into()));
+        let at_point = Principal { service_point_id: Some(4), ..p };
+        assert_eq!(at_point.checkin_scope(), CheckinScope::Point(4));
+    }
+
+    #[test]
+    fn check_ins_are_reviewed_inside_the_subtree_only() {
+        let county = segment(1);
+        let branch = child_path(Some(&county), 2);
+        let sec = who(Role::Secretary, Some(&branch), None);
+        let at = |path| Target { org_path: path, member_id: None };
+        assert_eq!(decide(&sec, Action::ReviewCheckin, at(&branch)), Decision::Allow);
+        assert_eq!(decide(&sec, Action::ReviewCheckin, at(&county)), Decision::Deny { hide: true });
+        assert_eq!(
+            decide(&who(Role::Member, None, Some(1)), Action::TakeCheckin, at(&branch)),
+            Decision::Deny { hide: false }
+        );
     }
 }
 

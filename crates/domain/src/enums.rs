@@ -125,6 +125,31 @@ impl Mobility {
     }
 }
 
+vocabulary!(
+    /// Where a check-in stands. `pending` waits for the outflow side to confirm that the
+    /// person is its member; `home_unknown` has no home side in the system and waits for a
+    /// printed verification letter; `superseded` was replaced by a later check-in.
+    CheckinStatus {
+        Pending = "pending",
+        HomeUnknown = "home_unknown",
+        Confirmed = "confirmed",
+        Rejected = "rejected",
+        Superseded = "superseded",
+    }
+);
+
+impl CheckinStatus {
+    /// Still waiting for a decision.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Self::Pending | Self::HomeUnknown)
+    }
+}
+
+vocabulary!(
+    /// How a check-in was entered: by the member on a phone, or by staff at a counter.
+    CheckinChannel { SelfService = "self", Counter = "counter" }
+);
+
 /// The 56 recognised ethnic groups, by name, as entered on Chinese forms.
 pub const ETHNICITIES: [&str; 56] = [
     "汉族",

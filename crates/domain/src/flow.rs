@@ -1,10 +1,28 @@
 //! Flows: one period away from home, starting with a departure (外出登记).
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 use crate::member::parse_date;
 use crate::validation::{self, FieldErrors};
 use crate::FlowReason;
+
+/// Away this many months without a transfer, a member counts as mobile (流动党员).
+pub const MOBILE_AFTER_MONTHS: u32 = 6;
+
+/// Whole months from `left_on` to `today` (0 if not yet left).
+pub fn months_away(left_on: NaiveDate, today: NaiveDate) -> u32 {
+    if today <= left_on {
+        return 0;
+    }
+    let months = (today.year() - left_on.year()) * 12 + today.month() as i32 - left_on.month() as i32;
+    let months = if today.day() < left_on.day() { months - 1 } else { months };
+    months.max(0) as u32
+}
+
+/// Whether an open flow that left on `left_on` makes its member mobile by `today`.
+pub fn counts_as_mobile(left_on: NaiveDate, today: NaiveDate) -> bool {
+    months_away(left_on, today) >= MOBILE_AFTER_MONTHS
+}
 
 /// A validated departure.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +127,16 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn six_whole_months_make_a_member_mobile() {
+        assert_eq!(months_away(d("2026-01-31"), d("2026-02-28")), 0);
+        assert_eq!(months_away(d("2026-01-31"), d("2026-03-31")), 2);
+        assert_eq!(months_away(d("2026-05-24"), d("2026-11-23")), 5);
+        assert!(counts_as_mobile(d("2026-05-24"), d("2026-11-24")));
+        assert!(!counts_as_mobile(d("2026-05-25"), d("2026-11-24")));
+        assert_eq!(months_away(d("2027-01-01"), d("2026-11-24")), 0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! shared by the storage layer, the server and the command line.
 
 pub mod access;
+pub mod checkin;
 pub mod enums;
 pub mod flow;
 pub mod id_number;
@@ -12,7 +13,7 @@ pub mod org;
 pub mod text;
 pub mod validation;
 
-pub use access::{Action, Decision, Principal, Role};
+pub use access::{Action, CheckinScope, Decision, Principal, Role};
 pub use enums::*;
 pub use id_number::{IdNumber, IdNumberError};
 pub use validation::{FieldError, FieldErrors};

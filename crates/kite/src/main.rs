@@ -63,6 +63,9 @@ enum UserCommand {
         /// Member record of a member account.
         #[arg(long)]
         member_id: Option<i64>,
+        /// Code of the service point a service_staff account works at.
+        #[arg(long)]
+        service_point: Option<String>,
         #[arg(long)]
         password_stdin: bool,
     },
@@ -94,7 +97,9 @@ async fn main() -> anyhow::Result<()> {
             }
             kite_server::serve(state, listen).await?;
         }
-        Command::User { command: UserCommand::Add { username, role, org, member_id, password_stdin } } => {
+        Command::User {
+            command: UserCommand::Add { username, role, org, member_id, service_point, password_stdin },
+        } => {
             let role = Role::from_code(&role).with_context(|| format!("unknown role {role:?}"))?;
             if !password_stdin {
                 bail!("pass the password on standard input with --password-stdin");
@@ -109,7 +114,15 @@ async fn main() -> anyhow::Result<()> {
             let user = store
                 .accounts()
                 .create_user(
-                    &NewUser { username, password_hash: hash, role, org_code: org, member_id, display_name: None },
+                    &NewUser {
+                        username,
+                        password_hash: hash,
+                        role,
+                        org_code: org,
+                        member_id,
+                        display_name: None,
+                        service_point_code: service_point,
+                    },
                     "cli",
                 )
                 .await
@@ -138,7 +151,7 @@ async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {
     }
     println!("loading the demo region ({members} members)…");
     let (m, f) = kite_demo::load(store, members).await?;
-    for (username, role, org, password) in kite_demo::ACCOUNTS {
+    for (username, role, org, point, password) in kite_demo::ACCOUNTS {
         let hash = kite_server::auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
         let new = NewUser {
             username: username.to_string(),
@@ -147,6 +160,7 @@ async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {
             org_code: org.map(str::to_string),
             member_id: None,
             display_name: None,
+            service_point_code: point.map(str::to_string),
         };
         store
             .accounts()
@@ -160,11 +174,12 @@ async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {
 
 fn print_demo_accounts() {
     println!("Demo accounts (user / password / role):");
-    for (username, role, org, password) in kite_demo::ACCOUNTS {
+    for (username, role, org, point, password) in kite_demo::ACCOUNTS {
         println!(
-            "  {username:<14} {password:<16} {}{}",
+            "  {username:<14} {password:<16} {}{}{}",
             role.code(),
-            org.map(|o| format!(" @ {o}")).unwrap_or_default()
+            org.map(|o| format!(" @ {o}")).unwrap_or_default(),
+            point.map(|p| format!(" (service point {p})")).unwrap_or_default()
         );
     }
 }

@@ -84,7 +84,14 @@ async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
 }
 
 fn admin() -> Principal {
-    Principal { user_id: 0, username: "test".into(), role: Role::Admin, org_path: None, member_id: None }
+    Principal {
+        user_id: 0,
+        username: "test".into(),
+        role: Role::Admin,
+        org_path: None,
+        member_id: None,
+        service_point_id: None,
+    }
 }
 
 /// Waits until the browser's address satisfies `done` (a click's navigation finishes
@@ -140,6 +147,7 @@ async fn walk(driver: &Driver, backend: Backend) {
         org_code: Some("GN-01-01".into()),
         member_id: None,
         display_name: None,
+        service_point_code: None,
     };
     store.accounts().create_user(&user, "test").await.expect("secretary");
     let q = MemberQuery { org: Some("GN-01-01".into()), ..Default::default() };

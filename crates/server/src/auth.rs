@@ -85,7 +85,7 @@ pub async fn login(
     for key in [&user_key, &client_key] {
         if accounts.locked_until(key).await?.is_some() {
             accounts.audit_login(None, username, client, "throttled").await?;
-            return Err(ApiError::Throttled);
+            return Err(ApiError::Throttled("throttled"));
         }
     }
     let found = accounts.user_by_username(typed).await?;

@@ -21,9 +21,12 @@ pub enum ApiError {
     /// 403: an unsafe browser request without this session's CSRF token.
     Csrf,
     NotFound,
+    /// 404 with a more specific code (an unknown check-in link).
+    Missing(&'static str),
     Conflict(&'static str),
     MethodNotAllowed,
-    Throttled,
+    /// 429 with a code: `throttled` (logins) or `otp.too_soon`.
+    Throttled(&'static str),
     Internal,
 }
 
@@ -56,6 +59,7 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden => ApiError::Forbidden,
             StoreError::Conflict(c) => ApiError::Conflict(c),
             StoreError::Invalid(f) => ApiError::Invalid(f),
+            StoreError::Throttled => ApiError::Throttled("otp.too_soon"),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::Internal
@@ -77,23 +81,26 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::Csrf => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::Missing(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(c) | ApiError::Unauthorized(c) | ApiError::Conflict(c) => c,
+            ApiError::BadRequest(c)
+            | ApiError::Unauthorized(c)
+            | ApiError::Conflict(c)
+            | ApiError::Missing(c)
+            | ApiError::Throttled(c) => c,
             ApiError::Invalid(_) => "invalid_input",
             ApiError::Forbidden => "forbidden",
             ApiError::Csrf => "csrf",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Throttled => "throttled",
             ApiError::Internal => "internal",
         }
     }

@@ -17,6 +17,10 @@ pub struct User {
     pub member_id: Option<i64>,
     pub display_name: Option<String>,
     pub disabled: bool,
+    /// The service point a staff account works at.
+    pub service_point_code: Option<String>,
+    #[serde(skip)]
+    pub service_point_id: Option<i64>,
     #[serde(skip)]
     pub org_path: Option<String>,
 }
@@ -29,6 +33,7 @@ impl User {
             role: self.role,
             org_path: self.org_path.clone(),
             member_id: self.member_id,
+            service_point_id: self.service_point_id,
         }
     }
 }
@@ -43,6 +48,8 @@ struct UserRow {
     member_id: Option<i64>,
     display_name: Option<String>,
     disabled: bool,
+    service_point_id: Option<i64>,
+    service_point_code: Option<String>,
     password_hash: String,
 }
 
@@ -60,6 +67,8 @@ impl UserRow {
                 member_id: self.member_id,
                 display_name: self.display_name,
                 disabled: self.disabled,
+                service_point_id: self.service_point_id,
+                service_point_code: self.service_point_code,
             },
             self.password_hash,
         ))
@@ -67,7 +76,8 @@ impl UserRow {
 }
 
 const SELECT_USER: &str = "SELECT u.id, u.username, u.role, o.code AS org_code, o.path AS org_path, u.member_id, \
-     u.display_name, u.disabled, u.password_hash FROM users u LEFT JOIN organizations o ON o.id = u.org_id";
+     u.display_name, u.disabled, u.service_point_id, sp.code AS service_point_code, u.password_hash \
+     FROM users u LEFT JOIN organizations o ON o.id = u.org_id LEFT JOIN service_points sp ON sp.id = u.service_point_id";
 
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -77,6 +87,8 @@ pub struct NewUser {
     pub org_code: Option<String>,
     pub member_id: Option<i64>,
     pub display_name: Option<String>,
+    /// Staff of a service point: the point's code; the organization defaults to the point's.
+    pub service_point_code: Option<String>,
 }
 
 /// A live session with its user.
@@ -103,7 +115,25 @@ impl Accounts<'_> {
             return Err(StoreError::invalid("username", "user.username.invalid"));
         }
         let mut tx = self.store.write().await?;
-        let org_id = match (&new.org_code, new.role.needs_org()) {
+        let point = match &new.service_point_code {
+            Some(_) if new.role != Role::ServiceStaff => {
+                return Err(StoreError::invalid("service_point", "user.service_point.role"));
+            }
+            Some(code) => Some(
+                crate::service_points::by_code(&mut tx, code)
+                    .await?
+                    .ok_or(StoreError::invalid("service_point", "service_point.unknown"))?,
+            ),
+            None => None,
+        };
+        let org_code = match (&new.org_code, &point) {
+            (Some(o), Some(p)) if *o != p.org_code => {
+                return Err(StoreError::invalid("service_point", "user.service_point.other_org"))
+            }
+            (None, Some(p)) => Some(p.org_code.clone()),
+            (o, _) => o.clone(),
+        };
+        let org_id = match (&org_code, new.role.needs_org()) {
             (Some(code), _) => {
                 Some(crate::orgs::by_code(&mut tx, code).await?.ok_or(StoreError::invalid("org", "org.unknown"))?.id)
             }
@@ -121,9 +151,9 @@ impl Accounts<'_> {
         let now = Utc::now();
         let res = on!(&mut tx, c => sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, role, org_id, member_id, display_name, disabled, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id")
+             service_point_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id")
             .bind(name).bind(&new.password_hash).bind(new.role.code()).bind(org_id).bind(new.member_id)
-            .bind(&new.display_name).bind(false).bind(now).fetch_one(c).await);
+            .bind(&new.display_name).bind(false).bind(point.as_ref().map(|p| p.id)).bind(now).fetch_one(c).await);
         let id: i64 = match res.map_err(StoreError::from) {
             Err(e) if e.is_unique_violation() => return Err(StoreError::Conflict("user.username.duplicate")),
             r => r?,

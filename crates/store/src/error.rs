@@ -11,6 +11,9 @@ pub enum StoreError {
     /// A uniqueness or state conflict (duplicate ID number, stale version, open flow).
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// Too many requests of one kind (one-time codes): try again later.
+    #[error("throttled")]
+    Throttled,
     #[error("invalid input")]
     Invalid(FieldErrors),
     #[error("configuration: {0}")]

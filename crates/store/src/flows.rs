@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use kite_domain::{FlowReason, FlowStatus, Mobility};
 
-use crate::{on, Departure, Flow, Member, NewFlow, Store, StoreError, Tx};
+use crate::checkins::CheckinRecord;
+use crate::{exec, on, Departure, Flow, Member, NewFlow, Org, Store, StoreError, Tx};
 
 #[derive(sqlx::FromRow)]
 struct FlowRow {
@@ -94,6 +95,56 @@ pub(crate) async fn record_departure(
     crate::orgs::adjust_counts(tx, org_id, 0, 1, 0).await?;
     crate::members::set_mobility(tx, m.id, Mobility::NotCheckedIn).await?;
     Ok(id)
+}
+
+/// The member's open flow and its inflow organization, if any.
+pub(crate) async fn open_for(tx: &mut Tx, member_id: i64) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+    Ok(on!(tx, c => sqlx::query_as(
+        "SELECT id, inflow_org_id FROM flows WHERE member_id = $1 \
+         AND status IN ('not_checked_in', 'checked_in', 'lost_contact')")
+        .bind(member_id).fetch_optional(c).await)?)
+}
+
+/// Marks an open flow checked in to `inflow`.
+pub(crate) async fn check_in(tx: &mut Tx, flow_id: i64, inflow: &Org) -> Result<(), StoreError> {
+    let now = Utc::now();
+    exec!(
+        tx,
+        sqlx::query(
+            "UPDATE flows SET inflow_org_id = $1, inflow_path = $2, status = $3, checked_in_at = $4, \
+         version = version + 1, updated_at = $4 WHERE id = $5"
+        )
+        .bind(inflow.id)
+        .bind(&inflow.path)
+        .bind(FlowStatus::CheckedIn.code())
+        .bind(now)
+        .bind(flow_id)
+    )?;
+    Ok(())
+}
+
+/// Opens a flow for a member who checked in without a recorded departure: the check-in
+/// gives the destination, and the day of the check-in stands for the departure.
+pub(crate) async fn open_at_checkin(
+    tx: &mut Tx,
+    m: &Member,
+    home: &Org,
+    c: &CheckinRecord,
+    inflow: &Org,
+    by: i64,
+) -> Result<i64, StoreError> {
+    let now = Utc::now();
+    let res = on!(tx, conn => sqlx::query_scalar(
+        "INSERT INTO flows (member_id, outflow_org_id, outflow_path, inflow_org_id, inflow_path, destination_division, \
+         destination_address, reason, left_on, contact_phone, status, checked_in_at, note, created_by, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $12, $12) RETURNING id")
+        .bind(m.id).bind(home.id).bind(&home.path).bind(inflow.id).bind(&inflow.path).bind(&c.division_code)
+        .bind(&c.address).bind(FlowReason::Other.code()).bind(crate::today()).bind(&c.phone)
+        .bind(FlowStatus::CheckedIn.code()).bind(now).bind(c.reference.as_str()).bind(by).fetch_one(conn).await);
+    match res.map_err(StoreError::from) {
+        Err(e) if e.is_unique_violation() => Err(StoreError::Conflict("flow.already_open")),
+        r => r,
+    }
 }
 
 /// Inserts flows for existing members (demo, benchmarks); counters need a recount after.

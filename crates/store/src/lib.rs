@@ -13,19 +13,25 @@ mod models;
 
 mod accounts;
 mod audit;
+mod checkins;
 mod flows;
 mod guard;
 mod members;
+mod messages;
 mod orgs;
+mod public;
 mod service_points;
 pub mod testing;
 
 pub use accounts::{Accounts, NewUser, SessionInfo, User};
 pub use audit::AuditEntry;
+pub use checkins::{CheckinQuery, CheckinReceipt, CheckinRecord, CheckinTarget, SuggestedOrg};
 pub use db::{Backend, Tx};
 pub use error::StoreError;
 pub use guard::{Client, Guard};
+pub use messages::{Outbox, OutboxMessage};
 pub use models::*;
+pub use public::Public;
 pub use service_points::{NewServicePoint, ServicePoint};
 
 use db::Pools;
@@ -73,6 +79,16 @@ impl Store {
         Accounts { store: self }
     }
 
+    /// What anyone may do without an account (self-service check-in), from `client`.
+    pub fn public(&self, client: Client) -> Public<'_> {
+        Public::new(self, client)
+    }
+
+    /// The message outbox, for the notifier and the development page.
+    pub fn outbox(&self) -> Outbox<'_> {
+        Outbox { store: self }
+    }
+
     /// Trusted bulk and maintenance operations for the command line and the demo loader.
     pub fn admin(&self) -> Admin<'_> {
         Admin { store: self }
@@ -96,6 +112,11 @@ impl Store {
         exec!(&mut tx, sqlx::query("SELECT 1"))?;
         Ok(())
     }
+}
+
+/// Today's date in China Standard Time, in which dates are recorded.
+pub(crate) fn today() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::TimeDelta::hours(8)).date_naive()
 }
 
 /// Whether text can be in the database at all: PostgreSQL text cannot hold U+0000 and

@@ -105,10 +105,42 @@ pub(crate) async fn search(tx: &mut Tx, root: Option<&str>, q: &str, limit: i64)
     let (lo, hi) = root.map(org::subtree_range).unwrap_or_else(|| (String::new(), "~".into()));
     let pattern = format!("%{}%", q.replace(['%', '_', '\0'], "").to_lowercase());
     let rows: Vec<OrgRow> = on!(tx, c => sqlx::query_as(select_org!(
-        "WHERE o.path >= $1 AND o.path < $2 AND o.status = 'active' AND (o.name LIKE $3 OR LOWER(o.code) LIKE $3) "
+        "WHERE o.path >= $1 AND o.path < $2 AND o.status = 'active' "
+        "AND (o.name LIKE $3 OR LOWER(o.code) LIKE $3 OR o.division_code LIKE $3) "
         "ORDER BY length(o.path), o.code LIMIT $4"))
         .bind(&lo).bind(&hi).bind(&pattern).bind(limit).fetch_all(c).await)?;
     convert(rows)
+}
+
+/// Active organizations whose division code starts with `prefix`, for guidance.
+pub(crate) async fn in_division(tx: &mut Tx, prefix: &str, limit: i64) -> Result<Vec<Org>, StoreError> {
+    let rows: Vec<OrgRow> = on!(tx, c => sqlx::query_as(select_org!(
+        "WHERE o.division_code >= $1 AND o.division_code < $2 AND o.status = 'active' ORDER BY o.path LIMIT $3"))
+        .bind(prefix).bind(kite_domain::text::prefix_upper(prefix)).bind(limit).fetch_all(c).await)?;
+    convert(rows)
+}
+
+/// The division codes of the given organizations.
+pub(crate) async fn divisions_of(
+    tx: &mut Tx,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, String>, StoreError> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(i64, String)> = on!(tx, c => {
+        let mut q = sqlx::QueryBuilder::new("SELECT id, division_code FROM organizations WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        q.build_query_as().fetch_all(c).await
+    })?;
+    Ok(rows.into_iter().collect())
 }
 
 pub(crate) async fn insert(tx: &mut Tx, new: &NewOrg) -> Result<Org, StoreError> {
@@ -188,6 +220,8 @@ pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) ->
         "UPDATE members SET org_path = $1 || substr(org_path, $2) WHERE org_path >= $3 AND org_path < $4",
         "UPDATE flows SET outflow_path = $1 || substr(outflow_path, $2) WHERE outflow_path >= $3 AND outflow_path < $4",
         "UPDATE flows SET inflow_path = $1 || substr(inflow_path, $2) WHERE inflow_path >= $3 AND inflow_path < $4",
+        "UPDATE checkins SET home_path = $1 || substr(home_path, $2) WHERE home_path >= $3 AND home_path < $4",
+        "UPDATE checkins SET inflow_path = $1 || substr(inflow_path, $2) WHERE inflow_path >= $3 AND inflow_path < $4",
     ] {
         exec!(tx, sqlx::query(sql).bind(&new_path).bind(cut).bind(&lo).bind(&hi))?;
     }

@@ -1,5 +1,5 @@
 //! The service network: centres, stations, windows and points, each run by an
-//! organization. Check-in at a point comes with the check-in capability.
+//! organization. Members check in at a point through its link (see `checkins`).
 
 use chrono::{DateTime, Utc};
 use kite_domain::org;
@@ -24,6 +24,8 @@ pub struct ServicePoint {
     pub opening_hours: Option<String>,
     pub status: String,
     pub created_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub org_path: String,
 }
 
 /// A service point to insert; the parent (if any) and the organization must exist.
@@ -49,6 +51,7 @@ struct Row {
     level: String,
     org_code: String,
     org_name: String,
+    org_path: String,
     division_code: String,
     address: Option<String>,
     hotline: Option<String>,
@@ -80,37 +83,52 @@ pub(crate) async fn insert(tx: &mut Tx, p: &NewServicePoint) -> Result<i64, Stor
     }
 }
 
+const SELECT: &str = "SELECT s.id, s.code, p.code AS parent_code, s.name, s.level, o.code AS org_code, \
+     o.name AS org_name, o.path AS org_path, s.division_code, s.address, s.hotline, s.opening_hours, s.status, \
+     s.created_at FROM service_points s JOIN organizations o ON o.id = s.org_id \
+     LEFT JOIN service_points p ON p.id = s.parent_id";
+
 /// The active points run by the organizations of a subtree: centres, stations, windows,
 /// then points, each level in the order they were created.
 pub(crate) async fn in_subtree(tx: &mut Tx, root_path: &str) -> Result<Vec<ServicePoint>, StoreError> {
     let (lo, hi) = org::subtree_range(root_path);
-    let rows: Vec<Row> = on!(tx, c => sqlx::query_as(
-        "SELECT s.id, s.code, p.code AS parent_code, s.name, s.level, o.code AS org_code, o.name AS org_name, \
-         s.division_code, s.address, s.hotline, s.opening_hours, s.status, s.created_at \
-         FROM service_points s JOIN organizations o ON o.id = s.org_id \
-         LEFT JOIN service_points p ON p.id = s.parent_id \
-         WHERE o.path >= $1 AND o.path < $2 AND s.status = 'active' \
+    let sql = format!(
+        "{SELECT} WHERE o.path >= $1 AND o.path < $2 AND s.status = 'active' \
          ORDER BY CASE s.level WHEN 'centre' THEN 0 WHEN 'station' THEN 1 WHEN 'window' THEN 2 ELSE 3 END, s.id \
-         LIMIT 500")
-        .bind(&lo).bind(&hi).fetch_all(c).await)?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(ServicePoint {
-                level: ServicePointLevel::from_code(&r.level)
-                    .ok_or_else(|| StoreError::Config(format!("unexpected service point level {:?}", r.level)))?,
-                id: r.id,
-                code: r.code,
-                parent_code: r.parent_code,
-                name: r.name,
-                org_code: r.org_code,
-                org_name: r.org_name,
-                division_code: r.division_code,
-                address: r.address,
-                hotline: r.hotline,
-                opening_hours: r.opening_hours,
-                status: r.status,
-                created_at: r.created_at,
-            })
+         LIMIT 500"
+    );
+    let rows: Vec<Row> = on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).fetch_all(c).await)?;
+    rows.into_iter().map(ServicePoint::try_from).collect()
+}
+
+pub(crate) async fn by_code(tx: &mut Tx, code: &str) -> Result<Option<ServicePoint>, StoreError> {
+    if !crate::storable(code) {
+        return Ok(None);
+    }
+    let sql = format!("{SELECT} WHERE s.code = $1");
+    let row: Option<Row> = on!(tx, c => sqlx::query_as(&sql).bind(code).fetch_optional(c).await)?;
+    row.map(ServicePoint::try_from).transpose()
+}
+
+impl TryFrom<Row> for ServicePoint {
+    type Error = StoreError;
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        Ok(ServicePoint {
+            level: ServicePointLevel::from_code(&r.level)
+                .ok_or_else(|| StoreError::Config(format!("unexpected service point level {:?}", r.level)))?,
+            id: r.id,
+            code: r.code,
+            parent_code: r.parent_code,
+            name: r.name,
+            org_code: r.org_code,
+            org_name: r.org_name,
+            division_code: r.division_code,
+            address: r.address,
+            hotline: r.hotline,
+            opening_hours: r.opening_hours,
+            status: r.status,
+            created_at: r.created_at,
+            org_path: r.org_path,
         })
-        .collect()
+    }
 }

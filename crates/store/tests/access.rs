@@ -71,7 +71,14 @@ fn org_fields(name: &str, level: OrgLevel) -> OrgFields {
 }
 
 fn at(username: &str, role: Role, org: &Org) -> Principal {
-    Principal { user_id: 100, username: username.into(), role, org_path: Some(org.path.clone()), member_id: None }
+    Principal {
+        user_id: 100,
+        username: username.into(),
+        role,
+        org_path: Some(org.path.clone()),
+        member_id: None,
+        service_point_id: None,
+    }
 }
 
 fn as_member(username: &str, member: &Member) -> Principal {
@@ -81,6 +88,7 @@ fn as_member(username: &str, member: &Member) -> Principal {
         role: Role::Member,
         org_path: None,
         member_id: Some(member.id),
+        service_point_id: None,
     }
 }
 

@@ -922,6 +922,7 @@ fn new_user(username: &str, role: Role, org: Option<&str>, member_id: Option<i64
         org_code: org.map(str::to_string),
         member_id,
         display_name: Some("测试".into()),
+        service_point_code: None,
     }
 }
 
@@ -1289,6 +1290,7 @@ async fn service_points_are_listed_by_subtree_centres_first_and_follow_moves() {
             role: Role::OrgAdmin,
             org_path: Some(t.tb.path.clone()),
             member_id: None,
+            service_point_id: None,
         };
         assert_forbidden(store.guard(tb_admin, Client::default()).service_points("TA").await);
     })

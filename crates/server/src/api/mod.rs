@@ -2,6 +2,7 @@
 //! builds from these handlers (`/api/openapi.json`).
 
 mod auth;
+pub mod checkin;
 mod divisions;
 pub mod members;
 pub mod orgs;
@@ -58,6 +59,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(members::flows, members::depart))
         .routes(routes!(members::audit))
         .routes(routes!(divisions::list))
+        .routes(routes!(checkin::target, checkin::submit))
+        .routes(routes!(checkin::request_code))
+        .routes(routes!(checkin::suggestions))
+        .routes(routes!(checkin::find_orgs))
+        .routes(routes!(checkin::counter))
+        .routes(routes!(checkin::list))
+        .routes(routes!(checkin::get))
+        .routes(routes!(checkin::confirm))
+        .routes(routes!(checkin::reject))
+        .routes(routes!(checkin::outbox))
 }
 
 /// Updates must send the version they read (optimistic concurrency).

@@ -77,6 +77,7 @@ impl Server {
             org_code: org.map(str::to_string),
             member_id,
             display_name: Some(format!("{username} (test)")),
+            service_point_code: None,
         };
         self.store.accounts().create_user(&new, "test").await.unwrap_or_else(|e| panic!("create {username}: {e}")).id
     }
@@ -127,8 +128,14 @@ impl Server {
 
     /// The latest audit records, read through the store as a system administrator.
     pub async fn audit(&self) -> Vec<AuditEntry> {
-        let admin =
-            Principal { user_id: 0, username: "auditor".into(), role: Role::Admin, org_path: None, member_id: None };
+        let admin = Principal {
+            user_id: 0,
+            username: "auditor".into(),
+            role: Role::Admin,
+            org_path: None,
+            member_id: None,
+            service_point_id: None,
+        };
         self.store.guard(admin, Client::default()).audit_recent(500).await.expect("read the audit log")
     }
 }

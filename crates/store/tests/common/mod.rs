@@ -68,5 +68,12 @@ impl Context for Ctx {
 }
 
 pub fn admin() -> Principal {
-    Principal { user_id: 1, username: "root".into(), role: Role::Admin, org_path: None, member_id: None }
+    Principal {
+        user_id: 1,
+        username: "root".into(),
+        role: Role::Admin,
+        org_path: None,
+        member_id: None,
+        service_point_id: None,
+    }
 }

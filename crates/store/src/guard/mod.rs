@@ -4,6 +4,8 @@
 //! touches a row, filters lists by [`Principal::member_scope`], writes an audit record
 //! in the same transaction as each change, and records refusals in the audit log.
 
+mod checkins;
+
 use kite_domain::access::{decide, Action, Decision, Target};
 use kite_domain::member::MemberFields;
 use kite_domain::org::OrgFields;
@@ -12,6 +14,7 @@ use serde::Serialize;
 
 use crate::audit::{self, AuditEntry, Record};
 use crate::{flows, members, orgs, service_points};
+
 use crate::{
     Departure, Flow, Member, MemberQuery, MemberSummary, NewOrg, Org, Overview, Page, ServicePoint, Store, StoreError,
     Tx,
@@ -349,6 +352,15 @@ impl<'a> Guard<'a> {
         let mut tx = self.store.read().await?;
         self.member_in(&mut tx, id, Action::WriteMember).await?;
         audit::for_target(&mut tx, "member", &id.to_string(), 100).await
+    }
+
+    /// The latest outgoing messages; system administrators only (codes are secrets).
+    pub async fn outbox_recent(&self, limit: i64) -> Result<Vec<crate::OutboxMessage>, StoreError> {
+        if self.who.role != Role::Admin {
+            self.audit_denial("outbox.read", "outbox", "").await?;
+            return Err(StoreError::Forbidden);
+        }
+        self.store.outbox().recent(limit).await
     }
 
     /// The latest audit records; system administrators only.

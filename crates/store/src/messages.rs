@@ -1,0 +1,161 @@
+//! One-time codes and the outbox. A code's SMS is written to the outbox in the same
+//! transaction as the code, so a code is never valid without its message queued; a
+//! notifier delivers the outbox afterwards and marks each message sent or failed.
+
+use chrono::{DateTime, Utc};
+use kite_domain::checkin::{CODE_TTL, MAX_ATTEMPTS, RESEND_AFTER};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{exec, on, Store, StoreError, Tx};
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct OutboxMessage {
+    pub id: i64,
+    /// `sms`.
+    pub channel: String,
+    pub recipient: String,
+    pub body: String,
+    /// `pending`, `sent` or `failed` (given up after [`MAX_DELIVERIES`] tries).
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Delivery tries before a message is marked failed.
+pub const MAX_DELIVERIES: i64 = 5;
+
+const SELECT: &str =
+    "SELECT id, channel, recipient, body, status, attempts, last_error, created_at, sent_at FROM outbox";
+
+pub(crate) async fn enqueue(tx: &mut Tx, channel: &str, recipient: &str, body: &str) -> Result<(), StoreError> {
+    exec!(
+        tx,
+        sqlx::query(
+            "INSERT INTO outbox (channel, recipient, body, status, created_at) VALUES ($1, $2, $3, 'pending', $4)"
+        )
+        .bind(channel)
+        .bind(recipient)
+        .bind(body)
+        .bind(Utc::now())
+    )?;
+    Ok(())
+}
+
+/// Issues a code for `phone` (its hash) with its SMS, unless one was sent too recently.
+pub(crate) async fn issue_code(tx: &mut Tx, phone: &str, code_hash: &str, sms: &str) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let last: Option<DateTime<Utc>> = on!(tx, c => sqlx::query_scalar(
+        "SELECT created_at FROM one_time_codes WHERE phone = $1 ORDER BY id DESC LIMIT 1")
+        .bind(phone).fetch_optional(c).await)?;
+    if last.is_some_and(|t| now - t < RESEND_AFTER) {
+        return Err(StoreError::Throttled);
+    }
+    exec!(
+        tx,
+        sqlx::query("INSERT INTO one_time_codes (phone, code_hash, expires_at, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(phone)
+            .bind(code_hash)
+            .bind(now + CODE_TTL)
+            .bind(now)
+    )?;
+    enqueue(tx, "sms", phone, sms).await
+}
+
+/// What checking a code found.
+pub(crate) enum CodeCheck {
+    /// Right: the code's id, to be marked used in the caller's transaction.
+    Good(i64),
+    /// Wrong: count the attempt (in a transaction that commits) and refuse.
+    Wrong(i64),
+    /// No live code for this phone: none sent, expired, used or out of attempts.
+    Dead,
+}
+
+#[derive(sqlx::FromRow)]
+struct CodeRow {
+    id: i64,
+    code_hash: String,
+    attempts: i64,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn check_code(tx: &mut Tx, phone: &str, code_hash: &str) -> Result<CodeCheck, StoreError> {
+    let row: Option<CodeRow> = on!(tx, c => sqlx::query_as(
+        "SELECT id, code_hash, attempts, expires_at, used_at FROM one_time_codes WHERE phone = $1 \
+         ORDER BY id DESC LIMIT 1")
+        .bind(phone).fetch_optional(c).await)?;
+    Ok(match row {
+        Some(r) if r.used_at.is_none() && r.expires_at > Utc::now() && r.attempts < MAX_ATTEMPTS => {
+            if r.code_hash == code_hash {
+                CodeCheck::Good(r.id)
+            } else {
+                CodeCheck::Wrong(r.id)
+            }
+        }
+        _ => CodeCheck::Dead,
+    })
+}
+
+pub(crate) async fn use_code(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
+    exec!(tx, sqlx::query("UPDATE one_time_codes SET used_at = $1 WHERE id = $2").bind(Utc::now()).bind(id))?;
+    Ok(())
+}
+
+pub(crate) async fn count_wrong_code(store: &Store, id: i64) -> Result<(), StoreError> {
+    let mut tx = store.write().await?;
+    exec!(&mut tx, sqlx::query("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = $1").bind(id))?;
+    tx.commit().await
+}
+
+/// The outbox as the notifier and the development page see it.
+pub struct Outbox<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Outbox<'_> {
+    /// Messages waiting to be delivered, oldest first.
+    pub async fn pending(&self, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut tx = self.store.read().await?;
+        let sql = format!("{SELECT} WHERE status = 'pending' ORDER BY id LIMIT $1");
+        Ok(on!(&mut tx, c => sqlx::query_as(&sql).bind(limit).fetch_all(c).await)?)
+    }
+
+    pub async fn mark_sent(&self, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.store.write().await?;
+        exec!(
+            &mut tx,
+            sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1 WHERE id = $2")
+                .bind(Utc::now())
+                .bind(id)
+        )?;
+        tx.commit().await
+    }
+
+    /// Counts a failed try; after [`MAX_DELIVERIES`] the message is given up.
+    pub async fn mark_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.write().await?;
+        let error: String = error.chars().filter(|c| *c != '\0').take(500).collect();
+        exec!(
+            &mut tx,
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
+             status = CASE WHEN attempts + 1 >= $2 THEN 'failed' ELSE status END WHERE id = $3"
+            )
+            .bind(error)
+            .bind(MAX_DELIVERIES)
+            .bind(id)
+        )?;
+        tx.commit().await
+    }
+
+    /// The latest messages, newest first.
+    pub async fn recent(&self, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut tx = self.store.read().await?;
+        let sql = format!("{SELECT} ORDER BY id DESC LIMIT $1");
+        Ok(on!(&mut tx, c => sqlx::query_as(&sql).bind(limit.clamp(1, 500)).fetch_all(c).await)?)
+    }
+}

@@ -1,0 +1,70 @@
+//! What anyone may do without an account: open a check-in link, find an organization,
+//! ask for a one-time code and check in with it.
+
+use kite_domain::checkin::{Checkin, LinkKind, Seeker};
+use kite_domain::CheckinChannel;
+
+use crate::checkins::{self, Actor, CheckinReceipt, CheckinTarget, Submission, SuggestedOrg};
+use crate::{messages, orgs, Client, Org, Store, StoreError};
+
+pub struct Public<'a> {
+    store: &'a Store,
+    client: Client,
+}
+
+impl<'a> Public<'a> {
+    pub(crate) fn new(store: &'a Store, client: Client) -> Self {
+        Self { store, client }
+    }
+
+    /// The organization or service point a link opens; unknown or closed links are not found.
+    pub async fn checkin_target(&self, kind: LinkKind, code: &str) -> Result<CheckinTarget, StoreError> {
+        let mut tx = self.store.read().await?;
+        checkins::target(&mut tx, kind, code).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Active organizations by name, code or division, for naming one's home organization.
+    pub async fn find_orgs(&self, q: &str, limit: i64) -> Result<Vec<Org>, StoreError> {
+        let q = q.trim();
+        if q.chars().count() < 2 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.store.read().await?;
+        orgs::search(&mut tx, None, q, limit.clamp(1, 20)).await
+    }
+
+    /// Organizations that suit the member, best first.
+    pub async fn suggestions(&self, seeker: &Seeker<'_>) -> Result<Vec<SuggestedOrg>, StoreError> {
+        let mut tx = self.store.read().await?;
+        checkins::suggestions(&mut tx, seeker, 8).await
+    }
+
+    /// Queues a one-time code's SMS for `phone`; refused if one was sent within the minute.
+    pub async fn send_code(&self, phone: &str, code_hash: &str, sms: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.write().await?;
+        messages::issue_code(&mut tx, phone, code_hash, sms).await?;
+        tx.commit().await
+    }
+
+    /// A self-service check-in, proven by the one-time code sent to its phone.
+    pub async fn checkin(
+        &self,
+        kind: LinkKind,
+        code: &str,
+        c: &Checkin,
+        request_key: &str,
+        code_hash: &str,
+    ) -> Result<CheckinReceipt, StoreError> {
+        let target = self.checkin_target(kind, code).await?;
+        let who = Actor { user_id: None, username: None, client: self.client.address.as_deref() };
+        let s = Submission {
+            target: &target,
+            checkin: c,
+            request_key,
+            channel: CheckinChannel::SelfService,
+            code_hash: Some(code_hash),
+        };
+        let rec = checkins::submit(self.store, &who, &s).await?;
+        Ok(CheckinReceipt::from(&rec))
+    }
+}
