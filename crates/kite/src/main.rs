@@ -33,6 +33,10 @@ enum Command {
         /// Mark cookies Secure (when served behind HTTPS).
         #[arg(long, env = "KITE_SECURE_COOKIES")]
         secure_cookies: bool,
+        /// The address the public reaches this server at, e.g. https://kite.example.gov.cn,
+        /// printed in check-in QR codes (default: the address each request came to).
+        #[arg(long, env = "KITE_PUBLIC_URL")]
+        public_url: Option<String>,
     },
     /// Apply database migrations.
     Migrate,
@@ -85,12 +89,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo { members } => {
             demo(&store, members).await?;
         }
-        Command::Serve { listen, demo: with_demo, secure_cookies } => {
+        Command::Serve { listen, demo: with_demo, secure_cookies, public_url } => {
             if with_demo && store.admin().org_count().await? == 0 {
                 demo(&store, DEMO_MEMBERS).await?;
             }
             let mut state = kite_server::AppState::new(store);
             state.secure_cookies = secure_cookies;
+            state.public_url = public_url;
             println!("Kite is serving on http://{listen}/  (API: http://{listen}/api/openapi.json)");
             if with_demo {
                 print_demo_accounts();

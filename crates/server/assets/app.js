@@ -77,7 +77,8 @@ function orgPicker(input) {
     const q = input.value.trim();
     if (names.has(q)) { if (label) label.textContent = names.get(q); return; }
     if (q.length < 1) return;
-    const items = await getJSON("/api/v1/org-search?q=" + encodeURIComponent(q));
+    const source = input.dataset.orgSource || "/api/v1/org-search";
+    const items = await getJSON(source + "?q=" + encodeURIComponent(q));
     list.replaceChildren();
     names = new Map(items.map((o) => [o.code, o.name]));
     for (const o of items) {

@@ -100,6 +100,15 @@ mod tests {
         for v in ServicePointLevel::ALL {
             keys.push(format!("enum.service_point_level.{}", v.code()))
         }
+        for v in kite_domain::CheckinStatus::ALL {
+            keys.push(format!("enum.checkin_status.{}", v.code()))
+        }
+        for v in kite_domain::CheckinChannel::ALL {
+            keys.push(format!("enum.checkin_channel.{}", v.code()))
+        }
+        for r in ["home_stationed", "workplace", "same_street", "same_county", "same_city"] {
+            keys.push(format!("checkin.reason.{r}"))
+        }
         for e in [
             IdNumberError::Length,
             IdNumberError::Characters,

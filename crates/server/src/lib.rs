@@ -23,11 +23,13 @@ pub struct AppState {
     pub templates: Arc<minijinja::Environment<'static>>,
     /// Whether cookies get the `Secure` flag (behind HTTPS).
     pub secure_cookies: bool,
+    /// The address the public reaches the server at (for QR codes); else the request's Host.
+    pub public_url: Option<String>,
 }
 
 impl AppState {
     pub fn new(store: Store) -> Self {
-        Self { store, templates: Arc::new(web::templates()), secure_cookies: false }
+        Self { store, templates: Arc::new(web::templates()), secure_cookies: false, public_url: None }
     }
 }
 

@@ -1414,3 +1414,87 @@ async fn forms_keep_their_input_limits_and_personal_pages_are_not_cached() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Check-in pages
+// ---------------------------------------------------------------------------
+
+/// The latest code sent to `phone`, read from the outbox as staff would in development.
+async fn code_sent_to(s: &Server, phone: &str) -> String {
+    let messages = s.store.outbox().recent(20).await.expect("read the outbox");
+    let m = messages.iter().find(|m| m.recipient == phone).expect("an SMS to the phone");
+    m.body.chars().filter(|c| c.is_ascii_digit()).take(6).collect()
+}
+
+#[tokio::test]
+async fn a_member_checks_in_on_a_phone_page_and_the_branch_confirms_it() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let s = &w.s;
+        let mut dst = org_body("DST", None, "苏州高新区党工委", "committee");
+        dst["division_code"] = serde_json::json!("320505");
+        s.post("/api/v1/orgs").auth(&w.root).json(&dst).send().await.expect(201);
+
+        assert_error_page(&s.get("/c/o/NOPE").send().await, 404, "报到链接无效或该站点已停用，请向工作人员确认");
+        let page = s.get("/c/o/DST").send().await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        let (action, fields) = form_of(&page);
+        assert_eq!(action, "/c/o/DST");
+        assert!(fields.get("request_id").is_some_and(|k| k.len() >= 8), "a fresh request key");
+        let phone = "13800000001";
+        let fields = fields
+            .with("name", "张伟")
+            .with("id_number", &id_of(1))
+            .with("phone", phone)
+            .with("home_org_code", "TA-B1")
+            .with("division_code", "320505")
+            .with("employer", "狮山路某公司");
+
+        // Asking for the code keeps what was typed and says where it went.
+        let sent = s.post(&format!("{action}/code")).form(&fields.pairs()).send().await;
+        assert_eq!(sent.status, 200, "{}", sent.text);
+        assert!(sent.text.contains("id=\"notice\""), "{}", sent.text);
+        assert_eq!(form_of(&sent).1.get("name"), Some("张伟"));
+        let again = s.post(&format!("{action}/code")).form(&fields.pairs()).send().await;
+        assert_eq!(again.status, 429);
+        assert_eq!(page_error(&again).as_deref(), Some("验证码发送过于频繁，请一分钟后再试"));
+
+        let missing = s.post(&action).form(&fields.pairs()).send().await;
+        assert_refused(&missing, 400, "提交的内容有误，请检查标出的项目", &[("code", "必填")]);
+        let fields = fields.with("code", &code_sent_to(s, phone).await);
+        let done = s.post(&action).form(&fields.pairs()).send().await;
+        assert_eq!(done.status, 200, "{}", done.text);
+        let reference = between(&done.text, "<dd id=\"reference\">", "</dd>").expect("a reference");
+        // A double submission shows the same check-in again.
+        let twice = s.post(&action).form(&fields.pairs()).send().await;
+        assert_eq!(between(&twice.text, "<dd id=\"reference\">", "</dd>"), Some(reference.clone()));
+
+        // The poster and its QR code.
+        let qr = s.get("/c/o/DST/qr.svg").send().await;
+        assert_eq!(qr.headers.get("content-type").unwrap(), "image/svg+xml");
+        assert!(qr.text.contains("<svg"));
+        let poster = s.get("/c/o/DST/poster").send().await;
+        assert!(unescape(&poster.text).contains("src=\"/c/o/DST/qr.svg\""), "{}", poster.text);
+
+        // The branch secretary finds it in the queue and confirms it.
+        let sec = Web::open(s, "b1_sec").await;
+        let queue = sec.page("/checkins").await;
+        assert!(queue.text.contains(&reference), "{}", queue.text);
+        let id: i64 = reference.trim_start_matches("BD").parse().unwrap();
+        let detail = sec.page(&format!("/checkins/{id}")).await;
+        assert!(detail.text.contains("已找到，姓名一致"), "{}", detail.text);
+        let (_, decision) = form_of(&detail);
+        let stale = decision.clone().with("version", "0");
+        let r = sec.post(&format!("/checkins/{id}/confirm"), &stale).await;
+        assert_eq!(r.status, 409);
+        let r = sec.post(&format!("/checkins/{id}/confirm"), &decision.without("reason")).await;
+        assert_eq!(see_other(&r), format!("/checkins/{id}"));
+        let after = sec.page(&format!("/checkins/{id}")).await;
+        assert_eq!(between(&after.text, "<span id=\"checkin-status\">", "</span>").as_deref(), Some("已确认"));
+        // Another town's secretary cannot open it.
+        s.user("tb_sec", kite_domain::Role::Secretary, Some("TB-B1"), None).await;
+        let other = Web::open(s, "tb_sec").await;
+        assert_error_page(&other.get(&format!("/checkins/{id}")).await, 404, "记录不存在或无权查看");
+    })
+    .await;
+}

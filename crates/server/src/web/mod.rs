@@ -1,6 +1,7 @@
 //! The web UI: server-rendered pages over the same guarded store as the API.
 //! One file per capability; this one holds what every page shares.
 
+mod checkin;
 mod members;
 mod orgs;
 mod session;
@@ -38,6 +39,12 @@ pub fn templates() -> Environment<'static> {
         ("member_form.html", include_str!("../../templates/member_form.html")),
         ("member_audit.html", include_str!("../../templates/member_audit.html")),
         ("departure_form.html", include_str!("../../templates/departure_form.html")),
+        ("checkin.html", include_str!("../../templates/checkin.html")),
+        ("checkin_done.html", include_str!("../../templates/checkin_done.html")),
+        ("checkin_poster.html", include_str!("../../templates/checkin_poster.html")),
+        ("checkins.html", include_str!("../../templates/checkins.html")),
+        ("checkin_detail.html", include_str!("../../templates/checkin_detail.html")),
+        ("outbox.html", include_str!("../../templates/outbox.html")),
     ] {
         env.add_template(name, src).expect("templates compile");
     }
@@ -67,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .merge(session::router())
         .merge(orgs::router())
         .merge(members::router())
+        .merge(checkin::router())
         .route("/assets/pico.min.css", get(|| async { asset(CSS, include_str!("../../assets/vendor/pico.min.css")) }))
         .route("/assets/app.css", get(|| async { asset(CSS, include_str!("../../assets/app.css")) }))
         .route("/assets/app.js", get(|| async { asset(JS, include_str!("../../assets/app.js")) }))
@@ -149,6 +157,8 @@ fn render(state: &AppState, name: &str, lang: Lang, who: Option<&Authed>, ctx: V
         may_write_orgs => may(Action::WriteOrg),
         may_move_orgs => may(Action::MoveOrg),
         may_write_members => may(Action::WriteMember),
+        may_take_checkins => may(Action::TakeCheckin),
+        may_checkins => may(Action::TakeCheckin) || may(Action::ReviewCheckin),
         // Forms read `errors[field]`; pages without errors get an empty map.
         errors => BTreeMap::<String, String>::new(),
     };
@@ -183,21 +193,32 @@ fn conflict_field(code: &str) -> Option<&'static str> {
 /// A form page shown again after `e`: field errors beside their fields (400), a
 /// conflict beside its field or on top (409); anything else becomes an error page.
 fn form_again(state: &AppState, lang: Lang, who: &Authed, template: &str, ctx: Value, e: ApiError) -> Response {
-    let (fields, message) = match &e {
-        ApiError::Invalid(f) => (f.clone(), i18n::err(lang, "invalid_input")),
-        ApiError::Conflict(code) => {
-            let mut f = FieldErrors::default();
-            if let Some(field) = conflict_field(code) {
-                f.add(field, code);
-            }
-            (f, i18n::err(lang, code))
-        }
-        _ => return error_page(state, lang, who, e),
-    };
-    let errors: BTreeMap<&str, String> = fields.0.iter().map(|f| (f.field, i18n::err(lang, f.code))).collect();
+    if !matches!(e, ApiError::Invalid(_) | ApiError::Conflict(_) | ApiError::Throttled(_)) {
+        return error_page(state, lang, who, e);
+    }
+    let (errors, message) = invalid_fields(lang, &e);
     let mut r = render(state, template, lang, Some(who), context! { ..ctx, ..context! { errors, error => message } });
     *r.status_mut() = e.status();
     r
+}
+
+/// Each field's message and the message on top, for a refused form.
+fn invalid_fields(lang: Lang, e: &ApiError) -> (BTreeMap<&'static str, String>, String) {
+    let mut fields = FieldErrors::default();
+    let message = match e {
+        ApiError::Invalid(f) => {
+            fields = f.clone();
+            i18n::err(lang, "invalid_input")
+        }
+        ApiError::Conflict(code) => {
+            if let Some(field) = conflict_field(code) {
+                fields.add(field, code);
+            }
+            i18n::err(lang, code)
+        }
+        other => i18n::err(lang, other.code()),
+    };
+    (fields.0.iter().map(|f| (f.field, i18n::err(lang, f.code))).collect(), message)
 }
 
 /// A page with only a message, for addresses or methods that lead nowhere.
