@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 20] = [
+const ROUTES: [(&str, &str, bool); 31] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -42,11 +42,22 @@ const ROUTES: [(&str, &str, bool); 20] = [
     ("POST", "/api/v1/members/{id}/flows", false),
     ("GET", "/api/v1/members/{id}/audit", false),
     ("GET", "/api/v1/divisions", true),
+    ("GET", "/api/v1/checkin/{kind}/{code}", true),
+    ("POST", "/api/v1/checkin/{kind}/{code}", true),
+    ("POST", "/api/v1/checkin/{kind}/{code}/code", true),
+    ("GET", "/api/v1/checkin-suggestions", true),
+    ("GET", "/api/v1/checkin-orgs", true),
+    ("POST", "/api/v1/counter/{kind}/{code}", false),
+    ("GET", "/api/v1/checkins", false),
+    ("GET", "/api/v1/checkins/{id}", false),
+    ("POST", "/api/v1/checkins/{id}/confirm", false),
+    ("POST", "/api/v1/checkins/{id}/reject", false),
+    ("GET", "/api/v1/outbox", false),
 ];
 
 /// A route's path with its parameters filled in.
 fn concrete(path: &str, member: i64) -> String {
-    path.replace("{code}", "TA").replace("{id}", &member.to_string())
+    path.replace("{kind}", "o").replace("{code}", "TA").replace("{id}", &member.to_string())
 }
 
 fn method(m: &str) -> reqwest::Method {
