@@ -82,24 +82,14 @@ pub struct CheckinInput<'a> {
 pub fn validate(input: &CheckinInput, division_known: impl Fn(&str) -> bool) -> Result<Checkin, FieldErrors> {
     let mut e = FieldErrors::default();
     let name = validation::text(&mut e, "name", input.name, true, 50);
-    let id_number = match IdNumber::parse(input.id_number) {
-        _ if input.id_number.trim().is_empty() => {
-            e.add("id_number", "required");
-            None
-        }
-        Ok(id) => Some(id),
-        Err(err) => {
-            e.add("id_number", err.code());
-            None
-        }
-    };
+    let id_number = validation::id_number(&mut e, "id_number", input.id_number);
     let phone = match input.phone.trim() {
         "" => {
             e.add("phone", "required");
             None
         }
         s => {
-            let p = validation::phone(s).filter(|p| p.starts_with('1'));
+            let p = validation::mobile_phone(s);
             if p.is_none() {
                 // The code is sent by SMS: a mobile number is needed.
                 e.add("phone", "checkin.phone_mobile");

@@ -76,17 +76,7 @@ pub fn validate(input: &MemberInput, ctx: &impl Context) -> Result<MemberFields,
     if birth_date.is_some_and(|d| d > today) {
         e.add("birth_date", "in_future");
     }
-    let id_number = match IdNumber::parse(input.id_number) {
-        _ if input.id_number.trim().is_empty() => {
-            e.add("id_number", "required");
-            None
-        }
-        Ok(id) => Some(id),
-        Err(err) => {
-            e.add("id_number", err.code());
-            None
-        }
-    };
+    let id_number = validation::id_number(&mut e, "id_number", input.id_number);
     if let Some(id) = &id_number {
         if !ctx.province_known(&id.division_code()[..2]) {
             e.add("id_number", "id_number.province");

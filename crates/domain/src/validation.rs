@@ -80,6 +80,20 @@ pub fn phone(value: &str) -> Option<String> {
     (mobile || landline).then_some(digits)
 }
 
+/// A mainland mobile number (the only kind that receives SMS), normalised as [`phone`].
+pub fn mobile_phone(value: &str) -> Option<String> {
+    phone(value).filter(|p| p.starts_with('1'))
+}
+
+/// A required identity-number field: the parsed number, or its error code on `field`.
+pub fn id_number(errors: &mut FieldErrors, field: &'static str, value: &str) -> Option<crate::IdNumber> {
+    if value.trim().is_empty() {
+        errors.add(field, "required");
+        return None;
+    }
+    crate::IdNumber::parse(value).map_err(|err| errors.add(field, err.code())).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

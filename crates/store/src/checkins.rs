@@ -436,41 +436,38 @@ async fn inflow_org(tx: &mut Tx, s: &Submission<'_>) -> Result<Org, StoreError> 
     Ok(o)
 }
 
+/// A decision on a waiting check-in: by whom, with what note, and for a confirmed
+/// member's check-in the record and the flow it joined.
+pub(crate) struct Verdict<'a> {
+    pub status: CheckinStatus,
+    pub by: i64,
+    pub note: Option<&'a str>,
+    pub member_id: Option<i64>,
+    pub flow_id: Option<i64>,
+}
+
 /// Marks a waiting check-in decided, if it is still at `version`.
-pub(crate) async fn decide(
-    tx: &mut Tx,
-    id: i64,
-    version: i64,
-    status: CheckinStatus,
-    by: i64,
-    note: Option<&str>,
-    member_id: Option<i64>,
-) -> Result<(), StoreError> {
+pub(crate) async fn decide(tx: &mut Tx, id: i64, version: i64, v: &Verdict<'_>) -> Result<(), StoreError> {
     let now = Utc::now();
     let n = exec!(
         tx,
         sqlx::query(
             "UPDATE checkins SET status = $1, decided_by = $2, decided_at = $3, decision_note = $4, \
-         member_id = COALESCE($5, member_id), version = version + 1, updated_at = $3 \
-         WHERE id = $6 AND version = $7 AND status IN ('pending', 'home_unknown')"
+         member_id = COALESCE($5, member_id), flow_id = COALESCE($6, flow_id), version = version + 1, \
+         updated_at = $3 WHERE id = $7 AND version = $8 AND status IN ('pending', 'home_unknown')"
         )
-        .bind(status.code())
-        .bind(by)
+        .bind(v.status.code())
+        .bind(v.by)
         .bind(now)
-        .bind(note)
-        .bind(member_id)
+        .bind(v.note)
+        .bind(v.member_id)
+        .bind(v.flow_id)
         .bind(id)
         .bind(version)
     )?;
     if n == 0 {
         return Err(StoreError::Conflict("stale_version"));
     }
-    Ok(())
-}
-
-/// Records the flow a confirmed check-in joined.
-pub(crate) async fn decide_flow(tx: &mut Tx, id: i64, flow_id: i64) -> Result<(), StoreError> {
-    exec!(tx, sqlx::query("UPDATE checkins SET flow_id = $1 WHERE id = $2").bind(flow_id).bind(id))?;
     Ok(())
 }
 

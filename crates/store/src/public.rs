@@ -33,10 +33,20 @@ impl<'a> Public<'a> {
         orgs::search(&mut tx, None, q, limit.clamp(1, 20)).await
     }
 
-    /// Organizations that suit the member, best first.
-    pub async fn suggestions(&self, seeker: &Seeker<'_>) -> Result<Vec<SuggestedOrg>, StoreError> {
+    /// Organizations that suit the member, best first. Without a home county in `seeker`,
+    /// the home organization named by `home_org_code` gives it.
+    pub async fn suggestions(
+        &self,
+        seeker: &Seeker<'_>,
+        home_org_code: Option<&str>,
+    ) -> Result<Vec<SuggestedOrg>, StoreError> {
         let mut tx = self.store.read().await?;
-        checkins::suggestions(&mut tx, seeker, 8).await
+        let home_division = match (seeker.home_county, home_org_code) {
+            (None, Some(code)) if crate::storable(code) => orgs::by_code(&mut tx, code).await?.map(|o| o.division_code),
+            _ => None,
+        };
+        let seeker = Seeker { home_county: seeker.home_county.or(home_division.as_deref()), ..*seeker };
+        checkins::suggestions(&mut tx, &seeker, 8).await
     }
 
     /// Queues a one-time code's SMS for `phone`; refused if one was sent within the minute.

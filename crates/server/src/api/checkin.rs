@@ -71,37 +71,21 @@ impl CheckinBody {
         }
     }
 
-    /// Validates everything but the code; field errors name each problem.
+    /// Validates the check-in, its request key and (self-service) its code's form;
+    /// field errors name every problem at once.
     pub fn validate(&self, needs_code: bool) -> Result<(Checkin, String, Option<String>), ApiError> {
-        let mut errors = match checkin::validate(&self.input(), rules::division_known) {
-            Ok(c) => return self.keys(needs_code).map(|(k, code)| (c, k, code)),
-            Err(e) => e,
-        };
-        if let Err(ApiError::Invalid(more)) = self.keys(needs_code) {
-            for f in more.0 {
-                errors.add(f.field, f.code);
-            }
-        }
-        Err(ApiError::Invalid(errors))
-    }
-
-    fn keys(&self, needs_code: bool) -> Result<(String, Option<String>), ApiError> {
-        let mut e = kite_domain::FieldErrors::default();
+        let checked = checkin::validate(&self.input(), rules::division_known);
+        let mut e = checked.as_ref().err().cloned().unwrap_or_default();
         let key = checkin::request_key(&self.request_id).map(str::to_string);
         if key.is_none() {
             e.add("request_id", if self.request_id.trim().is_empty() { "required" } else { "invalid" });
         }
-        let code = if needs_code {
-            let c = checkin::code(&self.code);
-            if c.is_none() {
-                e.add("code", if self.code.trim().is_empty() { "required" } else { "otp.format" });
-            }
-            c
-        } else {
-            None
-        };
-        match key {
-            Some(k) if e.is_empty() => Ok((k, code)),
+        let code = needs_code.then(|| checkin::code(&self.code)).flatten();
+        if needs_code && code.is_none() {
+            e.add("code", if self.code.trim().is_empty() { "required" } else { "otp.format" });
+        }
+        match (checked, key) {
+            (Ok(c), Some(k)) if e.is_empty() => Ok((c, k, code)),
             _ => Err(ApiError::Invalid(e)),
         }
     }
@@ -118,7 +102,7 @@ pub fn link_kind(s: &str) -> Result<LinkKind, ApiError> {
 }
 
 /// A public link that leads nowhere: its own message, so a mistyped poster is recognised.
-fn unknown_link(e: kite_store::StoreError) -> ApiError {
+pub fn unknown_link(e: kite_store::StoreError) -> ApiError {
     match e {
         kite_store::StoreError::NotFound => ApiError::Missing("checkin.link_unknown"),
         other => other.into(),
@@ -127,9 +111,8 @@ fn unknown_link(e: kite_store::StoreError) -> ApiError {
 
 /// Sends a fresh one-time code to `phone` (via the outbox); answers with the wait before another.
 pub async fn send_code(store: &Store, client: Client, lang: Lang, phone: &str) -> Result<i64, ApiError> {
-    let phone = kite_domain::validation::phone(phone)
-        .filter(|p| p.starts_with('1'))
-        .ok_or_else(|| ApiError::field("phone", "checkin.phone_mobile"))?;
+    let phone =
+        kite_domain::validation::mobile_phone(phone).ok_or_else(|| ApiError::field("phone", "checkin.phone_mobile"))?;
     let code = random_code();
     let sms = i18n::t(lang, "sms.checkin_code").replace("{code}", &code);
     store.public(client).send_code(&phone, &code_hash(&phone, &code), &sms).await?;
@@ -141,21 +124,17 @@ fn random_code() -> String {
     format!("{:06}", OsRng.next_u32() % 1_000_000)
 }
 
-/// The seeker's facts for guidance; the home county comes from the home organization.
+/// Guidance for what the form holds; the home county comes from the home organization.
 pub async fn suggestions_for(store: &Store, body: &CheckinBody) -> Result<Vec<SuggestedOrg>, ApiError> {
-    let public = store.public(Client::default());
-    let home_division = match body.home_org_code.trim() {
-        "" => None,
-        code => public.find_orgs(code, 1).await?.into_iter().find(|o| o.code == code).map(|o| o.division_code),
-    };
     let seeker = Seeker {
         division: body.division_code.trim(),
-        home_county: home_division.as_deref(),
+        home_county: None,
         employer: &body.employer,
         occupation: &body.occupation,
         address: &body.address,
     };
-    Ok(public.suggestions(&seeker).await?)
+    let home = Some(body.home_org_code.trim()).filter(|c| !c.is_empty());
+    Ok(store.public(Client::default()).suggestions(&seeker, home).await?)
 }
 
 /// What a check-in link opens.

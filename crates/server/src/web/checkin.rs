@@ -12,7 +12,9 @@ use kite_store::{CheckinQuery, CheckinTarget, Client};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, error_status_page, form_again, invalid_fields, render, urlencode, PageLang, Viewer};
+use super::{
+    error_page, error_status_page, form_again, invalid_fields, next_page_link, render, urlencode, PageLang, Viewer,
+};
 use crate::api::checkin::{self as api, CheckinBody};
 use crate::api::ClientAddr;
 use crate::auth::{random_token, Authed};
@@ -38,13 +40,13 @@ fn link(kind: LinkKind, code: &str) -> String {
     format!("/c/{}/{}", kind.segment(), urlencode(code))
 }
 
-/// The public page for a link; an unknown link gets its own message.
-async fn target_of(state: &AppState, kind: &str, code: &str) -> Result<CheckinTarget, ApiError> {
-    let kind = api::link_kind(kind).map_err(|_| ApiError::Missing("checkin.link_unknown"))?;
-    state.store.public(Client::default()).checkin_target(kind, code).await.map_err(|e| match e {
-        kite_store::StoreError::NotFound => ApiError::Missing("checkin.link_unknown"),
-        other => other.into(),
-    })
+/// The place a public link opens, or the page to answer with: an unknown link gets its own message.
+async fn target_or_page(state: &AppState, lang: Lang, kind: &str, code: &str) -> Result<CheckinTarget, Response> {
+    let found = match api::link_kind(kind) {
+        Ok(kind) => state.store.public(Client::default()).checkin_target(kind, code).await.map_err(api::unknown_link),
+        Err(_) => Err(ApiError::Missing("checkin.link_unknown")),
+    };
+    found.map_err(|e| error_status_page(state, lang, e.status(), e.code()))
 }
 
 /// The form's context: the place, the values, and at a service point the suggested organizations.
@@ -75,9 +77,9 @@ async fn page(
     PageLang(lang): PageLang,
     Path((kind, code)): Path<(String, String)>,
 ) -> Response {
-    match target_of(&state, &kind, &code).await {
+    match target_or_page(&state, lang, &kind, &code).await {
         Ok(t) => render(&state, "checkin.html", lang, None, form_ctx(&state, &t, &fresh_body(), false).await),
-        Err(e) => error_status_page(&state, lang, e.status(), e.code()),
+        Err(page) => page,
     }
 }
 
@@ -97,9 +99,9 @@ async fn send_code(
     Path((kind, code)): Path<(String, String)>,
     Form(v): Form<CheckinBody>,
 ) -> Response {
-    let t = match target_of(&state, &kind, &code).await {
+    let t = match target_or_page(&state, lang, &kind, &code).await {
         Ok(t) => t,
-        Err(e) => return error_status_page(&state, lang, e.status(), e.code()),
+        Err(page) => return page,
     };
     match api::send_code(&state.store, Client { address: client }, lang, &v.phone).await {
         Ok(_) => {
@@ -118,9 +120,9 @@ async fn submit(
     Path((kind, code)): Path<(String, String)>,
     Form(v): Form<CheckinBody>,
 ) -> Response {
-    let t = match target_of(&state, &kind, &code).await {
+    let t = match target_or_page(&state, lang, &kind, &code).await {
         Ok(t) => t,
-        Err(e) => return error_status_page(&state, lang, e.status(), e.code()),
+        Err(page) => return page,
     };
     let result = async {
         let (c, key, otp) = v.validate(true)?;
@@ -155,9 +157,9 @@ async fn qr(
     headers: HeaderMap,
     Path((kind, code)): Path<(String, String)>,
 ) -> Response {
-    let t = match target_of(&state, &kind, &code).await {
+    let t = match target_or_page(&state, lang, &kind, &code).await {
         Ok(t) => t,
-        Err(e) => return error_status_page(&state, lang, e.status(), e.code()),
+        Err(page) => return page,
     };
     let url = absolute(&state, &headers, &link(t.kind, &t.code));
     match qrcode::QrCode::new(url.as_bytes()) {
@@ -175,13 +177,13 @@ async fn poster(
     headers: HeaderMap,
     Path((kind, code)): Path<(String, String)>,
 ) -> Response {
-    match target_of(&state, &kind, &code).await {
+    match target_or_page(&state, lang, &kind, &code).await {
         Ok(t) => {
             let path = link(t.kind, &t.code);
             let url = absolute(&state, &headers, &path);
             render(&state, "checkin_poster.html", lang, None, context! { target => t, url, path })
         }
-        Err(e) => error_status_page(&state, lang, e.status(), e.code()),
+        Err(page) => page,
     }
 }
 
@@ -253,16 +255,8 @@ async fn list(
     }
     match who.guard(&state).checkins(&q).await {
         Ok(page) => {
-            let mut params = Vec::new();
-            for (k, v) in [("status", &q.status), ("side", &q.side)] {
-                if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                    params.push(format!("{k}={}", urlencode(v)));
-                }
-            }
-            if let Some(c) = &page.next_cursor {
-                params.push(format!("cursor={c}"));
-            }
-            let next_link = format!("/checkins?{}", params.join("&"));
+            let filters = [("status", &q.status), ("side", &q.side)];
+            let next_link = next_page_link("/checkins", &filters, page.next_cursor.as_deref());
             let statuses: Vec<&str> = CheckinStatus::ALL.iter().map(|s| s.code()).collect();
             let query = context! { status => q.status, side => q.side };
             render(&state, "checkins.html", lang, Some(&who), context! { page, query, statuses, next_link })

@@ -11,7 +11,7 @@ use kite_store::MemberQuery;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, render, urlencode, PageLang, Viewer};
+use super::{error_page, form_again, next_page_link, render, PageLang, Viewer};
 use crate::api::members::{DepartureBody, MemberBody};
 use crate::error::ApiError;
 use crate::i18n::{self, Lang};
@@ -35,16 +35,8 @@ async fn list(
 ) -> Response {
     match who.guard(&state).members(&q).await {
         Ok(page) => {
-            let mut params: Vec<String> = Vec::new();
-            for (k, v) in [("q", &q.q), ("org", &q.org), ("mobility", &q.mobility)] {
-                if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                    params.push(format!("{k}={}", urlencode(v)));
-                }
-            }
-            if let Some(c) = &page.next_cursor {
-                params.push(format!("cursor={c}"));
-            }
-            let next_link = format!("/members?{}", params.join("&"));
+            let filters = [("q", &q.q), ("org", &q.org), ("mobility", &q.mobility)];
+            let next_link = next_page_link("/members", &filters, page.next_cursor.as_deref());
             let mobilities: Vec<&str> = Mobility::ALL.iter().map(|m| m.code()).collect();
             let query = context! { q => q.q, org => q.org, mobility => q.mobility };
             render(&state, "members.html", lang, Some(&who), context! { page, query, mobilities, next_link })

@@ -137,6 +137,18 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// The address of a list's next page: the filters that are set, then the cursor.
+fn next_page_link(path: &str, filters: &[(&str, &Option<String>)], cursor: Option<&str>) -> String {
+    let mut params: Vec<String> = filters
+        .iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!("{k}={}", urlencode(v))))
+        .collect();
+    if let Some(c) = cursor {
+        params.push(format!("cursor={}", urlencode(c)));
+    }
+    format!("{path}?{}", params.join("&"))
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -6,7 +6,7 @@ use kite_domain::{CheckinChannel, CheckinStatus};
 
 use super::Guard;
 use crate::audit;
-use crate::checkins::{self, Actor, CheckinQuery, CheckinRecord, CheckinTarget, Submission};
+use crate::checkins::{self, Actor, CheckinQuery, CheckinRecord, CheckinTarget, Submission, Verdict};
 use crate::{members, CheckinReceipt, Page, StoreError, Tx};
 
 impl Guard<'_> {
@@ -100,17 +100,30 @@ impl Guard<'_> {
                 let m = member.ok_or(StoreError::Conflict("checkin.member_not_registered"))?;
                 // The record may have moved since: the decision is the current organization's.
                 self.review(&m.org_path, id).await?;
-                checkins::decide(&mut tx, id, version, CheckinStatus::Confirmed, by, note.as_deref(), Some(m.id))
-                    .await?;
+                // A stale version fails the decision below and rolls the joined flow back with it.
                 let flow_id = checkins::join_flow(&mut tx, &rec, &m, by).await?;
-                checkins::decide_flow(&mut tx, id, flow_id).await?;
+                let v = Verdict {
+                    status: CheckinStatus::Confirmed,
+                    by,
+                    note: note.as_deref(),
+                    member_id: Some(m.id),
+                    flow_id: Some(flow_id),
+                };
+                checkins::decide(&mut tx, id, version, &v).await?;
             }
             CheckinStatus::HomeUnknown => {
                 self.review(&rec.inflow_path, id).await?;
                 if note.as_deref().is_none_or(|n| n.trim().is_empty()) {
                     return Err(StoreError::invalid("note", "checkin.letter_required"));
                 }
-                checkins::decide(&mut tx, id, version, CheckinStatus::Confirmed, by, note.as_deref(), None).await?;
+                let v = Verdict {
+                    status: CheckinStatus::Confirmed,
+                    by,
+                    note: note.as_deref(),
+                    member_id: None,
+                    flow_id: None,
+                };
+                checkins::decide(&mut tx, id, version, &v).await?;
             }
             _ => return Err(StoreError::Conflict("checkin.decided")),
         }
@@ -133,7 +146,14 @@ impl Guard<'_> {
         if reason.chars().count() > 500 || reason.chars().any(|c| c.is_control() && c != '\n') {
             return Err(StoreError::invalid("reason", "invalid"));
         }
-        checkins::decide(&mut tx, id, version, CheckinStatus::Rejected, self.who.user_id, Some(reason), None).await?;
+        let v = Verdict {
+            status: CheckinStatus::Rejected,
+            by: self.who.user_id,
+            note: Some(reason),
+            member_id: None,
+            flow_id: None,
+        };
+        checkins::decide(&mut tx, id, version, &v).await?;
         self.finish_decision(tx, &rec, "checkin.reject").await
     }
 
