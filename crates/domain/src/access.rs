@@ -50,11 +50,28 @@ impl Role {
             // Listed, not a wildcard: a new action is refused until someone grants it here.
             Role::OrgAdmin => matches!(
                 action,
-                ReadOrg | WriteOrg | MoveOrg | ReadMember | WriteMember | ViewFullId | TakeCheckin | ReviewCheckin
+                ReadOrg
+                    | WriteOrg
+                    | MoveOrg
+                    | ReadMember
+                    | WriteMember
+                    | ViewFullId
+                    | TakeCheckin
+                    | ReviewCheckin
+                    | ReadFlows
+                    | EvaluateInflow
             ),
-            Role::Secretary => {
-                matches!(action, ReadOrg | ReadMember | WriteMember | ViewFullId | TakeCheckin | ReviewCheckin)
-            }
+            Role::Secretary => matches!(
+                action,
+                ReadOrg
+                    | ReadMember
+                    | WriteMember
+                    | ViewFullId
+                    | TakeCheckin
+                    | ReviewCheckin
+                    | ReadFlows
+                    | EvaluateInflow
+            ),
             Role::ServiceStaff => matches!(action, ReadOrg | TakeCheckin),
             Role::Member => matches!(action, ReadMember | ViewFullId),
         }
@@ -97,6 +114,10 @@ pub enum Action {
     /// Confirm or reject a check-in: the outflow side for its members, the inflow side
     /// for check-ins whose home side is not in the system.
     ReviewCheckin,
+    /// The outflow and inflow lists of a subtree, and the flows in them.
+    ReadFlows,
+    /// Rate a member checked in to the subtree (decided on the inflow organization).
+    EvaluateInflow,
 }
 
 impl Action {
@@ -110,6 +131,8 @@ impl Action {
             Action::ViewFullId => "member.view_id",
             Action::TakeCheckin => "checkin.take",
             Action::ReviewCheckin => "checkin.review",
+            Action::ReadFlows => "flow.read",
+            Action::EvaluateInflow => "inflow.evaluate",
         }
     }
 }
@@ -174,6 +197,20 @@ impl Principal {
         }
     }
 
+    /// From which side the caller sees a flow: the outflow side (the member's formal
+    /// organization, with the whole record) before the inflow side (only what managing
+    /// the member there needs); `None` when neither is in the caller's view.
+    pub fn flow_side(&self, outflow_path: &str, inflow_path: Option<&str>) -> Option<crate::flow::Side> {
+        let sees = |path: &str| decide(self, Action::ReadFlows, Target { org_path: path, member_id: None });
+        if sees(outflow_path) == Decision::Allow {
+            Some(crate::flow::Side::Outflow)
+        } else if inflow_path.is_some_and(|p| sees(p) == Decision::Allow) {
+            Some(crate::flow::Side::Inflow)
+        } else {
+            None
+        }
+    }
+
     pub fn member_scope(&self) -> MemberScope {
         match (self.role, &self.org_path, self.member_id) {
             (Role::Admin, _, _) => MemberScope::All,
@@ -212,8 +249,15 @@ pub fn decide(p: &Principal, action: Action, target: Target) -> Decision {
     if allowed {
         Decision::Allow
     } else {
-        let hide =
-            matches!(action, Action::ReadMember | Action::WriteMember | Action::ViewFullId | Action::ReviewCheckin);
+        let hide = matches!(
+            action,
+            Action::ReadMember
+                | Action::WriteMember
+                | Action::ViewFullId
+                | Action::ReviewCheckin
+                | Action::ReadFlows
+                | Action::EvaluateInflow
+        );
         Decision::Deny { hide }
     }
 }
@@ -278,6 +322,27 @@ mod tests {
             who(Role::Secretary, Some("0000000001"), None).member_scope(),
             MemberScope::Subtree("0000000001".into())
         );
+    }
+
+    #[test]
+    fn a_flow_is_seen_from_the_outflow_side_first() {
+        use crate::flow::Side;
+        let (home, away, elsewhere) = (segment(1), segment(2), segment(3));
+        let home_branch = child_path(Some(&home), 4);
+        let away_branch = child_path(Some(&away), 5);
+        let both = who(Role::Admin, None, None);
+        assert_eq!(both.flow_side(&home_branch, Some(&away_branch)), Some(Side::Outflow));
+        let out = who(Role::Secretary, Some(&home_branch), None);
+        assert_eq!(out.flow_side(&home_branch, Some(&away_branch)), Some(Side::Outflow));
+        let inflow = who(Role::OrgAdmin, Some(&away), None);
+        assert_eq!(inflow.flow_side(&home_branch, Some(&away_branch)), Some(Side::Inflow));
+        assert_eq!(inflow.flow_side(&home_branch, None), None);
+        let other = who(Role::Secretary, Some(&elsewhere), None);
+        assert_eq!(other.flow_side(&home_branch, Some(&away_branch)), None);
+        let staff = who(Role::ServiceStaff, Some(&away), None);
+        assert_eq!(staff.flow_side(&home_branch, Some(&away_branch)), None);
+        let member = who(Role::Member, None, Some(9));
+        assert_eq!(member.flow_side(&home_branch, Some(&away_branch)), None);
     }
 
     #[test]

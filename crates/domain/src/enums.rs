@@ -101,6 +101,21 @@ impl FlowStatus {
 }
 
 vocabulary!(
+    /// How often inflow members are evaluated.
+    EvaluationCycle { Quarter = "quarter", HalfYear = "half_year", Year = "year" }
+);
+
+vocabulary!(
+    /// An inflow evaluation's result, in the grades of 民主评议党员: 优秀, 合格, 基本合格, 不合格.
+    Rating {
+        Excellent = "excellent",
+        Qualified = "qualified",
+        BasicallyQualified = "basically_qualified",
+        Unqualified = "unqualified",
+    }
+);
+
+vocabulary!(
     /// A member's current mobility, kept on the member row for filtering.
     Mobility {
         Resident = "resident",

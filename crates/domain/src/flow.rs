@@ -1,10 +1,10 @@
 //! Flows: one period away from home, starting with a departure (外出登记).
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 
 use crate::member::parse_date;
 use crate::validation::{self, FieldErrors};
-use crate::FlowReason;
+use crate::{FlowReason, FlowStatus};
 
 /// Away this many months without a transfer, a member counts as mobile (流动党员).
 pub const MOBILE_AFTER_MONTHS: u32 = 6;
@@ -22,6 +22,168 @@ pub fn months_away(left_on: NaiveDate, today: NaiveDate) -> u32 {
 /// Whether an open flow that left on `left_on` makes its member mobile by `today`.
 pub fn counts_as_mobile(left_on: NaiveDate, today: NaiveDate) -> bool {
     months_away(left_on, today) >= MOBILE_AFTER_MONTHS
+}
+
+/// The latest departure date that counts as mobile on `today`: the same rule as
+/// [`counts_as_mobile`], in the form a query or a scheduled job can use on a column.
+pub fn mobile_cutoff(today: NaiveDate) -> NaiveDate {
+    today.checked_sub_months(Months::new(MOBILE_AFTER_MONTHS)).unwrap_or(NaiveDate::MIN)
+}
+
+/// The end of a flow: the member is back home (返回).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Return {
+    pub returned_on: NaiveDate,
+    pub note: Option<String>,
+}
+
+/// Validates a return: not before the departure, not in the future.
+pub fn validate_return(
+    returned_on: &str,
+    note: &str,
+    left_on: NaiveDate,
+    today: NaiveDate,
+) -> Result<Return, FieldErrors> {
+    let mut e = FieldErrors::default();
+    let day = date_field(&mut e, "returned_on", returned_on, today);
+    if day.is_some_and(|d| d < left_on) {
+        e.add("returned_on", "flow.return_before_leaving");
+    }
+    let note = validation::text(&mut e, "note", note, false, 500);
+    match day {
+        Some(returned_on) if e.is_empty() => Ok(Return { returned_on, note }),
+        _ => Err(e),
+    }
+}
+
+/// A required date, not after `today`.
+fn date_field(e: &mut FieldErrors, field: &'static str, value: &str, today: NaiveDate) -> Option<NaiveDate> {
+    if value.trim().is_empty() {
+        e.add(field, "required");
+        return None;
+    }
+    match parse_date(value) {
+        None => {
+            e.add(field, "invalid_date");
+            None
+        }
+        Some(d) if d > today => {
+            e.add(field, "in_future");
+            None
+        }
+        d => d,
+    }
+}
+
+/// Which side's list: members of the subtree away (流出), or members from elsewhere
+/// checked in to the subtree (流入).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Outflow,
+    Inflow,
+}
+
+impl Side {
+    pub fn code(self) -> &'static str {
+        match self {
+            Side::Outflow => "outflow",
+            Side::Inflow => "inflow",
+        }
+    }
+}
+
+/// Which flows a list shows by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Not checked in, checked in or lost contact: the flows that still bind two places.
+    Open,
+    All,
+    Only(FlowStatus),
+}
+
+/// A validated filter for the two lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListFilter {
+    pub side: Side,
+    pub status: StatusFilter,
+    /// Division code prefix: the destination on the outflow list, the home
+    /// organization's division on the inflow list.
+    pub division: Option<String>,
+    pub left_from: Option<NaiveDate>,
+    pub left_to: Option<NaiveDate>,
+    /// Only members away [`MOBILE_AFTER_MONTHS`] or more (as the daily job last found).
+    pub mobile_only: bool,
+    /// Only checked-in members without an evaluation for this period.
+    pub unevaluated: Option<crate::evaluation::Period>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilterInput<'a> {
+    pub status: &'a str,
+    pub division: &'a str,
+    pub left_from: &'a str,
+    pub left_to: &'a str,
+    pub mobile: &'a str,
+    pub unevaluated: &'a str,
+}
+
+pub fn validate_list_filter(side: Side, input: &ListFilterInput) -> Result<ListFilter, FieldErrors> {
+    let mut e = FieldErrors::default();
+    let status = match input.status.trim() {
+        "" | "open" => StatusFilter::Open,
+        "all" => StatusFilter::All,
+        s => match FlowStatus::from_code(s) {
+            Some(st) => StatusFilter::Only(st),
+            None => {
+                e.add("status", "invalid");
+                StatusFilter::Open
+            }
+        },
+    };
+    let division = match input.division.trim() {
+        "" => None,
+        d if (2..=12).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) => Some(d.to_string()),
+        _ => {
+            e.add("division", "invalid");
+            None
+        }
+    };
+    let mut date = |field: &'static str, v: &str| match v.trim() {
+        "" => None,
+        s => {
+            let d = parse_date(s);
+            if d.is_none() {
+                e.add(field, "invalid_date");
+            }
+            d
+        }
+    };
+    let left_from = date("left_from", input.left_from);
+    let left_to = date("left_to", input.left_to);
+    if let (Some(a), Some(b)) = (left_from, left_to) {
+        if a > b {
+            e.add("left_to", "flow.range_reversed");
+        }
+    }
+    let mobile_only = match input.mobile.trim() {
+        "" | "false" | "0" => false,
+        "true" | "1" | "on" => true,
+        _ => {
+            e.add("mobile", "invalid");
+            false
+        }
+    };
+    let unevaluated = match input.unevaluated.trim() {
+        "" => None,
+        s => {
+            let p = crate::evaluation::Period::parse(s);
+            if p.is_none() {
+                e.add("unevaluated", "invalid");
+            }
+            p
+        }
+    };
+    e.into_result(ListFilter { side, status, division, left_from, left_to, mobile_only, unevaluated })
 }
 
 /// A validated departure.
@@ -137,6 +299,57 @@ mod tests {
         assert!(counts_as_mobile(d("2026-05-24"), d("2026-11-24")));
         assert!(!counts_as_mobile(d("2026-05-25"), d("2026-11-24")));
         assert_eq!(months_away(d("2027-01-01"), d("2026-11-24")), 0);
+    }
+
+    #[test]
+    fn the_cutoff_is_the_same_rule_as_months_away() {
+        let mut today = d("2027-01-01");
+        while today < d("2028-12-31") {
+            let cutoff = mobile_cutoff(today);
+            for back in 150..220 {
+                let left = today - chrono::Days::new(back);
+                assert_eq!(counts_as_mobile(left, today), left <= cutoff, "left {left} today {today}");
+            }
+            today = today + chrono::Days::new(1);
+        }
+    }
+
+    #[test]
+    fn a_return_falls_between_departure_and_today() {
+        let (left, today) = (d("2026-03-01"), d("2026-11-24"));
+        assert_eq!(validate_return("2026-11-01", "", left, today).unwrap().returned_on, d("2026-11-01"));
+        let e = validate_return("2026-02-01", "", left, today).unwrap_err();
+        assert_eq!(e.get("returned_on"), Some("flow.return_before_leaving"));
+        assert_eq!(validate_return("2026-12-01", "", left, today).unwrap_err().get("returned_on"), Some("in_future"));
+        assert_eq!(validate_return("", "", left, today).unwrap_err().get("returned_on"), Some("required"));
+    }
+
+    #[test]
+    fn list_filters_parse_or_name_the_bad_field() {
+        let f = validate_list_filter(
+            Side::Inflow,
+            &ListFilterInput { status: "checked_in", division: "3213", mobile: "1", ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(f.status, StatusFilter::Only(FlowStatus::CheckedIn));
+        assert_eq!(f.division.as_deref(), Some("3213"));
+        assert!(f.mobile_only);
+        let e = validate_list_filter(
+            Side::Outflow,
+            &ListFilterInput {
+                status: "gone",
+                division: "32a",
+                left_from: "2026-05-01",
+                left_to: "2026-04-01",
+                unevaluated: "2026-H3",
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.get("status"), Some("invalid"));
+        assert_eq!(e.get("division"), Some("invalid"));
+        assert_eq!(e.get("left_to"), Some("flow.range_reversed"));
+        assert_eq!(e.get("unevaluated"), Some("invalid"));
     }
 
     #[test]

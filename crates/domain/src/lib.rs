@@ -6,6 +6,7 @@
 pub mod access;
 pub mod checkin;
 pub mod enums;
+pub mod evaluation;
 pub mod flow;
 pub mod id_number;
 pub mod member;

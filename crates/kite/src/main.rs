@@ -17,6 +17,9 @@ struct Cli {
     /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB
     #[arg(long, env = "KITE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
+    /// How often inflow organizations evaluate their inflow members: quarter, half_year or year.
+    #[arg(long, env = "KITE_EVALUATION_CYCLE", default_value = "half_year", global = true)]
+    evaluation_cycle: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +43,8 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Apply the daily date rules once (`serve` does it every hour by itself).
+    Daily,
     /// Load the demo region into an empty database.
     Demo {
         #[arg(long, default_value_t = DEMO_MEMBERS)]
@@ -81,11 +86,19 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
-    let store =
-        Store::connect(&cli.database_url).await.with_context(|| format!("connecting to {}", cli.database_url))?;
+    let cycle = kite_domain::EvaluationCycle::from_code(&cli.evaluation_cycle)
+        .with_context(|| format!("unknown evaluation cycle {:?} (quarter, half_year, year)", cli.evaluation_cycle))?;
+    let store = Store::connect(&cli.database_url)
+        .await
+        .with_context(|| format!("connecting to {}", cli.database_url))?
+        .with_evaluation_cycle(cycle);
     store.migrate().await.context("migrating the database")?;
     match cli.command {
         Command::Migrate => println!("migrations applied"),
+        Command::Daily => {
+            let n = store.run_daily(kite_server::rules::today()).await?;
+            println!("daily rules applied: {n} flows now count as mobile");
+        }
         Command::Demo { members } => {
             demo(&store, members).await?;
         }

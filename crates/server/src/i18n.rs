@@ -103,6 +103,12 @@ mod tests {
         for v in kite_domain::CheckinStatus::ALL {
             keys.push(format!("enum.checkin_status.{}", v.code()))
         }
+        for v in Rating::ALL {
+            keys.push(format!("enum.rating.{}", v.code()))
+        }
+        for v in EvaluationCycle::ALL {
+            keys.push(format!("enum.evaluation_cycle.{}", v.code()))
+        }
         for v in kite_domain::CheckinChannel::ALL {
             keys.push(format!("enum.checkin_channel.{}", v.code()))
         }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod i18n;
 pub mod rules;
@@ -73,9 +74,26 @@ async fn method_not_allowed(
     web::error_status_page(&state, lang.0, axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
 }
 
+/// Applies the daily date rules now and then every hour: the rules are idempotent, so a
+/// restart or a missed run only delays them.
+pub fn spawn_daily_rules(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match store.run_daily(rules::today()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(flows = n, "daily rules: flows now count as mobile"),
+                Err(e) => tracing::error!(error = %e, "daily rules failed"),
+            }
+        }
+    })
+}
+
 /// Serves until the process is interrupted.
 pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    spawn_daily_rules(state.store.clone());
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();

@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 31] = [
+const ROUTES: [(&str, &str, bool); 37] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -53,11 +53,20 @@ const ROUTES: [(&str, &str, bool); 31] = [
     ("POST", "/api/v1/checkins/{id}/confirm", false),
     ("POST", "/api/v1/checkins/{id}/reject", false),
     ("GET", "/api/v1/outbox", false),
+    ("GET", "/api/v1/lists/{side}", false),
+    ("GET", "/api/v1/lists/{side}/export", false),
+    ("GET", "/api/v1/flows/{id}", false),
+    ("POST", "/api/v1/flows/{id}/return", false),
+    ("POST", "/api/v1/flows/{id}/evaluations", false),
+    ("GET", "/api/v1/members/{id}/evaluations", false),
 ];
 
 /// A route's path with its parameters filled in.
 fn concrete(path: &str, member: i64) -> String {
-    path.replace("{kind}", "o").replace("{code}", "TA").replace("{id}", &member.to_string())
+    path.replace("{kind}", "o")
+        .replace("{side}", "outflow")
+        .replace("{code}", "TA")
+        .replace("{id}", &member.to_string())
 }
 
 fn method(m: &str) -> reqwest::Method {

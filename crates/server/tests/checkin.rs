@@ -4,64 +4,7 @@
 mod common;
 
 use common::*;
-use kite_domain::{Role, ServicePointLevel};
-use kite_store::{NewServicePoint, NewUser};
 use serde_json::{json, Value};
-
-/// The destination side beside [`World`]'s home county: a Suzhou committee with two
-/// branches, a service point run by the first, and its accounts.
-struct Dest {
-    w: World,
-    dst_admin: String,
-    point_staff: String,
-    tb_sec: String,
-}
-
-const DEST_DIVISION: &str = "320505";
-
-async fn dest(s: Server) -> Dest {
-    let w = World::new(s).await;
-    let s = &w.s;
-    for (code, parent, name, level, kind) in [
-        ("DST", None, "苏州高新区党工委", "committee", "ordinary"),
-        ("DST-B1", Some("DST"), "狮山大厦联合党支部", "branch", "building"),
-        ("DST-B2", Some("DST"), "狮山街道新市民党支部", "branch", "new_resident"),
-    ] {
-        let mut body = org_body(code, parent, name, level);
-        body["kind"] = json!(kind);
-        body["division_code"] = json!(DEST_DIVISION);
-        s.post("/api/v1/orgs").auth(&w.root).json(&body).send().await.expect(201);
-    }
-    s.store
-        .admin()
-        .insert_service_points(&[NewServicePoint {
-            code: "DP1".into(),
-            parent_code: None,
-            name: "狮山党群驿站".into(),
-            level: ServicePointLevel::Station,
-            org_code: "DST-B1".into(),
-            division_code: DEST_DIVISION.into(),
-            address: Some("狮山路 1 号".into()),
-            hotline: Some("0512-60000001".into()),
-            opening_hours: None,
-        }])
-        .await
-        .expect("service point");
-    let dst_admin = s.user_token("dst_admin", Role::OrgAdmin, Some("DST")).await;
-    let tb_sec = s.user_token("tb_sec", Role::Secretary, Some("TB-B1")).await;
-    let staff = NewUser {
-        username: "dp1_staff".into(),
-        password_hash: "$argon2id$unused".into(),
-        role: Role::ServiceStaff,
-        org_code: None,
-        member_id: None,
-        display_name: None,
-        service_point_code: Some("DP1".into()),
-    };
-    let staff_id = s.store.accounts().create_user(&staff, "test").await.expect("point staff").id;
-    let point_staff = s.token_for(staff_id).await;
-    Dest { w, dst_admin, point_staff, tb_sec }
-}
 
 /// A check-in by the `n`-th test person (a member of [`World`] for n = 1..3).
 fn checkin_body(name: &str, n: u32, request_id: &str) -> Value {

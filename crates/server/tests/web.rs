@@ -344,6 +344,9 @@ async fn every_page_sends_a_stranger_to_the_login_and_the_login_returns_there() 
             format!("/members/{id}/edit"),
             format!("/members/{id}/depart"),
             format!("/members/{id}/audit"),
+            "/lists/outflow".into(),
+            "/lists/inflow?status=all&mobile=true".into(),
+            "/flows/1".into(),
         ];
         for path in &pages {
             let to = see_other(&w.s.get(path).send().await);
@@ -999,7 +1002,7 @@ async fn a_departure_is_recorded_once_and_shown_on_the_member() {
         assert_eq!(flows[0]["destination_division"], ELSEWHERE);
         let page = web.page(&format!("/members/{id}")).await;
         assert!(page.text.contains("<dd>外出未报到</dd>"), "{}", page.text);
-        assert!(page.text.contains("<td>2024-03-01</td>") && page.text.contains("苏州高新区狮山街道"));
+        assert!(page.text.contains(">2024-03-01</a></td>") && page.text.contains("苏州高新区狮山街道"));
         assert!(!page.text.contains(&depart_link), "no 外出登记 link while away");
         assert!(!page.text.contains(">外出登记</a>"));
         let away = web.page("/members?mobility=away").await;
@@ -1495,6 +1498,86 @@ async fn a_member_checks_in_on_a_phone_page_and_the_branch_confirms_it() {
         s.user("tb_sec", kite_domain::Role::Secretary, Some("TB-B1"), None).await;
         let other = Web::open(s, "tb_sec").await;
         assert_error_page(&other.get(&format!("/checkins/{id}")).await, 404, "记录不存在或无权查看");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_lists_and_a_flow_page_serve_both_sides() {
+    on_each_backend(|s| async move {
+        let d = dest(s).await;
+        let (f1, _) = away_two(&d).await;
+        let w = &d.w;
+        let id = w.member("TA-B1");
+        let home = Web::open(&w.s, "b1_sec").await;
+        let away = Web::open(&w.s, "dst_admin").await;
+
+        // Each side's list, with the export keeping the filters.
+        let list = home.page("/lists/outflow?status=checked_in").await;
+        assert!(list.text.contains(&format!("href=\"/flows/{f1}\">张伟</a>")), "{}", list.text);
+        assert!(
+            unescape(&list.text).contains("href=\"/api/v1/lists/outflow/export?status=checked_in\""),
+            "{}",
+            list.text
+        );
+        assert!(list.text.contains("流出清单") && !list.text.contains("李娜"));
+        let inflow = away.page("/lists/inflow").await;
+        assert!(inflow.text.contains("张伟") && inflow.text.contains("新安镇第一支部"), "{}", inflow.text);
+        // A bad filter is named beside its field, and what was typed stays.
+        let r = home.get("/lists/outflow?division=32x&left_from=2026-05-01").await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(field_error(&r, "division").as_deref(), Some("格式不正确"));
+        assert!(r.text.contains("value=\"32x\"") && r.text.contains("value=\"2026-05-01\""), "{}", r.text);
+        assert_error_page(&home.get("/lists/sideways").await, 404, "记录不存在或无权查看");
+        let staff = Web::open(&w.s, "dp1_staff").await;
+        assert_eq!(staff.get("/lists/outflow").await.status, 403);
+
+        // The inflow side rates the member on the flow's page, without the record's link.
+        let page = away.page(&format!("/flows/{f1}")).await;
+        assert!(!page.text.contains(&format!("href=\"/members/{id}\"")) && !page.text.contains("return-form"));
+        assert!(page.text.contains("只显示日常管理所需的信息"), "{}", page.text);
+        let (action, mut f) = form_of(&page);
+        assert_eq!(action, format!("/flows/{f1}/evaluations"));
+        let r = away.post(&action, &f).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("rating", "必填")]);
+        f.set("rating", "excellent");
+        f.set("comment", "积极参加社区志愿服务");
+        let mut forged = f.clone();
+        forged.set("csrf", "not-this-sessions-token");
+        assert_eq!(away.post(&action, &forged).await.status, 403);
+        assert!(!away.page(&format!("/flows/{f1}")).await.text.contains("积极参加社区志愿服务"));
+        assert_eq!(see_other(&away.post(&action, &f).await), format!("/flows/{f1}#evaluations"));
+        // The same form again, from a stale page: the period already has its evaluation.
+        let r = away.post(&action, &f).await;
+        assert_refused(&r, 409, "本期已有评议，请刷新页面后修改", &[]);
+        // Revised from a fresh page.
+        let (action, mut f) = away.form(&format!("/flows/{f1}")).await;
+        f.set("rating", "qualified");
+        assert_eq!(see_other(&away.post(&action, &f).await), format!("/flows/{f1}#evaluations"));
+
+        // The home side reads it on the member's page and ends the flow.
+        let member = home.page(&format!("/members/{id}")).await;
+        assert!(member.text.contains("合格") && member.text.contains("积极参加社区志愿服务"), "{}", member.text);
+        assert!(member.text.contains(&format!("href=\"/flows/{f1}\"")));
+        let page = home.page(&format!("/flows/{f1}")).await;
+        assert!(page.text.contains(&format!("href=\"/members/{id}\"")) && page.text.contains("return-form"));
+        let (action, mut f) = form_of(&page);
+        assert_eq!(action, format!("/flows/{f1}/return"));
+        f.set("returned_on", "2024-01-01");
+        let r = home.post(&action, &f).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("returned_on", "返回日期不能早于外出日期")]);
+        f.set("returned_on", &kite_server::rules::today().to_string());
+        let mut forged = f.clone();
+        forged.set("csrf", "not-this-sessions-token");
+        assert_eq!(home.post(&action, &forged).await.status, 403);
+        assert!(home.page(&format!("/flows/{f1}")).await.text.contains("return-form"));
+        assert_eq!(see_other(&home.post(&action, &f).await), format!("/flows/{f1}"));
+        let page = home.page(&format!("/flows/{f1}")).await;
+        assert!(page.text.contains("<span id=\"flow-status\">已返回</span>") && !page.text.contains("return-form"));
+        assert!(home.page(&format!("/members/{id}")).await.text.contains("<dd>未外出</dd>"));
+        // The same return posted again: refused, nothing changes.
+        let r = home.post(&action, &f).await;
+        assert_eq!(r.status, 409, "{}", r.text);
     })
     .await;
 }

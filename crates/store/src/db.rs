@@ -178,6 +178,9 @@ impl Pools {
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+    Bool(bool),
+    Date(chrono::NaiveDate),
+    Time(chrono::DateTime<chrono::Utc>),
 }
 
 /// Binds run-time arguments in order; generic so one call serves both drivers.
@@ -189,11 +192,17 @@ where
     DB: sqlx::Database,
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    chrono::NaiveDate: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    chrono::DateTime<chrono::Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     for a in args {
         q = match a {
             Arg::Text(s) => q.bind(s.as_str()),
             Arg::Int(i) => q.bind(*i),
+            Arg::Bool(b) => q.bind(*b),
+            Arg::Date(d) => q.bind(*d),
+            Arg::Time(t) => q.bind(*t),
         };
     }
     q

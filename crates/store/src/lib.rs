@@ -14,6 +14,7 @@ mod models;
 mod accounts;
 mod audit;
 mod checkins;
+mod evaluations;
 mod flows;
 mod guard;
 mod members;
@@ -28,7 +29,8 @@ pub use audit::AuditEntry;
 pub use checkins::{CheckinQuery, CheckinReceipt, CheckinRecord, CheckinTarget, SuggestedOrg};
 pub use db::{Backend, Tx};
 pub use error::StoreError;
-pub use guard::{Client, Guard};
+pub use evaluations::InflowEvaluation;
+pub use guard::{Client, FlowView, Guard, MAX_EXPORT_ROWS};
 pub use messages::{Outbox, OutboxMessage};
 pub use models::*;
 pub use public::Public;
@@ -40,20 +42,61 @@ use db::Pools;
 #[derive(Clone)]
 pub struct Store {
     pools: Pools,
+    evaluation_cycle: kite_domain::EvaluationCycle,
 }
 
 impl Store {
     /// Connects to `sqlite://PATH` (created if missing) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Ok(Self { pools: Pools::connect(url).await? })
+        Ok(Self::new(Pools::connect(url).await?))
     }
 
     pub async fn connect_postgres(opts: sqlx::postgres::PgConnectOptions) -> Result<Self, StoreError> {
-        Ok(Self { pools: Pools::postgres(opts).await? })
+        Ok(Self::new(Pools::postgres(opts).await?))
     }
 
     pub async fn connect_sqlite(opts: sqlx::sqlite::SqliteConnectOptions) -> Result<Self, StoreError> {
-        Ok(Self { pools: Pools::sqlite(opts).await? })
+        Ok(Self::new(Pools::sqlite(opts).await?))
+    }
+
+    fn new(pools: Pools) -> Self {
+        Self { pools, evaluation_cycle: kite_domain::evaluation::DEFAULT_CYCLE }
+    }
+
+    /// How often inflow members are evaluated (half-yearly unless set).
+    pub fn with_evaluation_cycle(mut self, cycle: kite_domain::EvaluationCycle) -> Self {
+        self.evaluation_cycle = cycle;
+        self
+    }
+
+    pub fn evaluation_cycle(&self) -> kite_domain::EvaluationCycle {
+        self.evaluation_cycle
+    }
+
+    /// The daily date rules ([`kite_domain::flow::counts_as_mobile`]) applied for `today`;
+    /// idempotent, so it runs at start and then on a timer. Returns how many flows changed.
+    pub async fn run_daily(&self, today: chrono::NaiveDate) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let n = flows::mark_mobile(&mut tx, today).await?;
+        if n > 0 {
+            audit::write(
+                &mut tx,
+                audit::Record {
+                    user_id: None,
+                    username: None,
+                    client: None,
+                    action: "job.mark_mobile",
+                    outcome: "ok",
+                    target_type: "flow",
+                    target_id: String::new(),
+                    before: None,
+                    after: Some(serde_json::json!({ "date": today, "flows": n })),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     pub fn backend(&self) -> Backend {

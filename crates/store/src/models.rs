@@ -100,11 +100,83 @@ pub struct Flow {
     pub checked_in_at: Option<DateTime<Utc>>,
     pub ended_on: Option<NaiveDate>,
     pub note: Option<String>,
+    /// Away six months or more, as the daily job last found ([`kite_domain::flow::counts_as_mobile`]).
+    pub mobile: bool,
     pub version: i64,
     pub created_at: DateTime<Utc>,
 }
 
 pub use kite_domain::flow::Departure;
+
+/// One line of the outflow or inflow list, and what the inflow side may see of a member:
+/// who, how to reach them, where they come from and where they are; the identity number
+/// masked and nothing of the rest of the record.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FlowEntry {
+    pub id: i64,
+    pub member_id: i64,
+    pub name: String,
+    pub gender: Gender,
+    pub id_number_masked: String,
+    /// The contact phone given at departure, else the member's.
+    pub phone: Option<String>,
+    pub outflow_org_code: String,
+    pub outflow_org_name: String,
+    /// The division of the member's home organization (the origin, seen from the inflow side).
+    pub home_division: String,
+    pub inflow_org_code: Option<String>,
+    pub inflow_org_name: Option<String>,
+    pub destination_division: String,
+    pub destination_address: Option<String>,
+    pub reason: FlowReason,
+    pub left_on: NaiveDate,
+    /// Whole months since departure, today.
+    pub months_away: u32,
+    pub mobile: bool,
+    pub status: FlowStatus,
+    pub checked_in_at: Option<DateTime<Utc>>,
+    pub ended_on: Option<NaiveDate>,
+    pub version: i64,
+}
+
+/// The two lists' query: the subtree (default: the caller's), then the filters of
+/// [`kite_domain::flow::ListFilterInput`], a cursor and a page size.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FlowQuery {
+    /// Organization code: only flows of its subtree.
+    pub org: Option<String>,
+    /// `open` (default: not checked in, checked in, lost contact), `all`, or one flow status.
+    pub status: Option<String>,
+    /// Division code prefix: destination (outflow list) or home organization's division (inflow list).
+    pub division: Option<String>,
+    /// Departed on or after (YYYY-MM-DD).
+    pub left_from: Option<String>,
+    /// Departed on or before (YYYY-MM-DD).
+    pub left_to: Option<String>,
+    /// `true`: only members away six months or more.
+    pub mobile: Option<String>,
+    /// A period label (`2026-H2`): only checked-in members not yet evaluated for it.
+    pub unevaluated: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+impl FlowQuery {
+    pub fn filter_input(&self) -> kite_domain::flow::ListFilterInput<'_> {
+        fn s(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or("")
+        }
+        kite_domain::flow::ListFilterInput {
+            status: s(&self.status),
+            division: s(&self.division),
+            left_from: s(&self.left_from),
+            left_to: s(&self.left_to),
+            mobile: s(&self.mobile),
+            unevaluated: s(&self.unevaluated),
+        }
+    }
+}
 
 /// A flow to insert in bulk (demo, benchmarks).
 #[derive(Debug, Clone)]

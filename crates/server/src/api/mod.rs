@@ -4,6 +4,7 @@
 mod auth;
 pub mod checkin;
 mod divisions;
+pub mod flows;
 pub mod members;
 pub mod orgs;
 
@@ -69,6 +70,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(checkin::confirm))
         .routes(routes!(checkin::reject))
         .routes(routes!(checkin::outbox))
+        .routes(routes!(flows::list))
+        .routes(routes!(flows::export))
+        .routes(routes!(flows::get))
+        .routes(routes!(flows::return_home))
+        .routes(routes!(flows::evaluate))
+        .routes(routes!(flows::member_evaluations))
 }
 
 /// Updates must send the version they read (optimistic concurrency).

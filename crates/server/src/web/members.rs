@@ -52,11 +52,18 @@ async fn detail(
     Path(id): Path<i64>,
 ) -> Response {
     let g = who.guard(&state);
-    let result = async { Ok::<_, kite_store::StoreError>((g.member(id).await?, g.member_flows(id).await?)) }.await;
+    let result = async {
+        Ok::<_, kite_store::StoreError>((
+            g.member(id).await?,
+            g.member_flows(id).await?,
+            g.member_evaluations(id).await?,
+        ))
+    }
+    .await;
     match result {
-        Ok((m, flows)) => {
+        Ok((m, flows, evaluations)) => {
             let away = flows.iter().any(|f| f.status.is_open());
-            render(&state, "member.html", lang, Some(&who), context! { m, flows, away })
+            render(&state, "member.html", lang, Some(&who), context! { m, flows, away, evaluations })
         }
         Err(e) => error_page(&state, lang, &who, e.into()),
     }

@@ -2,6 +2,7 @@
 //! One file per capability; this one holds what every page shares.
 
 mod checkin;
+mod flows;
 mod members;
 mod orgs;
 mod session;
@@ -44,6 +45,8 @@ pub fn templates() -> Environment<'static> {
         ("checkin_poster.html", include_str!("../../templates/checkin_poster.html")),
         ("checkins.html", include_str!("../../templates/checkins.html")),
         ("checkin_detail.html", include_str!("../../templates/checkin_detail.html")),
+        ("lists.html", include_str!("../../templates/lists.html")),
+        ("flow.html", include_str!("../../templates/flow.html")),
         ("outbox.html", include_str!("../../templates/outbox.html")),
     ] {
         env.add_template(name, src).expect("templates compile");
@@ -75,6 +78,7 @@ pub fn router() -> Router<AppState> {
         .merge(orgs::router())
         .merge(members::router())
         .merge(checkin::router())
+        .merge(flows::router())
         .route("/assets/pico.min.css", get(|| async { asset(CSS, include_str!("../../assets/vendor/pico.min.css")) }))
         .route("/assets/app.css", get(|| async { asset(CSS, include_str!("../../assets/app.css")) }))
         .route("/assets/app.js", get(|| async { asset(JS, include_str!("../../assets/app.js")) }))
@@ -149,7 +153,7 @@ fn next_page_link(path: &str, filters: &[(&str, &Option<String>)], cursor: Optio
     format!("{path}?{}", params.join("&"))
 }
 
-fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
@@ -171,6 +175,8 @@ fn render(state: &AppState, name: &str, lang: Lang, who: Option<&Authed>, ctx: V
         may_write_members => may(Action::WriteMember),
         may_take_checkins => may(Action::TakeCheckin),
         may_checkins => may(Action::TakeCheckin) || may(Action::ReviewCheckin),
+        may_read_flows => may(Action::ReadFlows),
+        may_evaluate => may(Action::EvaluateInflow),
         // Forms read `errors[field]`; pages without errors get an empty map.
         errors => BTreeMap::<String, String>::new(),
     };

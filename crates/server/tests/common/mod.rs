@@ -9,11 +9,11 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use chrono::{Days, NaiveDate, Utc};
-use kite_domain::{id_number, Gender, Principal, Role};
+use kite_domain::{id_number, Gender, Principal, Role, ServicePointLevel};
 use kite_server::api::members::MemberBody;
 use kite_server::{auth, rules};
 use kite_store::testing;
-use kite_store::{AuditEntry, Backend, Client, NewMember, NewUser, Store};
+use kite_store::{AuditEntry, Backend, Client, NewMember, NewServicePoint, NewUser, Store};
 use reqwest::header::{HeaderMap, ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -442,4 +442,91 @@ impl World {
     pub fn member(&self, branch: &str) -> i64 {
         self.members[branch]
     }
+}
+
+/// The destination side beside [`World`]'s home county: a Suzhou committee with two
+/// branches, a service point run by the first, and its accounts.
+pub struct Dest {
+    pub w: World,
+    pub dst_admin: String,
+    pub point_staff: String,
+    pub tb_sec: String,
+}
+
+pub const DEST_DIVISION: &str = "320505";
+
+pub async fn dest(s: Server) -> Dest {
+    let w = World::new(s).await;
+    let s = &w.s;
+    for (code, parent, name, level, kind) in [
+        ("DST", None, "苏州高新区党工委", "committee", "ordinary"),
+        ("DST-B1", Some("DST"), "狮山大厦联合党支部", "branch", "building"),
+        ("DST-B2", Some("DST"), "狮山街道新市民党支部", "branch", "new_resident"),
+    ] {
+        let mut body = org_body(code, parent, name, level);
+        body["kind"] = json!(kind);
+        body["division_code"] = json!(DEST_DIVISION);
+        s.post("/api/v1/orgs").auth(&w.root).json(&body).send().await.expect(201);
+    }
+    s.store
+        .admin()
+        .insert_service_points(&[NewServicePoint {
+            code: "DP1".into(),
+            parent_code: None,
+            name: "狮山党群驿站".into(),
+            level: ServicePointLevel::Station,
+            org_code: "DST-B1".into(),
+            division_code: DEST_DIVISION.into(),
+            address: Some("狮山路 1 号".into()),
+            hotline: Some("0512-60000001".into()),
+            opening_hours: None,
+        }])
+        .await
+        .expect("service point");
+    let dst_admin = s.user_token("dst_admin", Role::OrgAdmin, Some("DST")).await;
+    let tb_sec = s.user_token("tb_sec", Role::Secretary, Some("TB-B1")).await;
+    let staff = NewUser {
+        username: "dp1_staff".into(),
+        password_hash: "$argon2id$unused".into(),
+        role: Role::ServiceStaff,
+        org_code: None,
+        member_id: None,
+        display_name: None,
+        service_point_code: Some("DP1".into()),
+    };
+    let staff_id = s.store.accounts().create_user(&staff, "test").await.expect("point staff").id;
+    let point_staff = s.token_for(staff_id).await;
+    Dest { w, dst_admin, point_staff, tb_sec }
+}
+
+/// World's 张伟 (TA-B1) checked in at DST-B1 and confirmed, 李娜 (TA-B2) away and not
+/// checked in since a month ago, 王芳 (TB-B1) at home. Returns the two flow ids.
+pub async fn away_two(d: &Dest) -> (i64, i64) {
+    let (s, w) = (&d.w.s, &d.w);
+    let recent = (rules::today() - Days::new(30)).to_string();
+    let mut dep = departure_body();
+    s.post(&format!("/api/v1/members/{}/flows", w.member("TA-B1"))).auth(&w.root).json(&dep).send().await.expect(201);
+    dep["left_on"] = json!(recent);
+    dep["destination_division"] = json!("110105");
+    let f2 = s.post(&format!("/api/v1/members/{}/flows", w.member("TA-B2"))).auth(&w.root).json(&dep).send().await;
+    let f2 = f2.expect(201)["id"].as_i64().unwrap();
+    let counter = json!({
+        "name": "张伟", "id_number": id_of(1), "phone": "13820000001", "home_org_code": "TA-B1",
+        "division_code": DEST_DIVISION, "address": "狮山路 88 号", "employer": "狮山大厦某科技公司",
+        "occupation": "软件工程师", "request_id": "dual-0001",
+    });
+    s.post("/api/v1/counter/o/DST-B1").auth(&d.dst_admin).json(&counter).send().await.expect(201);
+    let queue = s.get("/api/v1/checkins?status=waiting&side=outflow").auth(&w.b1_sec).send().await;
+    let c = queue.ok()["items"][0].clone();
+    let (cid, version) = (c["id"].as_i64().unwrap(), c["version"].as_i64().unwrap());
+    let done = s
+        .post(&format!("/api/v1/checkins/{cid}/confirm"))
+        .auth(&w.b1_sec)
+        .json(&json!({"version": version}))
+        .send()
+        .await;
+    assert_eq!(done.ok()["status"], "confirmed");
+    let flows = s.get(&format!("/api/v1/members/{}/flows", w.member("TA-B1"))).auth(&w.b1_sec).send().await;
+    let f1 = flows.ok()[0]["id"].as_i64().unwrap();
+    (f1, f2)
 }

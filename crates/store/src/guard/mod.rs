@@ -5,6 +5,9 @@
 //! in the same transaction as each change, and records refusals in the audit log.
 
 mod checkins;
+mod dual;
+
+pub use dual::{FlowView, MAX_EXPORT_ROWS};
 
 use kite_domain::access::{decide, Action, Decision, Target};
 use kite_domain::member::MemberFields;
