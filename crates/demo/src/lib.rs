@@ -5,13 +5,17 @@
 //! composed with real division codes, consistent birth dates and correct check digits.
 
 use chrono::NaiveDate;
+use kite_domain::checkin::{Checkin, HomeClaim, LinkKind};
+use kite_domain::evaluation::EvaluationInput;
 use kite_domain::flow::Departure;
+use kite_domain::flow::Side;
 use kite_domain::member::MemberFields;
 use kite_domain::org::OrgFields;
+use kite_domain::Rating;
 use kite_domain::{
     id_number, Education, FlowReason, FlowStatus, Gender, MemberCategory, OrgKind, OrgLevel, ServicePointLevel,
 };
-use kite_store::{NewFlow, NewMember, NewOrg, NewServicePoint, Store};
+use kite_store::{Client, FlowQuery, Guard, NewFlow, NewMember, NewOrg, NewServicePoint, Store};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -494,17 +498,97 @@ pub const ACCOUNTS: &[DemoAccount] = &[
     ("jinji-station", kite_domain::Role::ServiceStaff, Some("SZ-LY01"), Some("SZ-S01"), "kite-demo-2024"),
 ];
 
+const SEED: u64 = 20_240_616;
+
 /// Loads the demo region into an empty store. Accounts are created by the caller,
 /// which owns password hashing.
 pub async fn load(store: &Store, member_count: usize) -> anyhow::Result<(usize, usize)> {
     let admin = store.admin();
     admin.insert_orgs(&organizations()).await?;
-    let (members, flows) = members(member_count, 20_240_616);
+    let (members, flows) = members(member_count, SEED);
     admin.bulk_insert_members(&members).await?;
     admin.bulk_insert_flows(&flows).await?;
     admin.insert_service_points(&service_points()).await?;
     admin.recount().await?;
     Ok((members.len(), flows.len()))
+}
+
+/// A guarded handle acting as one of the demo accounts.
+async fn acting_as<'a>(store: &'a Store, username: &str) -> anyhow::Result<Guard<'a>> {
+    let (user, _) = store
+        .accounts()
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("demo account {username} is missing"))?;
+    Ok(store.guard(user.principal(), Client { address: Some("demo".into()) }))
+}
+
+const EVALUATION_COMMENTS: &[(Rating, &str)] = &[
+    (Rating::Qualified, "按时参加支部组织生活，主动亮明身份"),
+    (Rating::Excellent, "积极参加社区志愿服务，带动身边流动党员"),
+    (Rating::Qualified, "遵守流入地支部各项制度，按时交纳党费"),
+    (Rating::Qualified, "工作之余参加楼宇党群活动"),
+    (Rating::BasicallyQualified, "因工作调班缺席两次组织生活，已谈心提醒"),
+];
+
+/// What the demo's people have been doing, done through the guarded API as the demo
+/// accounts (call after [`load`] and after the accounts exist): three check-ins at a
+/// Suzhou branch waiting for `xinan-dong`'s branch to confirm them, one from a home
+/// organization outside the system, and this period's evaluations of two thirds of the
+/// members checked in to Suzhou. Returns (check-ins, evaluations).
+pub async fn activity(store: &Store, member_count: usize) -> anyhow::Result<(usize, usize)> {
+    let (members, flows) = members(member_count, SEED);
+    let by_id: std::collections::HashMap<&str, &MemberFields> =
+        members.iter().map(|m| (m.fields.id_number.as_str(), &m.fields)).collect();
+    let suzhou = acting_as(store, "suzhou").await?;
+    let mut waiting: Vec<&NewFlow> = flows
+        .iter()
+        .filter(|f| f.status == FlowStatus::NotCheckedIn && f.outflow_org_code == "GN-01-01")
+        .take(3)
+        .collect();
+    if waiting.len() < 3 {
+        waiting.extend(flows.iter().filter(|f| f.status == FlowStatus::NotCheckedIn).take(3 - waiting.len()));
+    }
+    let mut checkins = 0;
+    for (i, f) in waiting.iter().enumerate() {
+        let Some(m) = by_id.get(f.id_number.as_str()) else { continue };
+        let c = Checkin {
+            name: m.name.clone(),
+            id_number: m.id_number.clone(),
+            phone: m.phone.clone().unwrap_or_else(|| "13800000000".into()),
+            home: HomeClaim::Code(f.outflow_org_code.clone()),
+            division_code: "320576".into(),
+            address: Some(format!("金鸡湖大道{}号", 100 + i)),
+            employer: m.employer.clone(),
+            occupation: m.occupation.clone(),
+            inflow_org_code: None,
+        };
+        suzhou.checkin_at_counter(LinkKind::Org, "SZ-LY01", &c, &format!("demo-checkin-{i}")).await?;
+        checkins += 1;
+    }
+    let stranger = Checkin {
+        name: "陈立新".into(),
+        id_number: id_number::compose("341221", date(1988, 6, 12), 37, Gender::Male),
+        phone: "13956001234".into(),
+        home: HomeClaim::Text("安徽省临泉县城关镇党委".into()),
+        division_code: "320576".into(),
+        address: Some("娄葑街道东环路 66 号".into()),
+        employer: Some("园区某电子厂".into()),
+        occupation: Some("技术员".into()),
+        inflow_org_code: None,
+    };
+    suzhou.checkin_at_counter(LinkKind::Org, "SZ-XC01", &stranger, "demo-checkin-stranger").await?;
+    checkins += 1;
+
+    let inflow = suzhou.flows(Side::Inflow, &FlowQuery { limit: Some(200), ..Default::default() }).await?;
+    let mut evaluations = 0;
+    for (i, f) in inflow.items.iter().enumerate().filter(|(i, _)| i % 3 != 2) {
+        let (rating, comment) = EVALUATION_COMMENTS[i % EVALUATION_COMMENTS.len()];
+        let input = EvaluationInput { period: "", rating: rating.code(), comment };
+        suzhou.evaluate(f.id, &input, None).await?;
+        evaluations += 1;
+    }
+    Ok((checkins, evaluations))
 }
 
 #[cfg(test)]

@@ -315,6 +315,14 @@ mod tests {
     }
 
     #[test]
+    fn dates_have_four_digit_years() {
+        assert_eq!(parse_date(" 2026-03-05 "), Some(d("2026-03-05")));
+        for bad in ["-5000-01-01", "+2026-01-01", "12026-01-01", "26-01-01", "2026/01/01", "2026-02-30"] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn a_return_falls_between_departure_and_today() {
         let (left, today) = (d("2026-03-01"), d("2026-11-24"));
         assert_eq!(validate_return("2026-11-01", "", left, today).unwrap().returned_on, d("2026-11-01"));

@@ -53,7 +53,13 @@ pub trait Context {
 }
 
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
+    let s = s.trim();
+    // Four-digit years only: chrono also takes a sign and longer years, which PostgreSQL cannot store.
+    let b = s.as_bytes();
+    if b.len() < 8 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
 /// Validates a member. Besides each field on its own, the identity number must agree

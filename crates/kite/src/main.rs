@@ -186,7 +186,8 @@ async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("demo account {username}: {e:?}"))?;
     }
-    println!("demo region loaded: {m} members, {f} away");
+    let (checkins, evaluations) = kite_demo::activity(store, members).await?;
+    println!("demo region loaded: {m} members, {f} away, {checkins} check-ins waiting, {evaluations} evaluations");
     Ok(())
 }
 

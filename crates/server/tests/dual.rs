@@ -71,6 +71,11 @@ async fn each_side_sees_its_list_and_filters_narrow_it() {
             .send()
             .await
             .invalid("left_to", "flow.range_reversed");
+        s.get("/api/v1/lists/outflow?left_from=-5000-01-01")
+            .auth(&w.root)
+            .send()
+            .await
+            .invalid("left_from", "invalid_date");
         s.get("/api/v1/lists/outflow?cursor=abc").auth(&w.root).send().await.invalid("cursor", "invalid");
 
         // Pages: one line at a time, each once.
@@ -115,6 +120,17 @@ async fn a_flow_shows_each_side_its_part_and_the_home_side_ends_it() {
             .send()
             .await
             .error(404, "not_found");
+
+        // While away, the record stays with the organization its flow started from.
+        let m = s.get(&format!("/api/v1/members/{}", w.member("TA-B1"))).auth(&w.ta_admin).send().await;
+        let mut moved = member_body("张伟", "TA-B2", 1);
+        moved["version"] = m.ok()["version"].clone();
+        s.put(&format!("/api/v1/members/{}", w.member("TA-B1")))
+            .auth(&w.ta_admin)
+            .json(&moved)
+            .send()
+            .await
+            .invalid("org_code", "member.away_org_change");
 
         // Only the home side records the return, with the version it read and a sensible date.
         let version = home.ok()["flow"]["version"].as_i64().unwrap();
@@ -163,6 +179,9 @@ async fn a_flow_shows_each_side_its_part_and_the_home_side_ends_it() {
         assert_eq!((after_home["mobile_out"].as_i64(), after_dest["mobile_in"].as_i64()), (Some(0), Some(0)));
         let m = s.get(&format!("/api/v1/members/{}", w.member("TA-B1"))).auth(&w.b1_sec).send().await;
         assert_eq!(m.ok()["mobility"], "resident");
+        let history = s.get(&format!("/api/v1/members/{}/flows", w.member("TA-B1"))).auth(&w.b1_sec).send().await;
+        let ended = &history.ok()[0];
+        assert_eq!((ended["note"].as_str(), ended["return_note"].as_str()), (Some("在苏州务工"), Some("返乡创业")));
         assert!(names(s, &d.dst_admin, "/api/v1/lists/inflow").await.is_empty());
         assert_eq!(names(s, &d.dst_admin, "/api/v1/lists/inflow?status=all").await, ["张伟"]);
         assert_eq!(names(s, &w.b1_sec, "/api/v1/lists/outflow?status=returned").await, ["张伟"]);

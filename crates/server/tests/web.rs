@@ -1581,3 +1581,34 @@ async fn the_lists_and_a_flow_page_serve_both_sides() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_home_side_outside_the_system_gets_a_printable_letter() {
+    on_each_backend(|s| async move {
+        let d = dest(s).await;
+        let w = &d.w;
+        let stranger_id = id_of(150);
+        let stranger = serde_json::json!({
+            "name": "陈立新", "id_number": stranger_id, "phone": "13956001234", "home_org_text": "安徽省临泉县城关镇党委",
+            "division_code": DEST_DIVISION, "address": "狮山路 66 号", "request_id": "letter-0001",
+        });
+        w.s.post("/api/v1/counter/o/DST-B1").auth(&d.dst_admin).json(&stranger).send().await.expect(201);
+        let queue = w.s.get("/api/v1/checkins?status=home_unknown").auth(&d.dst_admin).send().await;
+        let id = queue.ok()["items"][0]["id"].as_i64().unwrap();
+
+        let away = Web::open(&w.s, "dst_admin").await;
+        let detail = away.page(&format!("/checkins/{id}")).await;
+        assert!(detail.text.contains(&format!("/checkins/{id}/letter")), "{}", detail.text);
+        let letter = away.page(&format!("/checkins/{id}/letter")).await;
+        for part in ["流动党员身份核实函", "安徽省临泉县城关镇党委", stranger_id.as_str(), "狮山大厦联合党支部", "回　执"] {
+            assert!(letter.text.contains(part), "{part} in {}", letter.text);
+        }
+        // Printing it shows the full number, so it is audited as a view; others never get it.
+        let views = w.s.audit().await.into_iter().filter(|a| a.action == "checkin.letter").count();
+        assert_eq!(views, 1);
+        let other = Web::open(&w.s, "tb_sec").await;
+        assert_eq!(other.get(&format!("/checkins/{id}/letter")).await.status, 404);
+        assert_eq!(w.s.audit().await.into_iter().filter(|a| a.action == "checkin.letter").count(), 1);
+    })
+    .await;
+}

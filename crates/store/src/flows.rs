@@ -28,6 +28,7 @@ struct FlowRow {
     checked_in_at: Option<DateTime<Utc>>,
     ended_on: Option<NaiveDate>,
     note: Option<String>,
+    return_note: Option<String>,
     mobile: bool,
     version: i64,
     created_at: DateTime<Utc>,
@@ -54,6 +55,7 @@ impl TryFrom<FlowRow> for Flow {
             checked_in_at: r.checked_in_at,
             ended_on: r.ended_on,
             note: r.note,
+            return_note: r.return_note,
             mobile: r.mobile,
             version: r.version,
             created_at: r.created_at,
@@ -66,7 +68,7 @@ pub(crate) async fn by_member(tx: &mut Tx, member_id: i64) -> Result<Vec<Flow>, 
         "SELECT f.id, f.member_id, o.code AS outflow_org_code, o.name AS outflow_org_name, \
          i.code AS inflow_org_code, i.name AS inflow_org_name, f.destination_division, f.destination_address, \
          f.reason, f.left_on, f.expected_months, f.contact_phone, f.status, f.checked_in_at, f.ended_on, f.note, \
-         f.mobile, f.version, f.created_at FROM flows f JOIN organizations o ON o.id = f.outflow_org_id \
+         f.return_note, f.mobile, f.version, f.created_at FROM flows f JOIN organizations o ON o.id = f.outflow_org_id \
          LEFT JOIN organizations i ON i.id = f.inflow_org_id WHERE f.member_id = $1 ORDER BY f.left_on DESC, f.id DESC")
         .bind(member_id).fetch_all(c).await)?;
     rows.into_iter().map(Flow::try_from).collect()
@@ -110,14 +112,16 @@ pub(crate) async fn open_for(tx: &mut Tx, member_id: i64) -> Result<Option<(i64,
         .bind(member_id).fetch_optional(c).await)?)
 }
 
-/// Marks an open flow checked in to `inflow`.
+/// Marks an open flow checked in to `inflow`; a flow closed meanwhile (a return committed
+/// between reading and writing) is a conflict, not reopened.
 pub(crate) async fn check_in(tx: &mut Tx, flow_id: i64, inflow: &Org) -> Result<(), StoreError> {
     let now = Utc::now();
-    exec!(
+    let n = exec!(
         tx,
         sqlx::query(
             "UPDATE flows SET inflow_org_id = $1, inflow_path = $2, status = $3, checked_in_at = $4, \
-         version = version + 1, updated_at = $4 WHERE id = $5"
+         version = version + 1, updated_at = $4 WHERE id = $5 \
+         AND status IN ('not_checked_in', 'checked_in', 'lost_contact')"
         )
         .bind(inflow.id)
         .bind(&inflow.path)
@@ -125,6 +129,9 @@ pub(crate) async fn check_in(tx: &mut Tx, flow_id: i64, inflow: &Org) -> Result<
         .bind(now)
         .bind(flow_id)
     )?;
+    if n == 0 {
+        return Err(StoreError::Conflict("flow.closed"));
+    }
     Ok(())
 }
 
@@ -367,9 +374,11 @@ pub(crate) async fn list(
         filters.push(format!("f.mobile = {p}"));
     }
     if let Some(period) = &f.unevaluated {
-        // Checked in before the period ended, and no evaluation for it yet.
+        // Checked in before the period ended (in China Standard Time, as the evaluation
+        // rule reads the check-in day), and no evaluation for it yet.
         let end = period.ends().succ_opt().unwrap_or(period.ends());
-        let end = arg(&mut args, Arg::Time(end.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()));
+        let end = end.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() - chrono::TimeDelta::hours(8);
+        let end = arg(&mut args, Arg::Time(end));
         let label = arg(&mut args, Arg::Text(period.label()));
         filters.push(format!(
             "f.status = 'checked_in' AND f.checked_in_at < {end} AND NOT EXISTS \
@@ -407,7 +416,7 @@ pub(crate) async fn close_with_return(
     let n = exec!(
         tx,
         sqlx::query(
-            "UPDATE flows SET status = $1, ended_on = $2, note = COALESCE($3, note), version = version + 1, \
+            "UPDATE flows SET status = $1, ended_on = $2, return_note = $3, version = version + 1, \
              updated_at = $4 WHERE id = $5 AND version = $6 AND status IN ('not_checked_in', 'checked_in', 'lost_contact')"
         )
         .bind(FlowStatus::Returned.code())
@@ -436,11 +445,10 @@ pub(crate) async fn mark_mobile(tx: &mut Tx, today: NaiveDate) -> Result<u64, St
     Ok(exec!(
         tx,
         sqlx::query(
-            "UPDATE flows SET mobile = $1 WHERE mobile = $2 AND left_on <= $3 \
+            // Literal FALSE, as in the partial index's predicate, so that the index serves.
+            "UPDATE flows SET mobile = TRUE WHERE mobile = FALSE AND left_on <= $1 \
              AND status IN ('not_checked_in', 'checked_in', 'lost_contact')"
         )
-        .bind(true)
-        .bind(false)
         .bind(mobile_cutoff(today))
     )?)
 }

@@ -100,6 +100,8 @@ pub struct Flow {
     pub checked_in_at: Option<DateTime<Utc>>,
     pub ended_on: Option<NaiveDate>,
     pub note: Option<String>,
+    /// Recorded with the return.
+    pub return_note: Option<String>,
     /// Away six months or more, as the daily job last found ([`kite_domain::flow::counts_as_mobile`]).
     pub mobile: bool,
     pub version: i64,

@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/counter/{kind}/{code}", get(counter_page).post(counter_submit))
         .route("/checkins", get(list))
         .route("/checkins/{id}", get(detail))
+        .route("/checkins/{id}/letter", get(letter))
         .route("/checkins/{id}/confirm", post(confirm))
         .route("/checkins/{id}/reject", post(reject))
         .route("/outbox", get(outbox))
@@ -273,6 +274,31 @@ async fn detail(
 ) -> Response {
     match who.guard(&state).checkin(id).await {
         Ok(c) => render(&state, "checkin_detail.html", lang, Some(&who), context! { c }),
+        Err(e) => error_page(&state, lang, &who, e.into()),
+    }
+}
+
+/// The printable verification letter with its receipt, for a home side outside the system.
+async fn letter(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(id): Path<i64>,
+) -> Response {
+    let g = who.guard(&state);
+    let result = async {
+        let c = g.checkin_letter(id).await?;
+        let inflow = g.org(&c.inflow_org_code).await?;
+        Ok::<_, kite_store::StoreError>((c, inflow))
+    }
+    .await;
+    match result {
+        Ok((c, inflow)) => {
+            let today = crate::rules::today().to_string();
+            let arrived = c.created_at.with_timezone(&crate::rules::CST).date_naive().to_string();
+            let id_number = c.id_number.clone();
+            render(&state, "checkin_letter.html", lang, Some(&who), context! { c, id_number, inflow, today, arrived })
+        }
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
 }

@@ -46,6 +46,7 @@ pub fn templates() -> Environment<'static> {
         ("checkins.html", include_str!("../../templates/checkins.html")),
         ("checkin_detail.html", include_str!("../../templates/checkin_detail.html")),
         ("lists.html", include_str!("../../templates/lists.html")),
+        ("checkin_letter.html", include_str!("../../templates/checkin_letter.html")),
         ("flow.html", include_str!("../../templates/flow.html")),
         ("outbox.html", include_str!("../../templates/outbox.html")),
     ] {

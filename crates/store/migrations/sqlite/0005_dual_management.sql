@@ -1,9 +1,11 @@
 -- Dual management: the mobility date rule as a column the daily job keeps, and the
 -- inflow side's evaluations. Keep in step with ../postgres/0005_dual_management.sql.
-ALTER TABLE flows ADD COLUMN mobile INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE flows ADD COLUMN mobile BOOLEAN NOT NULL DEFAULT FALSE;
+-- Why the flow ended, kept apart from the departure's note.
+ALTER TABLE flows ADD COLUMN return_note TEXT;
 -- What the daily job looks for: open flows not yet counted as mobile, by departure date.
 CREATE INDEX flows_becoming_mobile ON flows (left_on)
-    WHERE mobile = 0 AND status IN ('not_checked_in', 'checked_in', 'lost_contact');
+    WHERE mobile = FALSE AND status IN ('not_checked_in', 'checked_in', 'lost_contact');
 
 CREATE TABLE inflow_evaluations (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -74,6 +74,23 @@ impl Guard<'_> {
         self.checkin_in(&mut tx, id).await
     }
 
+    /// A check-in whose home side is not in the system, with the full identity number, for
+    /// the verification letter (核实函) the inflow side sends there; the view is audited.
+    pub async fn checkin_letter(&self, id: i64) -> Result<CheckinRecord, StoreError> {
+        let rec = {
+            let mut tx = self.store.read().await?;
+            self.checkin_in(&mut tx, id).await?
+        };
+        if rec.status != CheckinStatus::HomeUnknown {
+            return Err(StoreError::Conflict("checkin.letter_not_needed"));
+        }
+        self.review(&rec.inflow_path, id).await?;
+        let mut tx = self.store.write().await?;
+        audit::write(&mut tx, self.record("checkin.letter", "ok", "checkin", id.to_string())).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
     /// Confirms a check-in: the outflow side vouches for its member and the check-in
     /// joins the member's flow; a check-in whose home side is not in the system is
     /// confirmed by the inflow side on a verification letter, named in `note`.

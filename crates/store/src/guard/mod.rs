@@ -304,6 +304,11 @@ impl<'a> Guard<'a> {
         let before = self.member_in(&mut tx, id, Action::WriteMember).await?;
         let org = orgs::by_code(&mut tx, &f.org_code).await?.ok_or(StoreError::invalid("org_code", "org.unknown"))?;
         if org.path != before.org_path {
+            // An open flow belongs to the formal organization: it ends (return) or moves
+            // with the record (transfer) before the record moves.
+            if before.mobility.is_away() {
+                return Err(StoreError::invalid("org_code", "member.away_org_change"));
+            }
             // Moving the record elsewhere needs the right on the destination too.
             self.check(Action::WriteMember, Target { org_path: &org.path, member_id: Some(id) }, "org", &org.code)
                 .await
