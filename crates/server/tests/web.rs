@@ -1547,6 +1547,8 @@ async fn the_lists_and_a_flow_page_serve_both_sides() {
         assert_eq!(away.post(&action, &forged).await.status, 403);
         assert!(!away.page(&format!("/flows/{f1}")).await.text.contains("积极参加社区志愿服务"));
         assert_eq!(see_other(&away.post(&action, &f).await), format!("/flows/{f1}#evaluations"));
+        let rated = away.page(&format!("/flows/{f1}")).await;
+        assert!(rated.text.contains("积极参加社区志愿服务") && rated.text.contains("<td>优秀</td>"), "{}", rated.text);
         // The same form again, from a stale page: the period already has its evaluation.
         let r = away.post(&action, &f).await;
         assert_refused(&r, 409, "本期已有评议，请刷新页面后修改", &[]);

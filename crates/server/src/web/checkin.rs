@@ -13,7 +13,8 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use super::{
-    error_page, error_status_page, form_again, invalid_fields, next_page_link, render, urlencode, PageLang, Viewer,
+    error_page, error_status_page, form_again, form_version, invalid_fields, next_page_link, render, urlencode,
+    PageLang, Viewer,
 };
 use crate::api::checkin::{self as api, CheckinBody};
 use crate::api::ClientAddr;
@@ -321,7 +322,7 @@ async fn decided(state: &AppState, lang: Lang, who: &Authed, id: i64, f: &Decisi
     }
     let g = who.guard(state);
     let result = async {
-        let version = f.version.trim().parse().map_err(|_| ApiError::Conflict("stale_version"))?;
+        let version = form_version(&f.version)?;
         let note = Some(f.note.trim().to_string()).filter(|n| !n.is_empty());
         Ok::<_, ApiError>(if confirm {
             g.checkin_confirm(id, version, note).await?

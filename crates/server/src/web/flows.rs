@@ -12,7 +12,7 @@ use kite_store::{FlowEntry, FlowQuery, FlowView};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, invalid_fields, next_page_link, render, PageLang, Viewer};
+use super::{error_page, form_again, form_version, next_page_link, render, PageLang, Viewer};
 use crate::api::flows::{side, EvaluationBody};
 use crate::auth::Authed;
 use crate::error::ApiError;
@@ -80,18 +80,8 @@ async fn list(
             let ctx = context! { ..base, ..context! { rows, next_link, more => page.next_cursor.is_some() } };
             render(&state, "lists.html", lang, Some(&who), ctx)
         }
-        Err(e) => {
-            let e = ApiError::from(e);
-            if !matches!(e, ApiError::Invalid(_)) {
-                return error_page(&state, lang, &who, e);
-            }
-            // A bad filter is shown beside its field, with what was typed kept.
-            let (errors, error) = invalid_fields(lang, &e);
-            let mut r =
-                render(&state, "lists.html", lang, Some(&who), context! { ..base, ..context! { errors, error } });
-            *r.status_mut() = e.status();
-            r
-        }
+        // A bad filter is shown beside its field, with what was typed kept.
+        Err(e) => form_again(&state, lang, &who, "lists.html", base, e.into()),
     }
 }
 
@@ -142,7 +132,7 @@ async fn return_home(
 ) -> Response {
     let result = async {
         who.check_csrf(&f.csrf)?;
-        let version = f.version.trim().parse().map_err(|_| ApiError::Conflict("stale_version"))?;
+        let version = form_version(&f.version)?;
         Ok::<_, ApiError>(who.guard(&state).flow_return(id, version, &f.returned_on, &f.note).await?)
     }
     .await;
@@ -174,7 +164,7 @@ async fn evaluate(
         who.check_csrf(&f.csrf)?;
         let version = match f.version.trim() {
             "" => None,
-            v => Some(v.parse().map_err(|_| ApiError::Conflict("stale_version"))?),
+            v => Some(form_version(v)?),
         };
         Ok::<_, ApiError>(who.guard(&state).evaluate(id, &f.body.input(), version).await?)
     }

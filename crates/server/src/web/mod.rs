@@ -48,6 +48,7 @@ pub fn templates() -> Environment<'static> {
         ("lists.html", include_str!("../../templates/lists.html")),
         ("checkin_letter.html", include_str!("../../templates/checkin_letter.html")),
         ("flow.html", include_str!("../../templates/flow.html")),
+        ("evaluations.html", include_str!("../../templates/evaluations.html")),
         ("outbox.html", include_str!("../../templates/outbox.html")),
     ] {
         env.add_template(name, src).expect("templates compile");
@@ -207,6 +208,11 @@ fn conflict_field(code: &str) -> Option<&'static str> {
         "org.code.duplicate" => Some("code"),
         _ => None,
     }
+}
+
+/// The version a form was read at; one that does not parse was not this page's.
+fn form_version(value: &str) -> Result<i64, ApiError> {
+    value.trim().parse().map_err(|_| ApiError::Conflict("stale_version"))
 }
 
 /// A form page shown again after `e`: field errors beside their fields (400), a

@@ -8,7 +8,7 @@ use kite_domain::{Action, OrgKind, OrgLevel, OrgStatus};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, render, PageLang, Viewer};
+use super::{error_page, form_again, form_version, render, PageLang, Viewer};
 use crate::api::orgs::OrgBody;
 use crate::auth::Authed;
 use crate::error::ApiError;
@@ -229,7 +229,7 @@ async fn move_submit(
         Err(e) => return error_page(&state, lang, &who, e.into()),
     };
     let result = async {
-        let version = f.version.trim().parse().map_err(|_| ApiError::Conflict("stale_version"))?;
+        let version = form_version(&f.version)?;
         Ok::<_, ApiError>(g.org_move(&code, f.parent_code.trim(), version).await?)
     }
     .await;
