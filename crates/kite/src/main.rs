@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use kite_domain::Role;
+use kite_server::notify::{self, Gateway, Notifier};
 use kite_store::{NewUser, Store, StoreError};
 
 const DEFAULT_DATABASE_URL: &str = "sqlite://./kite-data/kite.db";
@@ -40,6 +41,13 @@ enum Command {
         /// printed in check-in QR codes (default: the address each request came to).
         #[arg(long, env = "KITE_PUBLIC_URL")]
         public_url: Option<String>,
+        /// An HTTP SMS gateway that delivers one-time codes (POST, JSON; see the README);
+        /// without it they stay in the outbox, shown to administrators at /outbox.
+        #[arg(long, env = "KITE_SMS_GATEWAY_URL", hide_env_values = true)]
+        sms_gateway_url: Option<String>,
+        /// Sent to the SMS gateway as `Authorization: Bearer TOKEN`.
+        #[arg(long, env = "KITE_SMS_GATEWAY_TOKEN", hide_env_values = true)]
+        sms_gateway_token: Option<String>,
     },
     /// Apply database migrations.
     Migrate,
@@ -88,6 +96,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cycle = kite_domain::EvaluationCycle::from_code(&cli.evaluation_cycle)
         .with_context(|| format!("unknown evaluation cycle {:?} (quarter, half_year, year)", cli.evaluation_cycle))?;
+    // Settings are checked before the database is touched.
+    let notifier = match &cli.command {
+        Command::Serve { sms_gateway_url, sms_gateway_token, .. } => {
+            notifier(sms_gateway_url.as_deref(), sms_gateway_token.as_deref())?
+        }
+        _ => Notifier::OutboxOnly,
+    };
     let store = Store::connect(&cli.database_url)
         .await
         .with_context(|| format!("connecting to {}", cli.database_url))?
@@ -102,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo { members } => {
             demo(&store, members).await?;
         }
-        Command::Serve { listen, demo: with_demo, secure_cookies, public_url } => {
+        Command::Serve { listen, demo: with_demo, secure_cookies, public_url, .. } => {
             if with_demo && store.admin().org_count().await? == 0 {
                 demo(&store, DEMO_MEMBERS).await?;
             }
@@ -113,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
             if with_demo {
                 print_demo_accounts();
             }
-            kite_server::serve(state, listen).await?;
+            kite_server::serve(state, listen, notifier).await?;
         }
         Command::User {
             command: UserCommand::Add { username, role, org, member_id, service_point, password_stdin },
@@ -149,6 +164,19 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The SMS notifier the flags ask for, checked before anything starts.
+fn notifier(url: Option<&str>, token: Option<&str>) -> anyhow::Result<Notifier> {
+    let url = url.map(str::trim).filter(|u| !u.is_empty());
+    let token = token.map(str::trim).filter(|t| !t.is_empty());
+    match url {
+        None if token.is_some() => {
+            bail!("--sms-gateway-token (KITE_SMS_GATEWAY_TOKEN) is set but --sms-gateway-url is not")
+        }
+        None => Ok(Notifier::OutboxOnly),
+        Some(url) => Ok(Notifier::Gateway(Gateway::new(url, token, notify::GATEWAY_TIMEOUT)?)),
+    }
 }
 
 /// A storage refusal as an operator reads it: each field with its message.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod export;
 pub mod extract;
 pub mod i18n;
+pub mod notify;
 pub mod rules;
 pub mod web;
 
@@ -26,11 +27,19 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The address the public reaches the server at (for QR codes); else the request's Host.
     pub public_url: Option<String>,
+    /// Poked when a message is queued, so the delivery loop sends it without waiting.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     pub fn new(store: Store) -> Self {
-        Self { store, templates: Arc::new(web::templates()), secure_cookies: false, public_url: None }
+        Self {
+            store,
+            templates: Arc::new(web::templates()),
+            secure_cookies: false,
+            public_url: None,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 }
 
@@ -90,10 +99,17 @@ pub fn spawn_daily_rules(store: Store) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Serves until the process is interrupted.
-pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
+/// Serves until the process is interrupted; with a gateway, delivers the outbox too.
+pub async fn serve(state: AppState, addr: SocketAddr, notifier: notify::Notifier) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     spawn_daily_rules(state.store.clone());
+    match &notifier {
+        notify::Notifier::OutboxOnly => tracing::info!("no SMS gateway: messages stay in the outbox (/outbox)"),
+        notify::Notifier::Gateway(g) => {
+            tracing::info!(gateway = %g.origin(), "delivering SMS through the gateway");
+            notify::spawn_outbox_delivery(state.store.clone(), notifier.clone(), state.outbox_wake.clone());
+        }
+    }
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();

@@ -31,7 +31,7 @@ pub use db::{Backend, Tx};
 pub use error::StoreError;
 pub use evaluations::InflowEvaluation;
 pub use guard::{Client, FlowView, Guard, MAX_EXPORT_ROWS};
-pub use messages::{Outbox, OutboxMessage};
+pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
 pub use service_points::{NewServicePoint, ServicePoint};

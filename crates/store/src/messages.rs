@@ -22,13 +22,16 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// While pending: not tried again before this time (after a failed try, or while a
+    /// try is under way); none means due now.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// Delivery tries before a message is marked failed.
 pub const MAX_DELIVERIES: i64 = 5;
 
-const SELECT: &str =
-    "SELECT id, channel, recipient, body, status, attempts, last_error, created_at, sent_at FROM outbox";
+const SELECT: &str = "SELECT id, channel, recipient, body, status, attempts, last_error, created_at, sent_at, \
+     next_attempt_at FROM outbox";
 
 pub(crate) async fn enqueue(tx: &mut Tx, channel: &str, recipient: &str, body: &str) -> Result<(), StoreError> {
     exec!(
@@ -124,28 +127,62 @@ impl Outbox<'_> {
         Ok(on!(&mut tx, c => sqlx::query_as(&sql).bind(limit).fetch_all(c).await)?)
     }
 
+    /// Pending messages whose next try is due at `now`, oldest first.
+    pub async fn due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut tx = self.store.read().await?;
+        let sql = format!(
+            "{SELECT} WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $1) ORDER BY id LIMIT $2"
+        );
+        Ok(on!(&mut tx, c => sqlx::query_as(&sql).bind(now).bind(limit).fetch_all(c).await)?)
+    }
+
+    /// Takes a due message for one try, holding it until `until`; false if it is no longer
+    /// due (another server took it, or it was delivered). A try that never reports back
+    /// (the process stopped) is retried once the hold runs out.
+    pub async fn claim(&self, id: i64, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.store.write().await?;
+        let n = exec!(
+            &mut tx,
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' \
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= $3)"
+            )
+            .bind(until)
+            .bind(id)
+            .bind(now)
+        )?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     pub async fn mark_sent(&self, id: i64) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         exec!(
             &mut tx,
-            sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1 WHERE id = $2")
-                .bind(Utc::now())
-                .bind(id)
+            sqlx::query(
+                "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, next_attempt_at = NULL \
+                 WHERE id = $2"
+            )
+            .bind(Utc::now())
+            .bind(id)
         )?;
         tx.commit().await
     }
 
-    /// Counts a failed try; after [`MAX_DELIVERIES`] the message is given up.
-    pub async fn mark_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+    /// Counts a failed try, not to be tried again before `retry_at`; after
+    /// [`MAX_DELIVERIES`] the message is given up.
+    pub async fn mark_failed(&self, id: i64, error: &str, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         let error: String = error.chars().filter(|c| *c != '\0').take(500).collect();
         exec!(
             &mut tx,
             sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
-             status = CASE WHEN attempts + 1 >= $2 THEN 'failed' ELSE status END WHERE id = $3"
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, \
+                 status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE status END \
+                 WHERE id = $4 AND status = 'pending'"
             )
             .bind(error)
+            .bind(retry_at)
             .bind(MAX_DELIVERIES)
             .bind(id)
         )?;

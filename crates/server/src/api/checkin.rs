@@ -109,13 +109,15 @@ pub fn unknown_link(e: kite_store::StoreError) -> ApiError {
     }
 }
 
-/// Sends a fresh one-time code to `phone` (via the outbox); answers with the wait before another.
-pub async fn send_code(store: &Store, client: Client, lang: Lang, phone: &str) -> Result<i64, ApiError> {
+/// Sends a fresh one-time code to `phone` (via the outbox, waking the delivery loop);
+/// answers with the wait before another.
+pub async fn send_code(state: &AppState, client: Client, lang: Lang, phone: &str) -> Result<i64, ApiError> {
     let phone =
         kite_domain::validation::mobile_phone(phone).ok_or_else(|| ApiError::field("phone", "checkin.phone_mobile"))?;
     let code = random_code();
     let sms = i18n::t(lang, "sms.checkin_code").replace("{code}", &code);
-    store.public(client).send_code(&phone, &code_hash(&phone, &code), &sms).await?;
+    state.store.public(client).send_code(&phone, &code_hash(&phone, &code), &sms).await?;
+    state.outbox_wake.notify_one();
     Ok(checkin::RESEND_AFTER.num_seconds())
 }
 
@@ -230,7 +232,7 @@ pub async fn request_code(
     let kind = link_kind(&kind)?;
     let client = Client { address: client };
     state.store.public(client.clone()).checkin_target(kind, &code).await.map_err(unknown_link)?;
-    let wait = send_code(&state.store, client, lang.0, req.phone.as_deref().unwrap_or("")).await?;
+    let wait = send_code(&state, client, lang.0, req.phone.as_deref().unwrap_or("")).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(CodeSent { resend_after_seconds: wait })))
 }
 

@@ -105,7 +105,7 @@ async fn send_code(
         Ok(t) => t,
         Err(page) => return page,
     };
-    match api::send_code(&state.store, Client { address: client }, lang, &v.phone).await {
+    match api::send_code(&state, Client { address: client }, lang, &v.phone).await {
         Ok(_) => {
             let ctx = form_ctx(&state, &t, &v, false).await;
             let notice = i18n::t(lang, "checkin.code_sent");
