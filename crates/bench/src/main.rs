@@ -4,8 +4,11 @@
 //! and prints a markdown report on standard output (progress goes to standard error).
 //!
 //! Not part of the test suite: run it with `scripts/bench.sh`, which writes BENCHMARKS.md.
+//!
+//! `kite-bench checkin` is the check-in load benchmark instead (`scripts/bench-checkin.sh`).
 
 mod baseline;
+mod checkin;
 mod data;
 mod http;
 mod report;
@@ -26,8 +29,15 @@ use baseline::{CountMethod, Db, NameMethod, Subtree};
 use stats::{Plan, Stats};
 
 #[derive(Parser, Debug)]
-#[command(name = "kite-bench", about = "Load N members into SQLite and PostgreSQL and measure Kite")]
+#[command(
+    name = "kite-bench",
+    about = "Load N members into SQLite and PostgreSQL and measure Kite",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
+    /// Another suite than the Foundation benchmark (the default).
+    #[command(subcommand)]
+    pub suite: Option<Suite>,
     /// Members to load into each backend.
     #[arg(long, default_value_t = 1_000_000)]
     pub members: usize,
@@ -70,6 +80,16 @@ pub struct Args {
     /// Keep the SQLite file and the PostgreSQL database afterwards.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Suite {
+    /// The check-in load benchmark: concurrent self-service check-ins through `kite serve`
+    /// next to raw inserts into the same database, and a kill -9 in the middle of a run.
+    Checkin(checkin::CheckinArgs),
+    /// The load generator the check-in benchmark runs as a second process.
+    #[command(hide = true)]
+    LoadGen(checkin::loadgen::LoadGenArgs),
 }
 
 /// What a search or count case is checked against.
@@ -166,9 +186,22 @@ fn postgres_url(admin: &str, db: &str) -> anyhow::Result<String> {
     Ok(u.to_string())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio");
+    match args.suite.take() {
+        // One thread: the generator should take as little CPU from the server as it can.
+        Some(Suite::LoadGen(a)) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting tokio")?
+            .block_on(checkin::loadgen::run(a)),
+        Some(Suite::Checkin(a)) => runtime()?.block_on(checkin::run(a)),
+        None => runtime()?.block_on(foundation(args)),
+    }
+}
+
+async fn foundation(args: Args) -> anyhow::Result<()> {
     let started = chrono::Local::now();
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let kite = match &args.kite_bin {

@@ -41,7 +41,7 @@ pub fn thousands(n: i64) -> String {
 }
 
 /// Bytes or KiB as MiB with one decimal, truncated.
-fn mib(bytes: u64) -> String {
+pub fn mib(bytes: u64) -> String {
     let tenths = bytes * 10 / (1024 * 1024);
     format!("{}.{} MiB", tenths / 10, tenths % 10)
 }
@@ -63,7 +63,7 @@ fn command_output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn met(ok: bool) -> &'static str {
+pub fn met(ok: bool) -> &'static str {
     if ok {
         "met"
     } else {
@@ -71,19 +71,9 @@ fn met(ok: bool) -> &'static str {
     }
 }
 
-pub fn render(c: &Context, runs: &[BackendRun]) -> String {
+/// The machine, toolchain and source lines of a report's "Run" section.
+pub fn machine_lines() -> String {
     let mut o = String::new();
-    let d = c.data;
-    let members = d.members.len() as i64;
-    let n_flows = d.flows.len() as i64;
-
-    // ---- run and machine ----
-    let argv: Vec<String> = std::env::args().collect();
-    let command = std::env::var("KITE_BENCH_COMMAND").unwrap_or_else(|_| argv.join(" "));
-    let _ = writeln!(o, "## Run\n");
-    let _ = writeln!(o, "- Date: {} to {}", c.started.format("%Y-%m-%d %H:%M:%S %z"), c.finished.format("%H:%M:%S %z"));
-    let _ = writeln!(o, "- Command: `{command}`");
-    let _ = writeln!(o, "- Benchmark process: `{}`", argv.join(" "));
     let _ = writeln!(
         o,
         "- Machine: {} CPUs (`nproc`), {}, {} RAM, {} (kernel {})",
@@ -104,7 +94,7 @@ pub fn render(c: &Context, runs: &[BackendRun]) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     let changed: Vec<&str> = dirty.lines().filter_map(|l| l.get(3..)).collect();
-    let _ = writeln!(
+    let _ = write!(
         o,
         "- Source: git {}{}",
         command_output("git", &["rev-parse", "--short", "HEAD"]),
@@ -114,6 +104,23 @@ pub fn render(c: &Context, runs: &[BackendRun]) -> String {
             n => format!(" with uncommitted changes in {n} files ({}, …)", changed[..8].join(", ")),
         }
     );
+    o
+}
+
+pub fn render(c: &Context, runs: &[BackendRun]) -> String {
+    let mut o = String::new();
+    let d = c.data;
+    let members = d.members.len() as i64;
+    let n_flows = d.flows.len() as i64;
+
+    // ---- run and machine ----
+    let argv: Vec<String> = std::env::args().collect();
+    let command = std::env::var("KITE_BENCH_COMMAND").unwrap_or_else(|_| argv.join(" "));
+    let _ = writeln!(o, "## Run\n");
+    let _ = writeln!(o, "- Date: {} to {}", c.started.format("%Y-%m-%d %H:%M:%S %z"), c.finished.format("%H:%M:%S %z"));
+    let _ = writeln!(o, "- Command: `{command}`");
+    let _ = writeln!(o, "- Benchmark process: `{}`", argv.join(" "));
+    let _ = writeln!(o, "{}", machine_lines());
     for r in runs {
         let _ = writeln!(o, "- {}: {}", r.name, r.version);
     }
