@@ -5,6 +5,7 @@
 //! composed with real division codes, consistent birth dates and correct check digits.
 
 use chrono::NaiveDate;
+use kite_domain::agreement::{AgreementInput, PartyInput};
 use kite_domain::checkin::{Checkin, HomeClaim, LinkKind};
 use kite_domain::evaluation::EvaluationInput;
 use kite_domain::flow::Departure;
@@ -589,6 +590,112 @@ pub async fn activity(store: &Store, member_count: usize) -> anyhow::Result<(usi
         evaluations += 1;
     }
     Ok((checkins, evaluations))
+}
+
+/// A one-page PDF standing for a scanned agreement, so that the demo's files open.
+pub fn sample_pdf(title: &str) -> Vec<u8> {
+    let text: String =
+        title.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').filter(|c| !"()\\".contains(*c)).collect();
+    let stream = format!("BT /F1 18 Tf 72 770 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for off in offsets {
+        pdf.extend(format!("{off:010} 00000 n \n").bytes());
+    }
+    pdf.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).bytes());
+    pdf
+}
+
+/// Co-management agreements as the seeds describe them: Guannan with Suzhou (in force,
+/// all five commitments, the signed text attached) and with Wuxi, an expired one with
+/// Hangzhou (outside the system), and one of Suzhou's with a home county outside it that
+/// is not yet in force. Returns how many.
+pub async fn agreements(store: &Store) -> anyhow::Result<usize> {
+    let guannan = acting_as(store, "guannan").await?;
+    let suzhou = acting_as(store, "suzhou").await?;
+    let party = |code: &'static str, name: &'static str, contact: &'static str, phone: &'static str| PartyInput {
+        org_code: code,
+        name,
+        contact_name: contact,
+        contact_phone: phone,
+    };
+    let with_suzhou = AgreementInput {
+        title: "灌南县—苏州工业园区流动党员共建共管协议",
+        number: "灌组〔2025〕18号",
+        outflow: party("GN", "", "王建国", "0518-83212345"),
+        inflow: party("SZ", "", "李红梅", "0512-66681234"),
+        signed_on: "2025-06-20",
+        starts_on: "2025-07-01",
+        ends_on: "2028-06-30",
+        org_building: "在园区建立灌南籍流动党员党支部，纳入园区党工委序列管理；支部书记列席所在社区党委会议。",
+        member_management:
+            "园区党组织负责流入党员日常教育管理，就近安排参加组织生活，每半年向灌南县委组织部反馈评价意见。",
+        consultation: "双方组织部门定期会商流动党员组织建设、教育管理和作用发挥等事项；开通联络热线和电子信箱。",
+        consultation_cycle: "quarterly",
+        funding: "灌南县每年从留存党费中拨付活动经费；园区提供活动场所和办公设备。",
+        funding_outflow_yuan: "10000",
+        funding_inflow_yuan: "5000",
+        activities: "共同开展“亮党员身份，树灌南形象”、志愿服务和关爱农民工行动。",
+        note: "",
+    };
+    let a = guannan.agreement_create(&with_suzhou).await?;
+    guannan
+        .agreement_attach(
+            a.id,
+            "共建共管协议书（签字盖章）.pdf",
+            &sample_pdf("Guannan - Suzhou SIP co-management agreement"),
+        )
+        .await?;
+    let with_wuxi = AgreementInput {
+        title: "灌南县—无锡市梁溪区流动党员双向共管协议",
+        outflow: party("GN", "", "王建国", "0518-83212345"),
+        inflow: party("WX", "", "", ""),
+        signed_on: "2026-03-01",
+        starts_on: "2026-03-01",
+        member_management: "梁溪区各市场、楼宇党支部吸纳灌南籍流动党员参加组织生活，半年函告一次表现情况。",
+        activities: "每年联合举办一次流动党员座谈会。",
+        consultation_cycle: "half_year",
+        ..Default::default()
+    };
+    guannan.agreement_create(&with_wuxi).await?;
+    let hangzhou = AgreementInput {
+        title: "灌南县驻杭州流动党组织共建共管协议",
+        outflow: party("GN", "", "", ""),
+        inflow: party("", "杭州市下城区委组织部", "", "0571-85001234"),
+        signed_on: "2020-12-15",
+        starts_on: "2021-01-01",
+        ends_on: "2023-12-31",
+        org_building: "将灌南驻杭州流动党委纳入朝晖街道党工委序列管理。",
+        funding: "下城区为流动党委书记、委员配备通讯工具，每月补助通讯费。",
+        funding_inflow_yuan: "1200",
+        ..Default::default()
+    };
+    guannan.agreement_create(&hangzhou).await?;
+    let linquan = AgreementInput {
+        title: "苏州工业园区—临泉县流动党员共建共管协议",
+        outflow: party("", "安徽省临泉县委组织部", "", ""),
+        inflow: party("SZ", "", "李红梅", "0512-66681234"),
+        starts_on: "2027-01-01",
+        ends_on: "2029-12-31",
+        member_management: "园区新市民党支部接收临泉籍流动党员报到，核实后纳入管理。",
+        ..Default::default()
+    };
+    suzhou.agreement_create(&linquan).await?;
+    Ok(4)
 }
 
 #[cfg(test)]

@@ -50,6 +50,24 @@ async fn the_demo_leaves_waiting_check_ins_and_evaluations() {
             let home =
                 CheckinQuery { status: Some("pending".into()), side: Some("outflow".into()), ..Default::default() };
             assert_eq!(admin.checkins(&home).await.unwrap().items.len(), 3);
+
+            // Agreements: each party sees its own, with their status from the dates.
+            assert_eq!(kite_demo::agreements(&store).await.expect("demo agreements"), 4);
+            let all = admin.agreements(&Default::default()).await.unwrap().items;
+            assert_eq!(all.len(), 4);
+            let statuses: Vec<&str> = all.iter().map(|a| a.status.code()).collect();
+            assert!(statuses.contains(&"expired") && statuses.contains(&"upcoming") && statuses.contains(&"active"));
+            let seen_by_suzhou = suzhou.agreements(&Default::default()).await.unwrap().items;
+            assert_eq!(seen_by_suzhou.len(), 2, "Suzhou is party to two: {seen_by_suzhou:?}");
+            let signed = seen_by_suzhou.iter().find(|a| a.outflow.org_code.as_deref() == Some("GN")).unwrap();
+            let record = suzhou.agreement(signed.id).await.unwrap();
+            assert_eq!(record.files.len(), 1);
+            assert_eq!(record.files[0].content_type, "application/pdf");
+            let (_, pdf) = suzhou.agreement_file(signed.id, record.files[0].id).await.unwrap();
+            assert!(pdf.starts_with(b"%PDF-") && pdf.ends_with(b"%%EOF\n"));
+            // A Suzhou branch lists Guannan as a partner through its committee's agreement.
+            let partners = suzhou.org_partners("SZ-LY01").await.unwrap();
+            assert!(partners.iter().any(|p| p.partner.org_code.as_deref() == Some("GN") && p.readable));
         },
     )
     .await;

@@ -60,6 +60,8 @@ impl Role {
                     | ReviewCheckin
                     | ReadFlows
                     | EvaluateInflow
+                    | ReadAgreements
+                    | WriteAgreements
             ),
             Role::Secretary => matches!(
                 action,
@@ -71,6 +73,7 @@ impl Role {
                     | ReviewCheckin
                     | ReadFlows
                     | EvaluateInflow
+                    | ReadAgreements
             ),
             Role::ServiceStaff => matches!(action, ReadOrg | TakeCheckin),
             Role::Member => matches!(action, ReadMember | ViewFullId),
@@ -118,6 +121,10 @@ pub enum Action {
     ReadFlows,
     /// Rate a member checked in to the subtree (decided on the inflow organization).
     EvaluateInflow,
+    /// See the co-management agreements a subtree is party to, with their contacts and files.
+    ReadAgreements,
+    /// Record, amend and attach files to an agreement the subtree is party to.
+    WriteAgreements,
 }
 
 impl Action {
@@ -133,6 +140,8 @@ impl Action {
             Action::ReviewCheckin => "checkin.review",
             Action::ReadFlows => "flow.read",
             Action::EvaluateInflow => "inflow.evaluate",
+            Action::ReadAgreements => "agreement.read",
+            Action::WriteAgreements => "agreement.write",
         }
     }
 }
@@ -211,6 +220,15 @@ impl Principal {
         }
     }
 
+    /// Whether the caller may take `action` on an agreement: on behalf of either party
+    /// that is an organization in the system.
+    pub fn on_agreement(&self, action: Action, outflow_path: Option<&str>, inflow_path: Option<&str>) -> bool {
+        [outflow_path, inflow_path]
+            .into_iter()
+            .flatten()
+            .any(|path| decide(self, action, Target { org_path: path, member_id: None }) == Decision::Allow)
+    }
+
     pub fn member_scope(&self) -> MemberScope {
         match (self.role, &self.org_path, self.member_id) {
             (Role::Admin, _, _) => MemberScope::All,
@@ -257,6 +275,7 @@ pub fn decide(p: &Principal, action: Action, target: Target) -> Decision {
                 | Action::ReviewCheckin
                 | Action::ReadFlows
                 | Action::EvaluateInflow
+                | Action::ReadAgreements
         );
         Decision::Deny { hide }
     }
@@ -343,6 +362,29 @@ mod tests {
         assert_eq!(staff.flow_side(&home_branch, Some(&away_branch)), None);
         let member = who(Role::Member, None, Some(9));
         assert_eq!(member.flow_side(&home_branch, Some(&away_branch)), None);
+    }
+
+    #[test]
+    fn agreements_are_for_their_parties() {
+        let (home, away, elsewhere) = (segment(1), segment(2), segment(3));
+        let home_branch = child_path(Some(&home), 4);
+        let (out, inflow) = (Some(home.as_str()), Some(away.as_str()));
+        let admin_home = who(Role::OrgAdmin, Some(&home), None);
+        assert!(admin_home.on_agreement(Action::WriteAgreements, out, inflow));
+        assert!(admin_home.on_agreement(Action::WriteAgreements, None, Some(&home_branch)));
+        let admin_away = who(Role::OrgAdmin, Some(&away), None);
+        assert!(admin_away.on_agreement(Action::ReadAgreements, out, inflow));
+        assert!(!admin_away.on_agreement(Action::ReadAgreements, out, None));
+        // A branch is not a party to its county's agreement: it sees it as a partner only.
+        let branch_secretary = who(Role::Secretary, Some(&home_branch), None);
+        assert!(!branch_secretary.on_agreement(Action::ReadAgreements, out, inflow));
+        let county_secretary = who(Role::Secretary, Some(&home), None);
+        assert!(county_secretary.on_agreement(Action::ReadAgreements, out, inflow));
+        assert!(!county_secretary.on_agreement(Action::WriteAgreements, out, inflow));
+        assert!(!who(Role::OrgAdmin, Some(&elsewhere), None).on_agreement(Action::ReadAgreements, out, inflow));
+        assert!(!who(Role::ServiceStaff, Some(&home), None).on_agreement(Action::ReadAgreements, out, inflow));
+        assert!(!who(Role::Admin, None, None).on_agreement(Action::WriteAgreements, None, None));
+        assert!(who(Role::Admin, None, None).on_agreement(Action::WriteAgreements, out, None));
     }
 
     #[test]

@@ -246,3 +246,13 @@ mod tests {
         assert!(!FlowStatus::Transferred.is_open());
     }
 }
+
+vocabulary!(
+    /// How often the parties of a co-management agreement meet (工作共商).
+    ConsultationCycle { Monthly = "monthly", Quarterly = "quarterly", HalfYear = "half_year", Year = "year" }
+);
+
+vocabulary!(
+    /// Where a co-management agreement stands today, from its dates.
+    AgreementStatus { Upcoming = "upcoming", Active = "active", Expired = "expired" }
+);

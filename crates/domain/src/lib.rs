@@ -4,6 +4,7 @@
 //! shared by the storage layer, the server and the command line.
 
 pub mod access;
+pub mod agreement;
 pub mod checkin;
 pub mod enums;
 pub mod evaluation;

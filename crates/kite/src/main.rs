@@ -215,7 +215,11 @@ async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("demo account {username}: {e:?}"))?;
     }
     let (checkins, evaluations) = kite_demo::activity(store, members).await?;
-    println!("demo region loaded: {m} members, {f} away, {checkins} check-ins waiting, {evaluations} evaluations");
+    let agreements = kite_demo::agreements(store).await?;
+    println!(
+        "demo region loaded: {m} members, {f} away, {checkins} check-ins waiting, {evaluations} evaluations, \
+         {agreements} co-management agreements"
+    );
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 37] = [
+const ROUTES: [(&str, &str, bool); 45] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -59,6 +59,14 @@ const ROUTES: [(&str, &str, bool); 37] = [
     ("POST", "/api/v1/flows/{id}/return", false),
     ("POST", "/api/v1/flows/{id}/evaluations", false),
     ("GET", "/api/v1/members/{id}/evaluations", false),
+    ("GET", "/api/v1/agreements", false),
+    ("POST", "/api/v1/agreements", false),
+    ("GET", "/api/v1/agreements/{id}", false),
+    ("PUT", "/api/v1/agreements/{id}", false),
+    ("POST", "/api/v1/agreements/{id}/files", false),
+    ("GET", "/api/v1/agreements/{id}/files/{file_id}", false),
+    ("DELETE", "/api/v1/agreements/{id}/files/{file_id}", false),
+    ("GET", "/api/v1/orgs/{code}/partners", false),
 ];
 
 /// A route's path with its parameters filled in.
@@ -67,6 +75,7 @@ fn concrete(path: &str, member: i64) -> String {
         .replace("{side}", "outflow")
         .replace("{code}", "TA")
         .replace("{id}", &member.to_string())
+        .replace("{file_id}", "1")
 }
 
 fn method(m: &str) -> reqwest::Method {

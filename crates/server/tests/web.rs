@@ -8,7 +8,7 @@
 //! change happened, or that a refused one did not.
 
 use chrono::{Days, Utc};
-use kite_server::auth;
+use kite_server::{auth, rules};
 use serde_json::Value;
 
 mod common;
@@ -169,6 +169,12 @@ fn form_of(page: &Reply) -> (String, Fields) {
             if let Some(name) = attr(tag, "name") {
                 fields.0.push((name, attr(tag, "value").unwrap_or_default()));
             }
+        } else if tag.starts_with("<textarea") {
+            let name = attr(tag, "name").expect("a textarea's name");
+            let close = rest.find("</textarea>").expect("the end of a textarea");
+            fields.0.push((name, unescape(&rest[tag.len()..close])));
+            rest = &rest[close..];
+            continue;
         } else if tag.starts_with("<select") {
             let name = attr(tag, "name").expect("a select's name");
             let close = rest.find("</select>").expect("the end of a select");
@@ -1611,6 +1617,110 @@ async fn a_home_side_outside_the_system_gets_a_printable_letter() {
         let other = Web::open(&w.s, "tb_sec").await;
         assert_eq!(other.get(&format!("/checkins/{id}/letter")).await.status, 404);
         assert_eq!(w.s.audit().await.into_iter().filter(|a| a.action == "checkin.letter").count(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_agreement_is_recorded_through_the_form_with_its_signed_text() {
+    on_each_backend(|s| async move {
+        let d = dest(s).await;
+        let w = &d.w;
+        let ta = Web::open(&w.s, "ta_admin").await;
+        let list = ta.page("/agreements").await;
+        assert!(
+            list.text.contains("href=\"/agreements/new\"") && list.text.contains("没有符合条件的协议"),
+            "{}",
+            list.text
+        );
+
+        // The caller's organization is the outflow party to begin with; what is missing is
+        // named beside each field.
+        let (action, f) = ta.form("/agreements/new").await;
+        assert_eq!((action.as_str(), f.get("outflow.org_code")), ("/agreements/new", Some("TA")));
+        assert_eq!(f.get("starts_on"), Some(rules::today().to_string().as_str()));
+        let r = ta.post(&action, &f).await;
+        assert_refused(
+            &r,
+            400,
+            "提交的内容有误，请检查标出的项目",
+            &[
+                ("title", "必填"),
+                ("inflow.org_code", "请填写系统内党组织代码或系统外单位名称"),
+                ("org_building", "五项共建内容至少填写一项"),
+            ],
+        );
+        let typed = f
+            .clone()
+            .with("title", "新安镇—高新区共建共管协议")
+            .with("inflow.org_code", "DST")
+            .with("member_management", "流入地负责日常管理 <每半年> 反馈")
+            .with("ends_on", "2020-01-01");
+        let r = ta.post(&action, &typed).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("ends_on", "截止日期不能早于生效日期")]);
+        let (_, kept) = form_of(&r);
+        assert_eq!(kept.get("member_management"), Some("流入地负责日常管理 <每半年> 反馈"));
+        assert_eq!(kept.get("inflow.org_code"), Some("DST"));
+        let r = ta.post(&action, &kept.with("ends_on", "").with("consultation_cycle", "quarterly")).await;
+        let at = see_other(&r);
+        let id: i64 = at.trim_start_matches("/agreements/").parse().expect("the new agreement's page");
+        let page = ta.page(&at).await;
+        assert!(
+            page.text.contains("流入地负责日常管理 &lt;每半年&gt; 反馈") && page.text.contains("每季度"),
+            "{}",
+            page.text
+        );
+        assert!(page.text.contains("苏州高新区党工委") && page.text.contains(">有效<") && page.text.contains("长期"));
+
+        // The signed text, with this session's token in the multipart form.
+        let (upload, fields) = form_of(&page);
+        assert_eq!(upload, format!("/agreements/{id}/files"));
+        let csrf = fields.get("csrf").expect("the upload form's token").to_string();
+        let pdf = b"%PDF-1.4\n%%EOF\n".to_vec();
+        let post = |token: &str, file: (&'static str, Vec<u8>)| {
+            let call = w.s.post(&upload).cookie(&ta.cookie).multipart(&[("csrf", token)], Some((file.0, &file.1)));
+            async move { call.send().await }
+        };
+        assert_eq!(post("forged", ("协议书.pdf", pdf.clone())).await.status, 403);
+        let r = post(&csrf, ("网页.pdf", b"<html></html>".to_vec())).await;
+        assert_refused(
+            &r,
+            400,
+            "提交的内容有误，请检查标出的项目",
+            &[("file", "只能上传 PDF、OFD、Word、PNG 或 JPEG 文件")],
+        );
+        assert_eq!(see_other(&post(&csrf, ("协议书.pdf", pdf.clone())).await), format!("/agreements/{id}#files"));
+        let page = ta.page(&at).await;
+        assert!(page.text.contains("协议书.pdf</a>") && !page.text.contains("网页.pdf"), "{}", page.text);
+        // A second copy, then removed with the row's button.
+        post(&csrf, ("副本.pdf", pdf.clone())).await;
+        let page = ta.page(&at).await;
+        let prefix = format!("action=\"/agreements/{id}/files/");
+        let forms: Vec<&str> = page.text.split(prefix.as_str()).skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
+        assert_eq!(forms.len(), 2, "one remove button per file");
+        let remove = format!("/agreements/{id}/files/{}", forms[1]);
+        let token = Fields::default().with("csrf", &csrf);
+        assert_eq!(see_other(&ta.post(&remove, &token).await), format!("/agreements/{id}#files"));
+        let page = ta.page(&at).await;
+        assert!(page.text.contains("协议书.pdf</a>") && !page.text.contains("副本.pdf"), "{}", page.text);
+
+        // The other party amends it from its edit page; a stale page is refused.
+        let away = Web::open(&w.s, "dst_admin").await;
+        let edit = format!("/agreements/{id}/edit");
+        let (action, f) = away.form(&edit).await;
+        assert_eq!(f.get("member_management"), Some("流入地负责日常管理 <每半年> 反馈"));
+        assert_eq!(see_other(&away.post(&action, &f.clone().with("activities", "联合开展志愿服务")).await), at);
+        assert_refused(&away.post(&action, &f).await, 409, "该记录已被他人修改，请刷新后重新编辑", &[]);
+        assert!(ta.page(&at).await.text.contains("联合开展志愿服务"));
+
+        // A branch below a party sees the partner on its page, not the agreement.
+        let b1 = Web::open(&w.s, "b1_sec").await;
+        let org = b1.page("/orgs/TA-B1").await;
+        assert!(org.text.contains("共建共管伙伴") && org.text.contains("苏州高新区党工委"), "{}", org.text);
+        assert!(!org.text.contains(&format!("href=\"/agreements/{id}\"")));
+        assert_error_page(&b1.get(&at).await, 404, "记录不存在或无权查看");
+        assert_eq!(b1.get("/agreements/new").await.status, 403);
+        assert!(!b1.page("/agreements").await.text.contains("href=\"/agreements/new\""));
     })
     .await;
 }

@@ -12,6 +12,7 @@ mod error;
 mod models;
 
 mod accounts;
+mod agreements;
 mod audit;
 mod checkins;
 mod evaluations;
@@ -25,6 +26,7 @@ mod service_points;
 pub mod testing;
 
 pub use accounts::{Accounts, NewUser, SessionInfo, User};
+pub use agreements::{AgreementFile, AgreementParty, AgreementQuery, AgreementRecord, AgreementSummary, Partner};
 pub use audit::AuditEntry;
 pub use checkins::{CheckinQuery, CheckinReceipt, CheckinRecord, CheckinTarget, SuggestedOrg};
 pub use db::{Backend, Tx};

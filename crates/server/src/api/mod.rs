@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, documented by the OpenAPI document that utoipa
 //! builds from these handlers (`/api/openapi.json`).
 
+pub mod agreements;
 mod auth;
 pub mod checkin;
 mod divisions;
@@ -76,6 +77,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(flows::return_home))
         .routes(routes!(flows::evaluate))
         .routes(routes!(flows::member_evaluations))
+        .routes(routes!(agreements::list, agreements::create))
+        .routes(routes!(agreements::get, agreements::update))
+        .routes(routes!(agreements::download, agreements::detach))
+        .routes(routes!(agreements::partners))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(agreements::attach))
+                .layer(axum::extract::DefaultBodyLimit::max(agreements::UPLOAD_BODY_LIMIT)),
+        )
 }
 
 /// Updates must send the version they read (optimistic concurrency).

@@ -1,6 +1,7 @@
 //! The web UI: server-rendered pages over the same guarded store as the API.
 //! One file per capability; this one holds what every page shares.
 
+mod agreements;
 mod checkin;
 mod flows;
 mod members;
@@ -50,6 +51,9 @@ pub fn templates() -> Environment<'static> {
         ("flow.html", include_str!("../../templates/flow.html")),
         ("evaluations.html", include_str!("../../templates/evaluations.html")),
         ("outbox.html", include_str!("../../templates/outbox.html")),
+        ("agreements.html", include_str!("../../templates/agreements.html")),
+        ("agreement.html", include_str!("../../templates/agreement.html")),
+        ("agreement_form.html", include_str!("../../templates/agreement_form.html")),
     ] {
         env.add_template(name, src).expect("templates compile");
     }
@@ -81,6 +85,7 @@ pub fn router() -> Router<AppState> {
         .merge(members::router())
         .merge(checkin::router())
         .merge(flows::router())
+        .merge(agreements::router())
         .route("/assets/pico.min.css", get(|| async { asset(CSS, include_str!("../../assets/vendor/pico.min.css")) }))
         .route("/assets/app.css", get(|| async { asset(CSS, include_str!("../../assets/app.css")) }))
         .route("/assets/app.js", get(|| async { asset(JS, include_str!("../../assets/app.js")) }))
@@ -179,6 +184,8 @@ fn render(state: &AppState, name: &str, lang: Lang, who: Option<&Authed>, ctx: V
         may_checkins => may(Action::TakeCheckin) || may(Action::ReviewCheckin),
         may_read_flows => may(Action::ReadFlows),
         may_evaluate => may(Action::EvaluateInflow),
+        may_read_agreements => may(Action::ReadAgreements),
+        may_write_agreements => may(Action::WriteAgreements),
         // Forms read `errors[field]`; pages without errors get an empty map.
         errors => BTreeMap::<String, String>::new(),
     };

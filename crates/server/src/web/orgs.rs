@@ -46,13 +46,15 @@ async fn page(
         let ancestors = g.org_ancestors(&code).await?;
         let counts = g.overview(Some(&code)).await?;
         let points = g.service_points(&code).await?;
-        Ok::<_, kite_store::StoreError>((org, children, ancestors, counts, points))
+        let partners = g.org_partners(&code).await?;
+        Ok::<_, kite_store::StoreError>((org, children, ancestors, counts, points, partners))
     }
     .await;
     match result {
-        Ok((org, children, ancestors, counts, points)) => {
+        Ok((org, children, ancestors, counts, points, partners)) => {
             let ancestors: Vec<_> = ancestors.into_iter().filter(|a| a.code != org.code).collect();
-            render(&state, "orgs.html", lang, Some(&who), context! { org, children, ancestors, counts, points })
+            let ctx = context! { org, children, ancestors, counts, points, partners };
+            render(&state, "orgs.html", lang, Some(&who), ctx)
         }
         Err(e) => error_page(&state, lang, &who, e.into()),
     }

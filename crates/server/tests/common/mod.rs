@@ -68,6 +68,10 @@ impl Server {
         self.call(Method::PUT, path)
     }
 
+    pub fn delete(&self, path: &str) -> Call {
+        self.call(Method::DELETE, path)
+    }
+
     /// Creates an account with [`PASSWORD`] through the store.
     pub async fn user(&self, username: &str, role: Role, org: Option<&str>, member_id: Option<i64>) -> i64 {
         let new = NewUser {
@@ -173,6 +177,30 @@ impl Call {
 
     pub fn form(self, fields: &[(&str, &str)]) -> Self {
         Call(self.0.form(fields))
+    }
+
+    /// A multipart/form-data body: text parts first, then the file part `file` if any.
+    pub fn multipart(self, texts: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Self {
+        const BOUNDARY: &str = "kite-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, value) in texts {
+            body.extend(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes(),
+            );
+        }
+        if let Some((file_name, content)) = file {
+            body.extend(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
+                     Content-Type: application/octet-stream\r\n\r\n"
+                )
+                .bytes(),
+            );
+            body.extend_from_slice(content);
+            body.extend(b"\r\n");
+        }
+        body.extend(format!("--{BOUNDARY}--\r\n").bytes());
+        Call(self.0.header(CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}")).body(body))
     }
 
     pub fn header(self, name: &str, value: &str) -> Self {
