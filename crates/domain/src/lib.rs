@@ -12,6 +12,7 @@ pub mod flow;
 pub mod id_number;
 pub mod member;
 pub mod org;
+pub mod service_point;
 pub mod text;
 pub mod validation;
 

@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 45] = [
+const ROUTES: [(&str, &str, bool); 48] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -67,6 +67,9 @@ const ROUTES: [(&str, &str, bool); 45] = [
     ("GET", "/api/v1/agreements/{id}/files/{file_id}", false),
     ("DELETE", "/api/v1/agreements/{id}/files/{file_id}", false),
     ("GET", "/api/v1/orgs/{code}/partners", false),
+    ("POST", "/api/v1/service-points", false),
+    ("GET", "/api/v1/service-points/{code}", false),
+    ("PUT", "/api/v1/service-points/{code}", false),
 ];
 
 /// A route's path with its parameters filled in.

@@ -1724,3 +1724,47 @@ async fn an_agreement_is_recorded_through_the_form_with_its_signed_text() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn service_points_are_kept_from_their_pages() {
+    on_each_backend(|s| async move {
+        let d = dest(s).await;
+        let w = &d.w;
+        let admin = Web::open(&w.s, "dst_admin").await;
+        let org = admin.page("/orgs/DST-B1").await;
+        assert!(org.text.contains("href=\"/points/DP1\"") && org.text.contains("href=\"/points/new?org=DST-B1\""));
+        let point = admin.page("/points/DP1").await;
+        assert!(point.text.contains("dp1_staff") && point.text.contains("狮山路 1 号"), "{}", point.text);
+
+        // A window under the station, from the station's page.
+        let (action, f) = admin.form("/points/new?org=DST-B1&parent=DP1").await;
+        assert_eq!((f.get("parent_code"), f.get("org_code")), (Some("DP1"), Some("DST-B1")));
+        let r = admin.post(&action, &f.clone().with("level", "centre")).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("code", "必填"), ("name", "必填")]);
+        let typed = f.with("code", "DW9").with("name", "狮山社区服务窗口").with("level", "centre");
+        let r = admin.post(&action, &typed).await;
+        assert_refused(
+            &r,
+            400,
+            "提交的内容有误，请检查标出的项目",
+            &[("parent_code", "上级站点的层级须高于本站点（市级中心 › 区镇驿站 › 村社窗口 › 小区点位）")],
+        );
+        let (_, kept) = form_of(&r);
+        assert_eq!(kept.get("name"), Some("狮山社区服务窗口"));
+        assert_eq!(see_other(&admin.post(&action, &kept.with("level", "window")).await), "/points/DW9");
+        assert!(admin.page("/points/DP1").await.text.contains("href=\"/points/DW9\""));
+
+        // Closed from its edit page: the poster link goes, the page says so.
+        let (action, f) = admin.form("/points/DW9/edit").await;
+        assert_eq!(see_other(&admin.post(&action, &f.clone().with("status", "closed")).await), "/points/DW9");
+        let closed = admin.page("/points/DW9").await;
+        assert!(closed.text.contains("已关闭") && !closed.text.contains("/c/p/DW9/poster"), "{}", closed.text);
+        assert_refused(&admin.post(&action, &f).await, 409, "该记录已被他人修改，请刷新后重新编辑", &[]);
+
+        // Someone else's subtree: no form.
+        let ta = Web::open(&w.s, "ta_admin").await;
+        assert_eq!(ta.get("/points/DW9/edit").await.status, 403);
+        assert_eq!(ta.get("/points/new?org=DST-B1").await.status, 403);
+    })
+    .await;
+}

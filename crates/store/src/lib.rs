@@ -32,11 +32,11 @@ pub use checkins::{CheckinQuery, CheckinReceipt, CheckinRecord, CheckinTarget, S
 pub use db::{Backend, Tx};
 pub use error::StoreError;
 pub use evaluations::InflowEvaluation;
-pub use guard::{Client, FlowView, Guard, MAX_EXPORT_ROWS};
+pub use guard::{Client, FlowView, Guard, PointView, MAX_EXPORT_ROWS};
 pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
-pub use service_points::{NewServicePoint, ServicePoint};
+pub use service_points::{NewServicePoint, PointStaff, ServicePoint};
 
 use db::Pools;
 

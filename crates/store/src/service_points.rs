@@ -7,7 +7,7 @@ use kite_domain::ServicePointLevel;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{on, StoreError, Tx};
+use crate::{exec, on, StoreError, Tx};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServicePoint {
@@ -22,10 +22,20 @@ pub struct ServicePoint {
     pub address: Option<String>,
     pub hotline: Option<String>,
     pub opening_hours: Option<String>,
+    /// `active`, or `closed` (its check-in link no longer works).
     pub status: String,
+    pub version: i64,
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
     pub org_path: String,
+}
+
+/// An account that works at a point.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct PointStaff {
+    pub username: String,
+    pub display_name: Option<String>,
+    pub disabled: bool,
 }
 
 /// A service point to insert; the parent (if any) and the organization must exist.
@@ -57,6 +67,7 @@ struct Row {
     hotline: Option<String>,
     opening_hours: Option<String>,
     status: String,
+    version: i64,
     created_at: DateTime<Utc>,
 }
 
@@ -85,16 +96,17 @@ pub(crate) async fn insert(tx: &mut Tx, p: &NewServicePoint) -> Result<i64, Stor
 
 const SELECT: &str = "SELECT s.id, s.code, p.code AS parent_code, s.name, s.level, o.code AS org_code, \
      o.name AS org_name, o.path AS org_path, s.division_code, s.address, s.hotline, s.opening_hours, s.status, \
-     s.created_at FROM service_points s JOIN organizations o ON o.id = s.org_id \
+     s.version, s.created_at FROM service_points s JOIN organizations o ON o.id = s.org_id \
      LEFT JOIN service_points p ON p.id = s.parent_id";
 
-/// The active points run by the organizations of a subtree: centres, stations, windows,
-/// then points, each level in the order they were created.
+/// The points run by the organizations of a subtree (closed ones last): centres, stations,
+/// windows, then points, each level in the order they were created.
 pub(crate) async fn in_subtree(tx: &mut Tx, root_path: &str) -> Result<Vec<ServicePoint>, StoreError> {
     let (lo, hi) = org::subtree_range(root_path);
     let sql = format!(
-        "{SELECT} WHERE o.path >= $1 AND o.path < $2 AND s.status = 'active' \
-         ORDER BY CASE s.level WHEN 'centre' THEN 0 WHEN 'station' THEN 1 WHEN 'window' THEN 2 ELSE 3 END, s.id \
+        "{SELECT} WHERE o.path >= $1 AND o.path < $2 \
+         ORDER BY CASE s.status WHEN 'active' THEN 0 ELSE 1 END, \
+         CASE s.level WHEN 'centre' THEN 0 WHEN 'station' THEN 1 WHEN 'window' THEN 2 ELSE 3 END, s.id \
          LIMIT 500"
     );
     let rows: Vec<Row> = on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).fetch_all(c).await)?;
@@ -127,8 +139,63 @@ impl TryFrom<Row> for ServicePoint {
             hotline: r.hotline,
             opening_hours: r.opening_hours,
             status: r.status,
+            version: r.version,
             created_at: r.created_at,
             org_path: r.org_path,
         })
     }
+}
+
+/// Replaces a point's fields at `version`; the code stays.
+pub(crate) async fn update(
+    tx: &mut Tx,
+    id: i64,
+    version: i64,
+    p: &NewServicePoint,
+    org_id: i64,
+    parent_id: Option<i64>,
+    active: bool,
+) -> Result<(), StoreError> {
+    let n = exec!(
+        tx,
+        sqlx::query(
+            "UPDATE service_points SET parent_id = $1, name = $2, level = $3, org_id = $4, division_code = $5, \
+             address = $6, hotline = $7, opening_hours = $8, status = $9, version = version + 1, updated_at = $10 \
+             WHERE id = $11 AND version = $12"
+        )
+        .bind(parent_id)
+        .bind(&p.name)
+        .bind(p.level.code())
+        .bind(org_id)
+        .bind(&p.division_code)
+        .bind(&p.address)
+        .bind(&p.hotline)
+        .bind(&p.opening_hours)
+        .bind(if active { "active" } else { "closed" })
+        .bind(Utc::now())
+        .bind(id)
+        .bind(version)
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict("stale_version"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn set_closed(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
+    exec!(tx, sqlx::query("UPDATE service_points SET status = 'closed' WHERE id = $1").bind(id))?;
+    Ok(())
+}
+
+pub(crate) async fn staff(tx: &mut Tx, point_id: i64) -> Result<Vec<PointStaff>, StoreError> {
+    Ok(on!(tx, c => sqlx::query_as(
+        "SELECT username, display_name, disabled FROM users WHERE service_point_id = $1 ORDER BY username")
+        .bind(point_id).fetch_all(c).await)?)
+}
+
+/// The points directly under a point.
+pub(crate) async fn children(tx: &mut Tx, point_id: i64) -> Result<Vec<ServicePoint>, StoreError> {
+    let sql = format!("{SELECT} WHERE s.parent_id = $1 ORDER BY s.id LIMIT 500");
+    let rows: Vec<Row> = on!(tx, c => sqlx::query_as(&sql).bind(point_id).fetch_all(c).await)?;
+    rows.into_iter().map(ServicePoint::try_from).collect()
 }

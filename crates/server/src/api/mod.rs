@@ -8,6 +8,7 @@ mod divisions;
 pub mod flows;
 pub mod members;
 pub mod orgs;
+pub mod points;
 
 use axum::extract::Request;
 use axum::http::header;
@@ -81,6 +82,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(agreements::get, agreements::update))
         .routes(routes!(agreements::download, agreements::detach))
         .routes(routes!(agreements::partners))
+        .routes(routes!(points::create))
+        .routes(routes!(points::get, points::update))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(agreements::attach))

@@ -6,6 +6,7 @@ mod checkin;
 mod flows;
 mod members;
 mod orgs;
+mod points;
 mod session;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,8 @@ pub fn templates() -> Environment<'static> {
         ("agreements.html", include_str!("../../templates/agreements.html")),
         ("agreement.html", include_str!("../../templates/agreement.html")),
         ("agreement_form.html", include_str!("../../templates/agreement_form.html")),
+        ("point.html", include_str!("../../templates/point.html")),
+        ("point_form.html", include_str!("../../templates/point_form.html")),
     ] {
         env.add_template(name, src).expect("templates compile");
     }
@@ -86,6 +89,7 @@ pub fn router() -> Router<AppState> {
         .merge(checkin::router())
         .merge(flows::router())
         .merge(agreements::router())
+        .merge(points::router())
         .route("/assets/pico.min.css", get(|| async { asset(CSS, include_str!("../../assets/vendor/pico.min.css")) }))
         .route("/assets/app.css", get(|| async { asset(CSS, include_str!("../../assets/app.css")) }))
         .route("/assets/app.js", get(|| async { asset(JS, include_str!("../../assets/app.js")) }))

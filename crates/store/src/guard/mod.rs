@@ -7,8 +7,10 @@
 mod agreements;
 mod checkins;
 mod dual;
+mod network;
 
 pub use dual::{FlowView, MAX_EXPORT_ROWS};
+pub use network::PointView;
 
 use kite_domain::access::{decide, Action, Decision, Target};
 use kite_domain::member::MemberFields;
