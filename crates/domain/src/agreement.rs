@@ -169,7 +169,8 @@ pub fn validate(input: &AgreementInput, today: NaiveDate) -> Result<Agreement, F
             e.add("ends_on", "agreement.range_reversed");
         }
     }
-    let mut commitment = |field: &'static str, v: &str| validation::text(&mut e, field, v, false, COMMITMENT_MAX_CHARS);
+    let mut commitment =
+        |field: &'static str, v: &str| validation::multiline(&mut e, field, v, false, COMMITMENT_MAX_CHARS);
     let org_building = commitment("org_building", input.org_building);
     let member_management = commitment("member_management", input.member_management);
     let consultation = commitment("consultation", input.consultation);
@@ -192,7 +193,7 @@ pub fn validate(input: &AgreementInput, today: NaiveDate) -> Result<Agreement, F
     if !typed && texts.iter().all(|t| t.is_none()) {
         e.add("org_building", "agreement.no_commitment");
     }
-    let note = validation::text(&mut e, "note", input.note, false, 1000);
+    let note = validation::multiline(&mut e, "note", input.note, false, 1000);
     let (Some(title), Some(starts_on)) = (title, starts_on) else {
         return Err(e);
     };
@@ -241,27 +242,46 @@ pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
 /// Attachments one agreement may hold.
 pub const MAX_FILES: i64 = 20;
 
-/// The content type of a file an agreement may carry (PDF, OFD, Word, PNG, JPEG), from
-/// its first bytes; zip containers only when named as Word 2007+ or OFD documents.
-pub fn sniff_file(bytes: &[u8], name: &str) -> Option<&'static str> {
-    const ZIP: &[u8] = b"PK\x03\x04";
-    const KINDS: [(&[u8], &str); 4] = [
-        (b"%PDF-", "application/pdf"),
-        (b"\x89PNG\r\n\x1a\n", "image/png"),
-        (b"\xFF\xD8\xFF", "image/jpeg"),
-        (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", "application/msword"),
+/// The kind of a file an agreement may carry (PDF, OFD, Word, PNG, JPEG), from its
+/// first bytes: `(content type, extension)`. Containers (zip, OLE2) hold many kinds, so
+/// they count only when named as the document kinds they carry.
+pub fn sniff_file(bytes: &[u8], name: &str) -> Option<(&'static str, &'static str)> {
+    const KINDS: [(&[u8], &str, &str); 3] = [
+        (b"%PDF-", "application/pdf", "pdf"),
+        (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
+        (b"\xFF\xD8\xFF", "image/jpeg", "jpg"),
     ];
-    if bytes.starts_with(ZIP) {
-        let lower = name.to_lowercase();
+    let lower = name.to_lowercase();
+    if bytes.starts_with(b"PK\x03\x04") {
         return if lower.ends_with(".docx") {
-            Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+            Some(("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"))
         } else if lower.ends_with(".ofd") {
-            Some("application/ofd")
+            Some(("application/ofd", "ofd"))
         } else {
             None
         };
     }
-    KINDS.iter().find(|(magic, _)| bytes.starts_with(magic)).map(|(_, t)| *t)
+    if bytes.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
+        return lower.ends_with(".doc").then_some(("application/msword", "doc"));
+    }
+    KINDS.iter().find(|(magic, _, _)| bytes.starts_with(magic)).map(|(_, t, x)| (*t, *x))
+}
+
+/// The name a file is stored and offered under: [`clean_file_name`] with the extension
+/// of its detected kind, so that a download never opens as something else.
+pub fn stored_file_name(name: &str, extension: &str) -> String {
+    let clean = clean_file_name(name).unwrap_or_default();
+    let stem = match clean.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem.to_string(),
+        _ => clean,
+    };
+    let stem = if stem.is_empty() { "agreement".to_string() } else { stem };
+    format!("{stem}.{extension}")
+}
+
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// A file name as stored and offered on download: the last path segment, without
@@ -270,7 +290,8 @@ pub fn clean_file_name(name: &str) -> Option<String> {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let clean: String = base
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>' | '|' | '*' | '?' | ':'))
+        // Format characters (bidi overrides, zero widths) could make a name read as another.
+        .filter(|c| !c.is_control() && !is_format(*c) && !matches!(c, '"' | '<' | '>' | '|' | '*' | '?' | ':'))
         .take(100)
         .collect();
     let clean = clean.trim().trim_start_matches('.').to_string();
@@ -364,10 +385,16 @@ mod tests {
 
     #[test]
     fn files_are_known_by_their_content_and_names_are_cleaned() {
-        assert_eq!(sniff_file(b"%PDF-1.4\n...", "协议.jpg"), Some("application/pdf"));
-        assert_eq!(sniff_file(b"\xFF\xD8\xFF\xE0rest", "scan"), Some("image/jpeg"));
-        assert_eq!(sniff_file(b"PK\x03\x04....", "协议.DOCX").map(|t| t.ends_with("document")), Some(true));
+        assert_eq!(sniff_file(b"%PDF-1.4\n...", "协议.hta"), Some(("application/pdf", "pdf")));
+        assert_eq!(sniff_file(b"\xFF\xD8\xFF\xE0rest", "scan"), Some(("image/jpeg", "jpg")));
+        assert_eq!(sniff_file(b"PK\x03\x04....", "协议.DOCX").map(|t| t.1), Some("docx"));
         assert_eq!(sniff_file(b"PK\x03\x04....", "archive.zip"), None);
+        assert_eq!(sniff_file(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1..", "setup.msi"), None);
+        assert_eq!(sniff_file(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1..", "旧协议.doc").map(|t| t.1), Some("doc"));
+        assert_eq!(stored_file_name("协议.hta", "pdf"), "协议.pdf");
+        assert_eq!(stored_file_name("扫描件", "jpg"), "扫描件.jpg");
+        assert_eq!(stored_file_name("协议\u{202E}fdp.exe", "pdf"), "协议fdp.pdf");
+        assert_eq!(stored_file_name("...", "pdf"), "agreement.pdf");
         assert_eq!(sniff_file(b"<html>", "a.pdf"), None);
         assert_eq!(sniff_file(b"", "a.pdf"), None);
         assert_eq!(clean_file_name("C:\\扫描\\协议书.pdf").as_deref(), Some("协议书.pdf"));

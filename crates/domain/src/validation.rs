@@ -63,6 +63,34 @@ pub fn text(
     Some(v.to_string())
 }
 
+/// Like [`text`] for a text area: line breaks are kept (as `\n`), other control
+/// characters are refused.
+pub fn multiline(
+    errors: &mut FieldErrors,
+    field: &'static str,
+    value: &str,
+    required: bool,
+    max_chars: usize,
+) -> Option<String> {
+    let v = value.replace("\r\n", "\n").replace('\r', "\n");
+    let v = v.trim();
+    if v.is_empty() {
+        if required {
+            errors.add(field, "required");
+        }
+        return None;
+    }
+    if v.chars().count() > max_chars {
+        errors.add(field, "too_long");
+        return None;
+    }
+    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        errors.add(field, "invalid");
+        return None;
+    }
+    Some(v.to_string())
+}
+
 /// Mainland mobile numbers (11 digits starting with 1) or landlines with area code.
 /// Accepts +86 and common separators and returns the digits.
 pub fn phone(value: &str) -> Option<String> {
@@ -116,5 +144,14 @@ mod tests {
         text(&mut e, "address", "很长很长很长", false, 3);
         assert_eq!(e.get("name"), Some("required"));
         assert_eq!(e.get("address"), Some("too_long"));
+    }
+
+    #[test]
+    fn multiline_keeps_line_breaks_only() {
+        let mut e = FieldErrors::default();
+        assert_eq!(multiline(&mut e, "a", " 一、共建\r\n二、共管 ", true, 50).as_deref(), Some("一、共建\n二、共管"));
+        assert!(e.is_empty());
+        multiline(&mut e, "b", "x\u{0}y", false, 50);
+        assert_eq!(e.get("b"), Some("invalid"));
     }
 }

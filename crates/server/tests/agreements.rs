@@ -62,12 +62,27 @@ async fn the_parties_record_amend_and_read_an_agreement_and_no_one_else_does() {
         assert_eq!(read["member_management"], a["member_management"]);
         let mut amended = read.clone();
         amended["ends_on"] = Value::Null;
-        amended["activities"] = json!("每年联合举办一次流动党员座谈会");
+        amended["activities"] = json!("一、每年联合举办一次流动党员座谈会；\r\n二、共同开展志愿服务。");
         let r = s.put(&format!("/api/v1/agreements/{id}")).auth(&d.dst_admin).json(&amended).send().await;
         let after = r.ok().clone();
         assert_eq!((after["version"].as_i64(), after["ends_on"].is_null()), (Some(2), true));
         assert_eq!(after["outflow"]["org_code"], "TA");
+        assert_eq!(after["activities"], "一、每年联合举办一次流动党员座谈会；\n二、共同开展志愿服务。");
         assert_eq!(audits(s, "agreement.update", "ok").await, 1);
+        // Neither side can take the agreement away from the other.
+        let mut taken = after.clone();
+        taken["outflow"] = json!({ "name": "某县委组织部" });
+        let r = s.put(&format!("/api/v1/agreements/{id}")).auth(&d.dst_admin).json(&taken).send().await;
+        r.invalid("outflow.org_code", "agreement.other_party_fixed");
+        let mut taken = after.clone();
+        taken["inflow"]["org_code"] = json!("TB");
+        let r = s.put(&format!("/api/v1/agreements/{id}")).auth(&w.ta_admin).json(&taken).send().await;
+        r.invalid("inflow.org_code", "agreement.other_party_fixed");
+        let unchanged = s.get(&format!("/api/v1/agreements/{id}")).auth(&w.ta_admin).send().await;
+        assert_eq!(
+            (unchanged.ok()["version"].as_i64(), unchanged.ok()["inflow"]["org_code"].as_str()),
+            (Some(2), Some("DST"))
+        );
         // The version read a moment ago is stale now; a missing one is named.
         s.put(&format!("/api/v1/agreements/{id}"))
             .auth(&w.ta_admin)
@@ -122,6 +137,8 @@ async fn the_parties_record_amend_and_read_an_agreement_and_no_one_else_does() {
         let p = &p.ok()[0];
         assert_eq!((p["partner"]["org_code"].as_str(), p["side"].as_str()), (Some("DST"), Some("outflow")));
         assert_eq!((p["party"]["org_code"].as_str(), p["readable"].as_bool()), (Some("TA"), Some(false)));
+        // Names only: whom to call stays with the parties.
+        assert!(p["partner"].get("contact_phone").is_none() && p["party"].get("contact_name").is_none(), "{p}");
         let p = s.get("/api/v1/orgs/DST-B2/partners").auth(&d.dst_admin).send().await;
         let p = &p.ok()[0];
         assert_eq!((p["partner"]["org_code"].as_str(), p["side"].as_str()), (Some("TA"), Some("inflow")));
@@ -207,7 +224,7 @@ async fn files_are_checked_by_content_downloaded_by_the_parties_and_removed() {
         let files = format!("/api/v1/agreements/{id}/files");
         let content = pdf();
 
-        let r = s.post(&files).auth(&w.ta_admin).multipart(&[], Some(("C:\\扫描\\协议书.pdf", &content))).send().await;
+        let r = s.post(&files).auth(&w.ta_admin).multipart(&[], Some(("C:\\扫描\\协议书.hta", &content))).send().await;
         let f = r.expect(201).clone();
         assert_eq!(f["file_name"], "协议书.pdf");
         assert_eq!(f["content_type"], "application/pdf");
@@ -255,6 +272,11 @@ async fn files_are_checked_by_content_downloaded_by_the_parties_and_removed() {
         big.resize(10 * 1024 * 1024 + 1, b' ');
         let r = s.post(&files).auth(&w.ta_admin).multipart(&[], Some(("big.pdf", &big))).send().await;
         r.invalid("file", "agreement.file_too_large");
+        // Larger than axum's default body limit, smaller than the upload's.
+        big.truncate(3 * 1024 * 1024);
+        let r = s.post(&files).auth(&w.ta_admin).multipart(&[], Some(("scan.pdf", &big))).send().await;
+        let scan = r.expect(201)["id"].clone();
+        assert_eq!(s.delete(&format!("{files}/{scan}")).auth(&w.ta_admin).send().await.status, 204);
         s.post(&files).auth(&w.ta_admin).json(&json!({})).send().await.error(400, "invalid_multipart");
         s.post(&files).auth(&tb_admin).multipart(&[], Some(("a.pdf", &content))).send().await.error(404, "not_found");
         let sec = s.user_token("dst_sec", Role::Secretary, Some("DST")).await;

@@ -1692,8 +1692,11 @@ async fn an_agreement_is_recorded_through_the_form_with_its_signed_text() {
         assert_eq!(see_other(&post(&csrf, ("协议书.pdf", pdf.clone())).await), format!("/agreements/{id}#files"));
         let page = ta.page(&at).await;
         assert!(page.text.contains("协议书.pdf</a>") && !page.text.contains("网页.pdf"), "{}", page.text);
-        // A second copy, then removed with the row's button.
-        post(&csrf, ("副本.pdf", pdf.clone())).await;
+        // A second copy of a few megabytes (over axum's default body limit), then removed
+        // with the row's button.
+        let mut scan = pdf.clone();
+        scan.resize(3 * 1024 * 1024, b' ');
+        assert_eq!(see_other(&post(&csrf, ("副本.pdf", scan)).await), format!("/agreements/{id}#files"));
         let page = ta.page(&at).await;
         let prefix = format!("action=\"/agreements/{id}/files/");
         let forms: Vec<&str> = page.text.split(prefix.as_str()).skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();

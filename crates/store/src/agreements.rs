@@ -93,10 +93,23 @@ pub struct Partner {
     /// The side the organization's party is on.
     pub side: PartySide,
     /// The party on the organization's side: itself, an ancestor or a descendant.
-    pub party: AgreementParty,
-    pub partner: AgreementParty,
+    pub party: PartnerName,
+    pub partner: PartnerName,
     /// Whether the caller may open the agreement itself.
     pub readable: bool,
+}
+
+/// A party as partner lists show it: who, not whom to call (contacts stay with the parties).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartnerName {
+    pub org_code: Option<String>,
+    pub name: String,
+}
+
+impl From<AgreementParty> for PartnerName {
+    fn from(p: AgreementParty) -> Self {
+        PartnerName { org_code: p.org_code, name: p.name }
+    }
 }
 
 /// Filters of the agreement list.
@@ -110,6 +123,10 @@ pub struct AgreementQuery {
     pub cursor: Option<String>,
     pub limit: Option<u32>,
 }
+
+/// The long columns of [`SELECT`], left out of partner lines.
+const COMMITMENT_COLUMNS: &str = "a.org_building, a.member_management, a.consultation, a.consultation_cycle, \
+    a.funding, a.funding_outflow_yuan, a.funding_inflow_yuan, a.activities, a.note,";
 
 const SELECT: &str = "SELECT a.id, a.title, a.number, \
     oo.code AS outflow_code, oo.name AS outflow_org_name, oo.path AS outflow_path, a.outflow_name, \
@@ -127,13 +144,13 @@ pub(crate) struct Row {
     pub(crate) id: i64,
     title: String,
     number: Option<String>,
-    outflow_code: Option<String>,
+    pub(crate) outflow_code: Option<String>,
     outflow_org_name: Option<String>,
     pub(crate) outflow_path: Option<String>,
     outflow_name: Option<String>,
     outflow_contact_name: Option<String>,
     outflow_contact_phone: Option<String>,
-    inflow_code: Option<String>,
+    pub(crate) inflow_code: Option<String>,
     inflow_org_name: Option<String>,
     pub(crate) inflow_path: Option<String>,
     inflow_name: Option<String>,
@@ -372,8 +389,11 @@ pub(crate) async fn list(
     Ok(Page { items, next_cursor })
 }
 
+/// Most partner lines an organization's page shows (those in force first).
+pub const MAX_PARTNERS: i64 = 500;
+
 /// Agreements whose party is the organization at `path`, one above it or one below it.
-pub(crate) async fn touching(tx: &mut Tx, path: &str) -> Result<Vec<Row>, StoreError> {
+pub(crate) async fn touching(tx: &mut Tx, path: &str, today: NaiveDate) -> Result<Vec<Row>, StoreError> {
     let mut args: Vec<Arg> = Vec::new();
     let ids: Vec<String> = org::ids(path)
         .into_iter()
@@ -388,10 +408,20 @@ pub(crate) async fn touching(tx: &mut Tx, path: &str) -> Result<Vec<Row>, StoreE
     args.push(Arg::Text(hi));
     let hi = format!("${}", args.len());
     let ids = if ids.is_empty() { "NULL".to_string() } else { ids.join(", ") };
+    args.push(Arg::Date(today));
+    let t = format!("${}", args.len());
+    // Only the columns a partner line shows; those in force first, then by start.
+    let light = SELECT.replace(
+        COMMITMENT_COLUMNS,
+        "NULL AS org_building, NULL AS member_management, NULL AS consultation, NULL AS consultation_cycle, \
+         NULL AS funding, NULL AS funding_outflow_yuan, NULL AS funding_inflow_yuan, NULL AS activities, \
+         NULL AS note,",
+    );
     let sql = format!(
-        "{SELECT} WHERE a.outflow_org_id IN ({ids}) OR a.inflow_org_id IN ({ids}) \
+        "{light} WHERE a.outflow_org_id IN ({ids}) OR a.inflow_org_id IN ({ids}) \
          OR (oo.path >= {lo} AND oo.path < {hi}) OR (io.path >= {lo} AND io.path < {hi}) \
-         ORDER BY a.starts_on DESC, a.id DESC LIMIT 500"
+         ORDER BY CASE WHEN a.ends_on IS NULL OR a.ends_on >= {t} THEN 0 ELSE 1 END, a.starts_on DESC, a.id DESC \
+         LIMIT {MAX_PARTNERS}"
     );
     Ok(on!(tx, c => bind_args(sqlx::query_as(&sql), &args).fetch_all(c).await)?)
 }
@@ -411,8 +441,8 @@ pub(crate) fn partner_of(row: &Row, path: &str, readable: bool, today: NaiveDate
         starts_on: row.starts_on,
         ends_on: row.ends_on,
         side,
-        party,
-        partner,
+        party: party.into(),
+        partner: partner.into(),
         readable,
     }
 }
@@ -492,4 +522,12 @@ pub(crate) async fn remove_file(tx: &mut Tx, agreement_id: i64, file_id: i64) ->
 pub(crate) async fn file_count(tx: &mut Tx, agreement_id: i64) -> Result<i64, StoreError> {
     Ok(on!(tx, c => sqlx::query_scalar("SELECT COUNT(*) FROM agreement_files WHERE agreement_id = $1")
         .bind(agreement_id).fetch_one(c).await)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn partner_lines_leave_the_commitments_out() {
+        assert!(super::SELECT.contains(super::COMMITMENT_COLUMNS));
+    }
 }

@@ -237,6 +237,8 @@ pub async fn attach(
     Path(id): Path<i64>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, axum::Json<AgreementFile>), ApiError> {
+    // Refused before the upload is read.
+    who.guard(&state).agreement_for_edit(id).await?;
     let (name, bytes, _) = file_part(form).await?;
     Ok((StatusCode::CREATED, axum::Json(who.guard(&state).agreement_attach(id, &name, &bytes).await?)))
 }

@@ -210,6 +210,10 @@ async fn update(
 
 /// A refused file: the agreement's page again with the message beside the upload.
 async fn detail_again(state: &AppState, lang: Lang, who: &Authed, id: i64, e: ApiError) -> Response {
+    // Other refusals are already audited; reading the page again would audit them twice.
+    if !matches!(e, ApiError::Invalid(_) | ApiError::Conflict(_)) {
+        return error_page(state, lang, who, e);
+    }
     match who.guard(state).agreement(id).await {
         Ok(a) => form_again(state, lang, who, "agreement.html", detail_ctx(&a), e),
         Err(_) => error_page(state, lang, who, e),
@@ -224,6 +228,8 @@ async fn attach(
     form: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let result = async {
+        // Refused before the upload is read.
+        who.guard(&state).agreement_for_edit(id).await?;
         let (name, bytes, texts) = file_part(form).await?;
         let csrf = texts.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
         who.check_csrf(csrf)?;

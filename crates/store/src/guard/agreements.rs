@@ -94,6 +94,7 @@ impl Guard<'_> {
             return Err(StoreError::invalid("outflow.org_code", "agreement.none_in_system"));
         }
         if !self.who.on_agreement(Action::WriteAgreements, found[0].as_deref(), found[1].as_deref()) {
+            self.audit_denial(Action::WriteAgreements.code(), "agreement", "").await?;
             return Err(StoreError::invalid("outflow.org_code", "agreement.not_a_party"));
         }
         Ok(Parties { outflow_org_id: ids[0], inflow_org_id: ids[1] })
@@ -127,6 +128,17 @@ impl Guard<'_> {
             return Err(StoreError::Conflict("stale_version"));
         }
         let a = agreement::validate(input, crate::today()).map_err(StoreError::Invalid)?;
+        // A party in the system stays unless the caller may act for it too: one side
+        // cannot take the agreement away from the other.
+        let (out_path, in_path) = row.paths();
+        for (path, was, now, field) in [
+            (out_path, &row.outflow_code, &a.outflow.org_code, "outflow.org_code"),
+            (in_path, &row.inflow_code, &a.inflow.org_code, "inflow.org_code"),
+        ] {
+            if path.is_some() && was != now && !self.who.on_agreement(Action::WriteAgreements, path, None) {
+                return Err(StoreError::invalid(field, "agreement.other_party_fixed"));
+            }
+        }
         let parties = self.parties(&mut tx, &a.outflow, &a.inflow).await?;
         let before = self.agreement_record(&mut tx, row).await?;
         agreements::save(&mut tx, Some((id, version)), &a, &parties, self.who.user_id).await?;
@@ -149,16 +161,15 @@ impl Guard<'_> {
     ) -> Result<AgreementFile, StoreError> {
         let mut tx = self.store.write().await?;
         self.agreement_in(&mut tx, id, Action::WriteAgreements).await?;
-        let name = agreement::clean_file_name(file_name)
-            .ok_or_else(|| StoreError::invalid("file", "agreement.file_missing"))?;
         if content.is_empty() {
             return Err(StoreError::invalid("file", "agreement.file_missing"));
         }
         if content.len() > MAX_FILE_BYTES {
             return Err(StoreError::invalid("file", "agreement.file_too_large"));
         }
-        let content_type =
-            agreement::sniff_file(content, &name).ok_or_else(|| StoreError::invalid("file", "agreement.file_type"))?;
+        let (content_type, extension) = agreement::sniff_file(content, file_name)
+            .ok_or_else(|| StoreError::invalid("file", "agreement.file_type"))?;
+        let name = agreement::stored_file_name(file_name, extension);
         if agreements::file_count(&mut tx, id).await? >= MAX_FILES {
             return Err(StoreError::Conflict("agreement.too_many_files"));
         }
@@ -200,7 +211,7 @@ impl Guard<'_> {
         let mut tx = self.store.read().await?;
         let o = self.org_in(&mut tx, code, Action::ReadOrg).await?;
         let today = crate::today();
-        Ok(agreements::touching(&mut tx, &o.path)
+        Ok(agreements::touching(&mut tx, &o.path, today)
             .await?
             .iter()
             .map(|row| {
