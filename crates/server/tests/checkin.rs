@@ -101,6 +101,16 @@ async fn self_service_check_in_is_idempotent_and_confirmed_by_the_outflow_side()
         assert!(c.get("id_number").is_none());
         let id = c["id"].as_i64().unwrap();
         let version = c["version"].as_i64().unwrap();
+        // The audit record is the check-in as stored; the receipts' time is the row's.
+        let audit = s.audit().await;
+        let id_text = id.to_string();
+        let submitted = audit
+            .iter()
+            .find(|a| a.action == "checkin.submit" && a.target_id.as_deref() == Some(id_text.as_str()))
+            .expect("the check-in audited");
+        let after: Value = serde_json::from_str(submitted.after_data.as_deref().unwrap_or("null")).unwrap();
+        assert_eq!(&after, c);
+        assert_eq!((&first.json["created_at"], &again.json["created_at"]), (&c["created_at"], &c["created_at"]));
         // The inflow side sees it as arriving; another town's secretary does not see it at all.
         assert_eq!(waiting(s, &d.dst_admin, "inflow").await.len(), 1);
         assert!(waiting(s, &d.tb_sec, "outflow").await.is_empty());

@@ -2,15 +2,16 @@
 //! and the outflow side's decision, which joins the check-in to the member's flow.
 
 use chrono::{DateTime, Utc};
-use kite_domain::checkin::{self, Checkin, HomeClaim, LinkKind, Seeker};
+use kite_domain::checkin::{self, LinkKind, Seeker};
 use kite_domain::{id_number, org, CheckinChannel, CheckinScope, CheckinStatus, OrgKind, OrgStatus, ServicePointLevel};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::audit::{self, Record};
 use crate::db::{bind_args, Arg};
-use crate::messages::{self, CodeCheck};
-use crate::{exec, flows, members, on, orgs, service_points, Org, Page, Store, StoreError, Tx};
+use crate::{exec, flows, members, on, orgs, service_points, Page, StoreError, Tx};
+
+mod submit;
+pub(crate) use submit::{submit, Actor, Submission};
 
 /// What a check-in link opens: the organization or service point, as the public sees it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -33,6 +34,9 @@ pub struct CheckinTarget {
     pub org_path: String,
     #[serde(skip)]
     pub point_id: Option<i64>,
+    /// Whether that organization is active (a point's may have been dissolved).
+    #[serde(skip)]
+    pub org_active: bool,
 }
 
 /// A check-in as staff see it; the identity number is masked.
@@ -120,7 +124,7 @@ pub struct CheckinQuery {
     pub limit: Option<u32>,
 }
 
-fn reference(id: i64) -> String {
+pub(crate) fn reference(id: i64) -> String {
     format!("BD{id:08}")
 }
 
@@ -213,10 +217,6 @@ pub(crate) async fn by_id(tx: &mut Tx, id: i64) -> Result<Option<CheckinRecord>,
     one(tx, "c.id = $1", Arg::Int(id)).await
 }
 
-async fn by_request_key(tx: &mut Tx, key: &str) -> Result<Option<CheckinRecord>, StoreError> {
-    one(tx, "c.request_key = $1", Arg::Text(key.to_string())).await
-}
-
 /// The link's organization or service point, if it exists and is active.
 pub(crate) async fn target(tx: &mut Tx, kind: LinkKind, code: &str) -> Result<Option<CheckinTarget>, StoreError> {
     if !crate::storable(code) {
@@ -238,6 +238,7 @@ pub(crate) async fn target(tx: &mut Tx, kind: LinkKind, code: &str) -> Result<Op
                 org_id: o.id,
                 org_path: o.path,
                 point_id: None,
+                org_active: true,
             })
         }
         LinkKind::Point => match service_points::by_code(tx, code).await?.filter(|p| p.status == "active") {
@@ -255,6 +256,7 @@ pub(crate) async fn target(tx: &mut Tx, kind: LinkKind, code: &str) -> Result<Op
                     address: p.address,
                     hotline: p.hotline,
                     opening_hours: p.opening_hours,
+                    org_active: o.status == OrgStatus::Active,
                     org_id: o.id,
                     org_path: o.path,
                     point_id: Some(p.id),
@@ -297,143 +299,6 @@ pub(crate) async fn suggestions(
     out.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.code.cmp(&b.code)));
     out.truncate(limit);
     Ok(out)
-}
-
-/// Who is submitting, for the record and the audit log.
-pub(crate) struct Actor<'a> {
-    pub user_id: Option<i64>,
-    pub username: Option<&'a str>,
-    pub client: Option<&'a str>,
-}
-
-pub(crate) struct Submission<'a> {
-    pub target: &'a CheckinTarget,
-    pub checkin: &'a Checkin,
-    pub request_key: &'a str,
-    pub channel: CheckinChannel,
-    /// The one-time code's hash (self-service); counters vouch with the staff account.
-    pub code_hash: Option<&'a str>,
-}
-
-/// Stores a check-in. A retried request (same key) answers with the first one; a
-/// second person's waiting check-in replaces the earlier waiting one; the code is
-/// spent in the same transaction as the check-in is written.
-pub(crate) async fn submit(store: &Store, who: &Actor<'_>, s: &Submission<'_>) -> Result<CheckinRecord, StoreError> {
-    let id_number = s.checkin.id_number.as_str();
-    let mut tx = store.write().await?;
-    if let Some(first) = by_request_key(&mut tx, s.request_key).await? {
-        return if first.id_number == id_number {
-            Ok(first)
-        } else {
-            Err(StoreError::Conflict("checkin.request_reused"))
-        };
-    }
-    let inflow = inflow_org(&mut tx, s).await?;
-    let code_id = match s.code_hash {
-        None => None,
-        Some(hash) => match messages::check_code(&mut tx, &s.checkin.phone, hash).await? {
-            CodeCheck::Good(id) => Some(id),
-            CodeCheck::Wrong(id) => {
-                drop(tx);
-                messages::count_wrong_code(store, id).await?;
-                return Err(StoreError::invalid("code", "otp.wrong"));
-            }
-            CodeCheck::Dead => return Err(StoreError::invalid("code", "otp.expired")),
-        },
-    };
-    // The home side: the record the number belongs to, else the organization claimed.
-    let member = match members::id_by_id_number(&mut tx, id_number).await? {
-        Some(id) => members::by_id(&mut tx, id).await?,
-        None => None,
-    };
-    let claimed = match &s.checkin.home {
-        HomeClaim::Code(code) => orgs::by_code(&mut tx, code).await?.filter(|o| o.status == OrgStatus::Active),
-        HomeClaim::Text(_) => None,
-    };
-    let home: Option<Org> = match &member {
-        Some(m) => orgs::by_code(&mut tx, &m.org_code).await?,
-        None => claimed,
-    };
-    let home_text = match (&s.checkin.home, &member) {
-        (HomeClaim::Text(t), _) => Some(t.clone()),
-        (HomeClaim::Code(c), None) if home.is_none() => Some(c.clone()),
-        _ => None,
-    };
-    let status = if home.is_some() { CheckinStatus::Pending } else { CheckinStatus::HomeUnknown };
-    let name_matches = member
-        .as_ref()
-        .is_some_and(|m| kite_domain::text::name_key(&m.name) == kite_domain::text::name_key(&s.checkin.name));
-    let now = Utc::now();
-    exec!(
-        &mut tx,
-        sqlx::query(
-            "UPDATE checkins SET status = 'superseded', version = version + 1, updated_at = $1 \
-         WHERE id_number = $2 AND status IN ('pending', 'home_unknown')"
-        )
-        .bind(now)
-        .bind(id_number)
-    )?;
-    let c = s.checkin;
-    let res = on!(&mut tx, conn => sqlx::query_scalar(
-        "INSERT INTO checkins (request_key, channel, status, service_point_id, inflow_org_id, inflow_path, member_id, \
-         name_matches, home_org_id, home_path, home_org_text, name, id_number, phone, division_code, address, employer, \
-         occupation, entered_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20) \
-         RETURNING id")
-        .bind(s.request_key).bind(s.channel.code()).bind(status.code()).bind(s.target.point_id).bind(inflow.id)
-        .bind(&inflow.path).bind(member.as_ref().map(|m| m.id)).bind(name_matches).bind(home.as_ref().map(|o| o.id))
-        .bind(home.as_ref().map(|o| o.path.as_str())).bind(&home_text).bind(&c.name).bind(id_number).bind(&c.phone)
-        .bind(&c.division_code).bind(&c.address).bind(&c.employer).bind(&c.occupation).bind(who.user_id).bind(now)
-        .fetch_one(conn).await);
-    let id: i64 = match res.map_err(StoreError::from) {
-        Err(e) if e.is_unique_violation() => {
-            // A concurrent submission won: the same request answers with it.
-            drop(tx);
-            let mut tx = store.read().await?;
-            return match by_request_key(&mut tx, s.request_key).await? {
-                Some(first) if first.id_number == id_number => Ok(first),
-                _ => Err(StoreError::Conflict("checkin.in_progress")),
-            };
-        }
-        r => r?,
-    };
-    if let Some(code) = code_id {
-        messages::use_code(&mut tx, code).await?;
-    }
-    let rec = by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-    audit::write(
-        &mut tx,
-        Record {
-            user_id: who.user_id,
-            username: who.username,
-            client: who.client,
-            action: "checkin.submit",
-            outcome: "ok",
-            target_type: "checkin",
-            target_id: id.to_string(),
-            before: None,
-            after: serde_json::to_value(&rec).ok(),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(rec)
-}
-
-/// At an organization's link, that organization; at a point, the one picked or the point's own.
-async fn inflow_org(tx: &mut Tx, s: &Submission<'_>) -> Result<Org, StoreError> {
-    let picked = match (s.target.kind, &s.checkin.inflow_org_code) {
-        (LinkKind::Point, Some(code)) => Some(code.as_str()),
-        _ => None,
-    };
-    let o = match picked {
-        Some(code) => orgs::by_code(tx, code).await?.ok_or(StoreError::invalid("inflow_org_code", "org.unknown"))?,
-        None => orgs::by_id(tx, s.target.org_id).await?.ok_or(StoreError::NotFound)?,
-    };
-    if o.status != OrgStatus::Active {
-        return Err(StoreError::invalid("inflow_org_code", "org.dissolved"));
-    }
-    Ok(o)
 }
 
 /// A decision on a waiting check-in: by whom, with what note, and for a confirmed

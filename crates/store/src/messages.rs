@@ -69,7 +69,7 @@ pub(crate) async fn issue_code(tx: &mut Tx, phone: &str, code_hash: &str, sms: &
 
 /// What checking a code found.
 pub(crate) enum CodeCheck {
-    /// Right: the code's id, to be marked used in the caller's transaction.
+    /// Right: the code's id, to be spent in the transaction that stores the check-in.
     Good(i64),
     /// Wrong: count the attempt (in a transaction that commits) and refuse.
     Wrong(i64),
@@ -103,9 +103,20 @@ pub(crate) async fn check_code(tx: &mut Tx, phone: &str, code_hash: &str) -> Res
     })
 }
 
-pub(crate) async fn use_code(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
-    exec!(tx, sqlx::query("UPDATE one_time_codes SET used_at = $1 WHERE id = $2").bind(Utc::now()).bind(id))?;
-    Ok(())
+/// Spends a code found good on the read pool; false if it was used, worn out by wrong
+/// guesses or expired since (the guard makes a concurrent second use fail here).
+pub(crate) async fn spend_code(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let n = exec!(
+        tx,
+        sqlx::query(
+            "UPDATE one_time_codes SET used_at = $1 \
+             WHERE id = $2 AND used_at IS NULL AND attempts < $3 AND expires_at > $1"
+        )
+        .bind(now)
+        .bind(id)
+        .bind(MAX_ATTEMPTS)
+    )?;
+    Ok(n == 1)
 }
 
 pub(crate) async fn count_wrong_code(store: &Store, id: i64) -> Result<(), StoreError> {

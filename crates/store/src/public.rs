@@ -56,25 +56,23 @@ impl<'a> Public<'a> {
         tx.commit().await
     }
 
-    /// A self-service check-in, proven by the one-time code sent to its phone.
+    /// A self-service check-in at `target` (as [`Self::checkin_target`] found it), proven by
+    /// the one-time code sent to its phone.
     pub async fn checkin(
         &self,
-        kind: LinkKind,
-        code: &str,
+        target: &CheckinTarget,
         c: &Checkin,
         request_key: &str,
         code_hash: &str,
     ) -> Result<CheckinReceipt, StoreError> {
-        let target = self.checkin_target(kind, code).await?;
         let who = Actor { user_id: None, username: None, client: self.client.address.as_deref() };
         let s = Submission {
-            target: &target,
+            target,
             checkin: c,
             request_key,
             channel: CheckinChannel::SelfService,
             code_hash: Some(code_hash),
         };
-        let rec = checkins::submit(self.store, &who, &s).await?;
-        Ok(CheckinReceipt::from(&rec))
+        checkins::submit(self.store, &who, &s).await
     }
 }

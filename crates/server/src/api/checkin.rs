@@ -249,10 +249,10 @@ pub async fn submit(
 ) -> Result<(StatusCode, axum::Json<CheckinReceipt>), ApiError> {
     let kind = link_kind(&kind)?;
     let public = state.store.public(Client { address: client });
-    public.checkin_target(kind, &code).await.map_err(unknown_link)?;
+    let target = public.checkin_target(kind, &code).await.map_err(unknown_link)?;
     let (c, key, otp) = body.validate(true)?;
     let hash = code_hash(&c.phone, otp.as_deref().unwrap_or_default());
-    let receipt = public.checkin(kind, &code, &c, &key, &hash).await.map_err(unknown_link)?;
+    let receipt = public.checkin(&target, &c, &key, &hash).await.map_err(unknown_link)?;
     Ok((StatusCode::CREATED, axum::Json(receipt)))
 }
 

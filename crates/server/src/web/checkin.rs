@@ -129,9 +129,7 @@ async fn submit(
     let result = async {
         let (c, key, otp) = v.validate(true)?;
         let hash = api::code_hash(&c.phone, otp.as_deref().unwrap_or_default());
-        Ok::<_, ApiError>(
-            state.store.public(Client { address: client }).checkin(t.kind, &t.code, &c, &key, &hash).await?,
-        )
+        Ok::<_, ApiError>(state.store.public(Client { address: client }).checkin(&t, &c, &key, &hash).await?)
     }
     .await;
     match result {
