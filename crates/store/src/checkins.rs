@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use crate::db::{bind_args, Arg};
 use crate::{exec, flows, members, on, orgs, service_points, Page, StoreError, Tx};
 
+mod batch;
 mod submit;
+pub(crate) use batch::{CheckinWriter, Job};
 pub(crate) use submit::{submit, Actor, Submission};
 
 /// What a check-in link opens: the organization or service point, as the public sees it.

@@ -16,6 +16,10 @@ pub enum StoreError {
     Throttled,
     #[error("invalid input")]
     Invalid(FieldErrors),
+    /// A write whose transaction did not commit (a batch's commit failed, or the
+    /// writer stopped): nothing of it was stored, and a retry may succeed.
+    #[error("not stored: {0}")]
+    NotStored(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("database: {0}")]
@@ -33,5 +37,10 @@ impl StoreError {
 
     pub(crate) fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Db(sqlx::Error::Database(d)) if d.is_unique_violation())
+    }
+
+    /// PostgreSQL broke a lock cycle by failing this statement.
+    pub(crate) fn is_deadlock(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(d)) if d.code().as_deref() == Some("40P01"))
     }
 }

@@ -45,6 +45,7 @@ use db::Pools;
 pub struct Store {
     pools: Pools,
     evaluation_cycle: kite_domain::EvaluationCycle,
+    checkin_writer: checkins::CheckinWriter,
 }
 
 impl Store {
@@ -62,7 +63,7 @@ impl Store {
     }
 
     fn new(pools: Pools) -> Self {
-        Self { pools, evaluation_cycle: kite_domain::evaluation::DEFAULT_CYCLE }
+        Self { pools, evaluation_cycle: kite_domain::evaluation::DEFAULT_CYCLE, checkin_writer: Default::default() }
     }
 
     /// How often inflow members are evaluated (half-yearly unless set).
@@ -149,6 +150,11 @@ impl Store {
 
     pub(crate) async fn side_write(&self) -> Result<Tx, StoreError> {
         self.pools.side_write().await
+    }
+
+    /// Writes a prepared check-in through the batching writer; answers after the commit.
+    pub(crate) async fn write_checkin(&self, job: checkins::Job) -> Result<CheckinReceipt, StoreError> {
+        self.checkin_writer.send(&self.pools, job).await
     }
 
     /// Answers whether the database responds (for `/healthz`).

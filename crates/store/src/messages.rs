@@ -119,10 +119,10 @@ pub(crate) async fn spend_code(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Resu
     Ok(n == 1)
 }
 
-pub(crate) async fn count_wrong_code(store: &Store, id: i64) -> Result<(), StoreError> {
-    let mut tx = store.write().await?;
-    exec!(&mut tx, sqlx::query("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = $1").bind(id))?;
-    tx.commit().await
+/// Counts a wrong guess; the caller commits it even though the check-in is refused.
+pub(crate) async fn count_wrong_attempt(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
+    exec!(tx, sqlx::query("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = $1").bind(id))?;
+    Ok(())
 }
 
 /// The outbox as the notifier and the development page see it.

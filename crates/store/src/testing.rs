@@ -78,3 +78,19 @@ where
     }
     assert!(failed.is_empty(), "failed on {}", failed.join("\n  and on "));
 }
+
+/// Keeps the store's check-in writer from starting its next batch until the guard is
+/// dropped: check-ins sent meanwhile are then committed together (up to the batch size).
+pub async fn hold_checkin_writer(store: &Store) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+    store.checkin_writer.hold(&store.pools).await
+}
+
+/// Check-ins queued for the writer and not yet in a batch.
+pub fn checkins_waiting(store: &Store) -> usize {
+    store.checkin_writer.waiting(&store.pools)
+}
+
+/// The most check-ins the writer has committed in one transaction so far.
+pub fn largest_checkin_batch(store: &Store) -> usize {
+    store.checkin_writer.largest_batch(&store.pools)
+}

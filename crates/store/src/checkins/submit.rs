@@ -7,6 +7,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use kite_domain::checkin::{Checkin, HomeClaim, LinkKind};
 use kite_domain::{id_number, CheckinChannel, CheckinStatus, OrgStatus};
 
+use super::batch::Job;
 use super::{reference, CheckinReceipt, CheckinRecord, CheckinTarget};
 use crate::audit::{self, Record};
 use crate::messages::{self, CodeCheck};
@@ -291,26 +292,13 @@ pub(crate) async fn write(tx: &mut Tx, w: &Write) -> Result<CheckinReceipt, Stor
 /// Stores a check-in. A retried request (same key) answers with the first one; a
 /// second person's waiting check-in replaces the earlier waiting one; the code is
 /// spent in the same transaction as the check-in is written, and a wrong code's
-/// attempt is counted in a transaction of its own.
+/// attempt is counted in a transaction that commits. The write goes through the
+/// store's batching writer ([`super::batch`]).
 pub(crate) async fn submit(store: &Store, who: &Actor<'_>, s: &Submission<'_>) -> Result<CheckinReceipt, StoreError> {
-    let w = match prepare(store, who, s).await? {
+    let job = match prepare(store, who, s).await? {
         Prepared::Answer(receipt) => return Ok(receipt),
-        Prepared::WrongCode(id) => {
-            messages::count_wrong_code(store, id).await?;
-            return Err(wrong_code());
-        }
-        Prepared::Write(w) => w,
+        Prepared::WrongCode(id) => Job::WrongCode(id),
+        Prepared::Write(w) => Job::Write(w),
     };
-    let mut tx = store.write().await?;
-    match write(&mut tx, &w).await {
-        Ok(receipt) => {
-            tx.commit().await?;
-            Ok(receipt)
-        }
-        Err(e) if e.is_unique_violation() => {
-            drop(tx);
-            answer_after_conflict(&mut store.read().await?, &w).await
-        }
-        Err(e) => Err(e),
-    }
+    store.write_checkin(job).await
 }

@@ -1,0 +1,285 @@
+//! The batching check-in writer on both backends: concurrent check-ins land exactly
+//! once, a request that fails inside a batch leaves the others alone, the same request
+//! twice in a batch gives one row, and closing the store does not leave anyone waiting.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{Days, NaiveDate};
+use kite_domain::checkin::{self, Checkin, CheckinInput, LinkKind};
+use kite_domain::member::{validate, MemberInput};
+use kite_domain::org::OrgFields;
+use kite_domain::{id_number, Gender, OrgKind, OrgLevel};
+use kite_store::testing;
+use kite_store::{
+    CheckinQuery, CheckinReceipt, CheckinRecord, CheckinTarget, Client, NewMember, NewOrg, Store, StoreError,
+};
+
+mod common;
+use common::*;
+
+const DIVISION: &str = "320724";
+const DEST_DIVISION: &str = "320506";
+
+fn org(code: &str, parent: Option<&str>, level: OrgLevel) -> NewOrg {
+    let fields = OrgFields {
+        name: format!("{code} 支部"),
+        level,
+        kind: OrgKind::Ordinary,
+        division_code: DIVISION.into(),
+        address: None,
+        phone: None,
+    };
+    NewOrg { code: code.into(), parent_code: parent.map(str::to_string), fields }
+}
+
+fn birth(n: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + Days::new(u64::from(n))
+}
+
+fn gender(n: u32) -> Gender {
+    if n & 1 == 1 {
+        Gender::Female
+    } else {
+        Gender::Male
+    }
+}
+
+fn id_of(n: u32) -> String {
+    id_number::compose(DIVISION, birth(n), (n % 500) as u16, gender(n)).as_str().to_string()
+}
+
+fn phone(n: u32) -> String {
+    format!("139{n:08}")
+}
+
+/// Hashes are the store's business only: any text stands for one.
+fn hash(n: u32) -> String {
+    format!("hash-of-code-{n}")
+}
+
+/// Home branch H1 with members 1..=count, destination branch D1 (the link).
+async fn world(store: &Store, count: u32) -> CheckinTarget {
+    let admin = store.admin();
+    admin
+        .insert_orgs(&[
+            org("R0", None, OrgLevel::Committee),
+            org("H1", Some("R0"), OrgLevel::Branch),
+            org("D1", Some("R0"), OrgLevel::Branch),
+        ])
+        .await
+        .unwrap();
+    let rows: Vec<NewMember> = (1..=count)
+        .map(|n| {
+            let (id, birth) = (id_of(n), birth(n).format("%Y-%m-%d").to_string());
+            let input = MemberInput {
+                name: "成员",
+                gender: gender(n).code(),
+                ethnicity: "汉族",
+                birth_date: &birth,
+                id_number: &id,
+                education: "bachelor",
+                joined_on: "2010-07-01",
+                category: "full",
+                org_code: "H1",
+                residence_division: DIVISION,
+                ..Default::default()
+            };
+            NewMember { fields: validate(&input, &Ctx).expect("a valid member") }
+        })
+        .collect();
+    admin.bulk_insert_members(&rows).await.unwrap();
+    admin.recount().await.unwrap();
+    store.public(Client::default()).checkin_target(LinkKind::Org, "D1").await.unwrap()
+}
+
+fn checkin(n: u32, phone_of: u32) -> Checkin {
+    let (id, phone) = (id_of(n), phone(phone_of));
+    let input = CheckinInput {
+        name: "成员",
+        id_number: &id,
+        phone: &phone,
+        home_org_text: "家乡某支部",
+        division_code: DEST_DIVISION,
+        ..Default::default()
+    };
+    checkin::validate(&input, |_| true).expect("a valid check-in")
+}
+
+async fn send_code(store: &Store, n: u32) {
+    store.public(Client::default()).send_code(&phone(n), &hash(n), "code").await.expect("a code");
+}
+
+/// One self-service check-in in a task of its own, as a request would make it.
+fn submit(
+    store: &Store,
+    target: &CheckinTarget,
+    c: Checkin,
+    key: &str,
+    code_hash: String,
+) -> tokio::task::JoinHandle<Result<CheckinReceipt, StoreError>> {
+    let (store, target, key) = (store.clone(), target.clone(), key.to_string());
+    tokio::spawn(async move { store.public(Client::default()).checkin(&target, &c, &key, &code_hash).await })
+}
+
+async fn all_checkins(store: &Store) -> Vec<CheckinRecord> {
+    let g = store.guard(admin(), Client::default());
+    let mut out = Vec::new();
+    let mut q = CheckinQuery { limit: Some(200), ..Default::default() };
+    loop {
+        let page = g.checkins(&q).await.unwrap();
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+async fn wait_for_queue(store: &Store, n: usize) {
+    for _ in 0..2000 {
+        if testing::checkins_waiting(store) == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{n} check-ins never reached the writer (waiting: {})", testing::checkins_waiting(store));
+}
+
+#[tokio::test]
+async fn concurrent_check_ins_land_exactly_once() {
+    on_each_backend(|_, store| async move {
+        const N: u32 = 300;
+        let target = world(&store, N).await;
+        for n in 1..=N {
+            send_code(&store, n).await;
+        }
+        let send_all = || {
+            (1..=N).map(|n| submit(&store, &target, checkin(n, n), &format!("key-{n:06}"), hash(n))).collect::<Vec<_>>()
+        };
+        let mut first = HashMap::new();
+        for (n, h) in (1..=N).zip(send_all()) {
+            first.insert(n, h.await.unwrap().expect("a check-in"));
+        }
+        // All of them again, at once: the first answers, no new rows.
+        for (n, h) in (1..=N).zip(send_all()) {
+            let again = h.await.unwrap().expect("the first answer");
+            assert_eq!((&again.reference, again.created_at), (&first[&n].reference, first[&n].created_at));
+        }
+        let rows = all_checkins(&store).await;
+        assert_eq!(rows.len(), N as usize);
+        let refs: HashSet<&str> = rows.iter().map(|r| r.reference.as_str()).collect();
+        assert_eq!(refs, first.values().map(|r| r.reference.as_str()).collect());
+        assert!(rows.iter().all(|r| r.member_id.is_some() && r.name_matches));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_request_in_a_batch_leaves_the_others_alone() {
+    on_each_backend(|_, store| async move {
+        let target = world(&store, 10).await;
+        for n in 1..=9 {
+            send_code(&store, n).await;
+        }
+        // Member 5 has a waiting check-in already (phone 5).
+        let earlier = submit(&store, &target, checkin(5, 5), "key-earlier", hash(5)).await.unwrap().unwrap();
+
+        let hold = testing::hold_checkin_writer(&store).await;
+        let mut queued = Vec::new();
+        // Good ones.
+        for n in 1..=3 {
+            queued.push((n, submit(&store, &target, checkin(n, n), &format!("key-good-{n}"), hash(n))));
+        }
+        // The same request twice.
+        for _ in 0..2 {
+            queued.push((4, submit(&store, &target, checkin(4, 4), "key-twice", hash(4))));
+        }
+        // A wrong code: refused, the attempt counted.
+        queued.push((6, submit(&store, &target, checkin(6, 6), "key-wrong", "not-the-code".into())));
+        // Member 7 twice with two keys: the later one replaces the earlier, both stored.
+        queued.push((7, submit(&store, &target, checkin(7, 7), "key-seven-a", hash(7))));
+        queued.push((7, submit(&store, &target, checkin(7, 8), "key-seven-b", hash(8))));
+        // Member 5 again, to an organization that does not exist: the insert fails after
+        // the code was spent and member 5's waiting check-in superseded, which must be undone.
+        let nowhere = CheckinTarget { org_id: i64::MAX, ..target.clone() };
+        let bad = submit(&store, &nowhere, checkin(5, 9), "key-nowhere", hash(9));
+        let count = queued.len() + 1;
+        wait_for_queue(&store, count).await;
+        drop(hold);
+
+        let bad = bad.await.unwrap();
+        assert!(matches!(bad, Err(StoreError::Db(_))), "{bad:?}");
+        let mut answers: HashMap<&str, Vec<Result<CheckinReceipt, StoreError>>> = HashMap::new();
+        for (n, h) in queued {
+            let what = match n {
+                4 => "twice",
+                6 => "wrong",
+                7 => "seven",
+                _ => "good",
+            };
+            answers.entry(what).or_default().push(h.await.unwrap());
+        }
+        assert_eq!(testing::largest_checkin_batch(&store), count, "one batch");
+        assert!(answers["good"].iter().all(|a| a.is_ok()), "{:?}", answers["good"]);
+        assert!(answers["seven"].iter().all(|a| a.is_ok()), "{:?}", answers["seven"]);
+        let twice: Vec<&CheckinReceipt> = answers["twice"].iter().map(|a| a.as_ref().unwrap()).collect();
+        assert_eq!((&twice[0].reference, twice[0].created_at), (&twice[1].reference, twice[1].created_at));
+        assert_invalid(answers.remove("wrong").unwrap().pop().unwrap(), "code", "otp.wrong");
+
+        let rows = all_checkins(&store).await;
+        let of = |n: u32| rows.iter().filter(move |r| r.id_number == id_of(n)).collect::<Vec<_>>();
+        for n in [1, 2, 3, 4] {
+            assert_eq!(of(n).len(), 1, "member {n}");
+        }
+        assert!(of(6).is_empty());
+        let seven = of(7);
+        assert_eq!(seven.len(), 2);
+        assert_eq!(seven.iter().filter(|r| r.status.code() == "superseded").count(), 1);
+        // Member 5: only the earlier check-in, still waiting.
+        let five = of(5);
+        assert_eq!(five.len(), 1);
+        assert_eq!((five[0].reference.as_str(), five[0].status.code()), (earlier.reference.as_str(), "pending"));
+        // Phone 9's code was not spent: it still checks member 5 in, replacing the earlier one.
+        let later = submit(&store, &target, checkin(5, 9), "key-nowhere", hash(9)).await.unwrap().unwrap();
+        let five = all_checkins(&store).await.into_iter().filter(|r| r.id_number == id_of(5)).collect::<Vec<_>>();
+        assert_eq!(five.len(), 2);
+        assert!(five.iter().any(|r| r.reference == later.reference && r.status.code() == "pending"));
+        // Phone 6's wrong guess was counted: four more use up its attempts, then even the right code is dead.
+        for _ in 1..MAX_ATTEMPTS {
+            let r = submit(&store, &target, checkin(6, 6), "key-wrong", "not-the-code".into()).await.unwrap();
+            assert_invalid(r, "code", "otp.wrong");
+        }
+        let r = submit(&store, &target, checkin(6, 6), "key-wrong", hash(6)).await.unwrap();
+        assert_invalid(r, "code", "otp.expired");
+    })
+    .await;
+}
+
+const MAX_ATTEMPTS: i64 = kite_domain::checkin::MAX_ATTEMPTS;
+
+#[tokio::test]
+async fn closing_the_store_answers_every_request() {
+    on_each_backend(|_, store| async move {
+        const N: u32 = 100;
+        let target = world(&store, N).await;
+        for n in 1..=N {
+            send_code(&store, n).await;
+        }
+        let hold = testing::hold_checkin_writer(&store).await;
+        let handles: Vec<_> =
+            (1..=N).map(|n| submit(&store, &target, checkin(n, n), &format!("key-{n:06}"), hash(n))).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(hold);
+        store.close().await;
+        for h in handles {
+            let answered = tokio::time::timeout(Duration::from_secs(20), h).await;
+            assert!(answered.is_ok(), "a check-in still waiting after the store was closed");
+        }
+        // A check-in after the close is refused at once.
+        let late = submit(&store, &target, checkin(1, 1), "key-late", hash(1));
+        let answered = tokio::time::timeout(Duration::from_secs(20), late).await.expect("answered").unwrap();
+        assert!(answered.is_err());
+    })
+    .await;
+}
