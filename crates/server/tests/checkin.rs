@@ -62,6 +62,11 @@ async fn self_service_check_in_is_idempotent_and_confirmed_by_the_outflow_side()
             .await
             .invalid("phone", "checkin.phone_mobile");
         let code = code_for(&d, "o/DST-B1", 1).await;
+        // An unknown link is named before the body's errors, and a good body does not change that.
+        s.post("/api/v1/checkin/o/NOPE").json(&json!({})).send().await.error(404, "checkin.link_unknown");
+        let mut elsewhere = checkin_body("张伟", 1, "req-0001-nope");
+        elsewhere["code"] = json!(code);
+        s.post("/api/v1/checkin/o/NOPE").json(&elsewhere).send().await.error(404, "checkin.link_unknown");
         s.post("/api/v1/checkin/o/DST-B1/code")
             .json(&json!({"phone": phone(1)}))
             .send()

@@ -75,4 +75,20 @@ impl<'a> Public<'a> {
         };
         checkins::submit(self.store, &who, &s).await
     }
+
+    /// [`Self::checkin`] at a link not looked up yet: one read transaction instead of
+    /// two. An unknown or closed link is not found.
+    pub async fn checkin_at_link(
+        &self,
+        kind: LinkKind,
+        code: &str,
+        c: &Checkin,
+        request_key: &str,
+        code_hash: &str,
+    ) -> Result<CheckinReceipt, StoreError> {
+        let who = Actor { user_id: None, username: None, client: self.client.address.as_deref() };
+        let link = (kind, code);
+        checkins::submit_at_link(self.store, &who, link, c, request_key, CheckinChannel::SelfService, Some(code_hash))
+            .await
+    }
 }

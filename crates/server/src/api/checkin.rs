@@ -249,10 +249,17 @@ pub async fn submit(
 ) -> Result<(StatusCode, axum::Json<CheckinReceipt>), ApiError> {
     let kind = link_kind(&kind)?;
     let public = state.store.public(Client { address: client });
-    let target = public.checkin_target(kind, &code).await.map_err(unknown_link)?;
-    let (c, key, otp) = body.validate(true)?;
+    // An unknown link answers 404 before the body's errors; a good body reads the link
+    // in the same read transaction as the rest of the check-in.
+    let (c, key, otp) = match body.validate(true) {
+        Ok(v) => v,
+        Err(e) => {
+            public.checkin_target(kind, &code).await.map_err(unknown_link)?;
+            return Err(e);
+        }
+    };
     let hash = code_hash(&c.phone, otp.as_deref().unwrap_or_default());
-    let receipt = public.checkin(&target, &c, &key, &hash).await.map_err(unknown_link)?;
+    let receipt = public.checkin_at_link(kind, &code, &c, &key, &hash).await.map_err(unknown_link)?;
     Ok((StatusCode::CREATED, axum::Json(receipt)))
 }
 

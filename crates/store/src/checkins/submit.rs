@@ -92,28 +92,27 @@ pub(crate) fn wrong_code() -> StoreError {
 
 /// Reads what a submission needs, on the read pool. Refusals come in the order the
 /// member should hear them: the request key's earlier answer, the organization, the code.
-pub(crate) async fn prepare(store: &Store, who: &Actor<'_>, s: &Submission<'_>) -> Result<Prepared, StoreError> {
+async fn prepare(tx: &mut Tx, who: &Actor<'_>, s: &Submission<'_>) -> Result<Prepared, StoreError> {
     let c = s.checkin;
     let id_number = c.id_number.as_str();
-    let mut tx = store.read().await?;
-    if let Some((first_id_number, receipt)) = receipt_by_key(&mut tx, s.request_key).await? {
+    if let Some((first_id_number, receipt)) = receipt_by_key(tx, s.request_key).await? {
         return if first_id_number == id_number {
             Ok(Prepared::Answer(receipt))
         } else {
             Err(StoreError::Conflict("checkin.request_reused"))
         };
     }
-    let inflow = inflow_org(&mut tx, s).await?;
+    let inflow = inflow_org(tx, s).await?;
     let code_id = match s.code_hash {
         None => None,
-        Some(hash) => match messages::check_code(&mut tx, &c.phone, hash).await? {
+        Some(hash) => match messages::check_code(tx, &c.phone, hash).await? {
             CodeCheck::Good(id) => Some(id),
             CodeCheck::Wrong(id) => return Ok(Prepared::WrongCode(id)),
             CodeCheck::Dead => return Err(StoreError::invalid("code", "otp.expired")),
         },
     };
     // The home side: the record the number belongs to, else the organization claimed.
-    let member: Option<MemberRef> = on!(&mut tx, conn => sqlx::query_as(
+    let member: Option<MemberRef> = on!(&mut *tx, conn => sqlx::query_as(
         "SELECT m.id, m.name, o.id AS org_id, o.code AS org_code, o.name AS org_name, o.path AS org_path \
          FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id_number = $1")
         .bind(id_number).fetch_optional(conn).await)?;
@@ -121,7 +120,7 @@ pub(crate) async fn prepare(store: &Store, who: &Actor<'_>, s: &Submission<'_>) 
         (Some(m), _) => {
             Some(OrgRef { id: m.org_id, code: m.org_code.clone(), name: m.org_name.clone(), path: m.org_path.clone() })
         }
-        (None, HomeClaim::Code(code)) => orgs::by_code(&mut tx, code)
+        (None, HomeClaim::Code(code)) => orgs::by_code(tx, code)
             .await?
             .filter(|o| o.status == OrgStatus::Active)
             .map(|o| OrgRef { id: o.id, code: o.code, name: o.name, path: o.path }),
@@ -295,7 +294,32 @@ pub(crate) async fn write(tx: &mut Tx, w: &Write) -> Result<CheckinReceipt, Stor
 /// attempt is counted in a transaction that commits. The write goes through the
 /// store's batching writer ([`super::batch`]).
 pub(crate) async fn submit(store: &Store, who: &Actor<'_>, s: &Submission<'_>) -> Result<CheckinReceipt, StoreError> {
-    let job = match prepare(store, who, s).await? {
+    let prepared = prepare(&mut store.read().await?, who, s).await?;
+    finish(store, prepared).await
+}
+
+/// [`submit`] at a link not looked up yet: the link is read in the same read
+/// transaction as the rest (an unknown or closed link is not found).
+pub(crate) async fn submit_at_link(
+    store: &Store,
+    who: &Actor<'_>,
+    (kind, code): (LinkKind, &str),
+    checkin: &Checkin,
+    request_key: &str,
+    channel: CheckinChannel,
+    code_hash: Option<&str>,
+) -> Result<CheckinReceipt, StoreError> {
+    let prepared = {
+        let mut tx = store.read().await?;
+        let target = super::target(&mut tx, kind, code).await?.ok_or(StoreError::NotFound)?;
+        let s = Submission { target: &target, checkin, request_key, channel, code_hash };
+        prepare(&mut tx, who, &s).await?
+    };
+    finish(store, prepared).await
+}
+
+async fn finish(store: &Store, prepared: Prepared) -> Result<CheckinReceipt, StoreError> {
+    let job = match prepared {
         Prepared::Answer(receipt) => return Ok(receipt),
         Prepared::WrongCode(id) => Job::WrongCode(id),
         Prepared::Write(w) => Job::Write(w),
