@@ -1401,6 +1401,16 @@ async fn unknown_pages_answer_with_a_not_found_page() {
             let r = web.get(path).await;
             assert_error_page(&r, 404, "记录不存在或无权查看");
         }
+        // Malformed addresses, queries and forms get a page too, never plain text.
+        for path in ["/members/abc", "/flows/99999999999999999999", "/agreements/x", "/checkins/1e3"] {
+            assert_error_page(&web.get(path).await, 400, "请求地址中的参数格式不正确");
+        }
+        assert_error_page(&web.get("/lists/outflow?limit=many").await, 400, "查询参数格式不正确");
+        assert_error_page(&web.get("/agreements?limit=-1").await, 400, "查询参数格式不正确");
+        let r = w.s.post("/orgs/new").cookie(&web.cookie).json(&serde_json::json!({"name": "x"})).send().await;
+        assert_error_page(&r, 400, "提交的表单无法读取，请刷新页面后重试");
+        let r = w.s.post("/c/o/TA").raw_json("{}").send().await;
+        assert_error_page(&r, 400, "提交的表单无法读取，请刷新页面后重试");
     })
     .await;
 }

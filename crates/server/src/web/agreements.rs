@@ -1,16 +1,16 @@
 //! Co-management agreement pages: the list, one agreement with its files, and the form.
 
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use kite_domain::{Action, AgreementStatus, ConsultationCycle};
 use kite_store::{AgreementQuery, AgreementRecord};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, form_version, next_page_link, render, PageLang, Viewer};
+use super::{error_page, form_again, form_version, next_page_link, render, Form, PageLang, Path, Query, Viewer};
 use crate::api::agreements::{file_part, AgreementBody, PartyBody, UPLOAD_BODY_LIMIT};
 use crate::auth::Authed;
 use crate::error::ApiError;

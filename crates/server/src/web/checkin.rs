@@ -1,11 +1,11 @@
 //! Check-in pages: the public self-service page a poster's QR code opens, the counter
 //! form for staff, the posters themselves, and the queues where check-ins are decided.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use kite_domain::checkin::LinkKind;
 use kite_domain::CheckinStatus;
 use kite_store::{CheckinQuery, CheckinTarget, Client};
@@ -13,8 +13,8 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use super::{
-    error_page, error_status_page, form_again, form_version, invalid_fields, next_page_link, render, urlencode,
-    PageLang, Viewer,
+    error_page, error_status_page, form_again, form_version, invalid_fields, next_page_link, render, urlencode, Form,
+    PageLang, Path, Query, Viewer,
 };
 use crate::api::checkin::{self as api, CheckinBody};
 use crate::api::ClientAddr;

@@ -1,10 +1,10 @@
 //! The outflow and inflow list pages, one flow's page with the return and the
 //! evaluation forms.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use kite_domain::evaluation::Period;
 use kite_domain::flow::Side;
 use kite_domain::{FlowStatus, Rating};
@@ -12,7 +12,7 @@ use kite_store::{FlowEntry, FlowQuery, FlowView};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, form_version, next_page_link, render, PageLang, Viewer};
+use super::{error_page, form_again, form_version, next_page_link, render, Form, PageLang, Path, Query, Viewer};
 use crate::api::flows::{side, EvaluationBody};
 use crate::auth::Authed;
 use crate::error::ApiError;

@@ -1,9 +1,9 @@
 //! Members: search, detail, registration, editing, departures and the change history.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Router};
+use axum::Router;
 use kite_domain::flow::validate_departure;
 use kite_domain::member;
 use kite_domain::{Action, Education, FlowReason, Gender, MemberCategory, Mobility, ETHNICITIES};
@@ -11,7 +11,7 @@ use kite_store::MemberQuery;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, next_page_link, render, PageLang, Viewer};
+use super::{error_page, form_again, next_page_link, render, Form, PageLang, Path, Query, Viewer};
 use crate::api::members::{DepartureBody, MemberBody};
 use crate::error::ApiError;
 use crate::i18n::{self, Lang};

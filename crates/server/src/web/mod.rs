@@ -135,6 +135,50 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
     }
 }
 
+/// Page versions of axum's `Path`, `Query` and `Form`: a malformed address, query or form
+/// answers with a 400 page in the reader's language instead of plain text.
+pub struct Path<T>(pub T);
+pub struct Query<T>(pub T);
+pub struct Form<T>(pub T);
+
+fn bad_request_page(state: &AppState, headers: &axum::http::HeaderMap, code: &str) -> Response {
+    let jar = CookieJar::from_headers(headers);
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let lang = Lang::pick(jar.get("lang").map(|c| c.value()), accept);
+    error_status_page(state, lang, StatusCode::BAD_REQUEST, code)
+}
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(_) => Err(bad_request_page(state, &parts.headers, "invalid_path")),
+        }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(_) => Err(bad_request_page(state, &parts.headers, "invalid_query")),
+        }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequest<AppState> for Form<T> {
+    type Rejection = Response;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(Form(v)),
+            Err(_) => Err(bad_request_page(state, &headers, "invalid_form")),
+        }
+    }
+}
+
 /// A logged-in browser user; anyone else is sent to the login page.
 pub struct Viewer(pub Authed);
 

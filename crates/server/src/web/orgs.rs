@@ -1,14 +1,14 @@
 //! The organization tree: browse, create, edit (including dissolving) and move.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Router};
+use axum::Router;
 use kite_domain::{Action, OrgKind, OrgLevel, OrgStatus};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, form_version, render, PageLang, Viewer};
+use super::{error_page, form_again, form_version, render, Form, PageLang, Path, Query, Viewer};
 use crate::api::orgs::OrgBody;
 use crate::auth::Authed;
 use crate::error::ApiError;

@@ -1,14 +1,14 @@
 //! Service point pages: one point with its staff and the points under it, and the form.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Router};
+use axum::Router;
 use kite_domain::{Action, ServicePointLevel};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, form_version, render, PageLang, Viewer};
+use super::{error_page, form_again, form_version, render, Form, PageLang, Path, Query, Viewer};
 use crate::api::points::PointBody;
 use crate::error::ApiError;
 use crate::AppState;

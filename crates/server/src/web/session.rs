@@ -4,13 +4,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{error_page, render, PageLang, Viewer};
+use super::{error_page, render, Form, PageLang, Path, Query, Viewer};
 use crate::auth::{self, SESSION_COOKIE};
 use crate::i18n;
 use crate::AppState;
@@ -27,11 +27,7 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-async fn login_page(
-    State(state): State<AppState>,
-    PageLang(lang): PageLang,
-    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
-) -> Response {
+async fn login_page(State(state): State<AppState>, PageLang(lang): PageLang, Query(q): Query<LoginQuery>) -> Response {
     render(&state, "login.html", lang, None, context! { next => safe_next(q.next.as_deref()), username => "" })
 }
 
@@ -115,11 +111,7 @@ async fn logout(
     (jar.remove(Cookie::build(SESSION_COOKIE).path("/")), Redirect::to("/login")).into_response()
 }
 
-async fn set_lang(
-    jar: CookieJar,
-    axum::extract::Path(code): axum::extract::Path<String>,
-    headers: axum::http::HeaderMap,
-) -> Response {
+async fn set_lang(jar: CookieJar, Path(code): Path<String>, headers: axum::http::HeaderMap) -> Response {
     let code = if code == "en" { "en" } else { "zh-CN" };
     let back = headers
         .get(header::REFERER)
