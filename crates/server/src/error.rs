@@ -27,6 +27,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 429 with a code: `throttled` (logins) or `otp.too_soon`.
     Throttled(&'static str),
+    /// 503 with a code: nothing was stored, and the same request may be sent again.
+    Unavailable(&'static str),
     Internal,
 }
 
@@ -60,6 +62,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(c) => ApiError::Conflict(c),
             StoreError::Invalid(f) => ApiError::Invalid(f),
             StoreError::Throttled => ApiError::Throttled("otp.too_soon"),
+            StoreError::NotStored(why) => {
+                tracing::warn!(reason = %why, "check-in not stored");
+                ApiError::Unavailable("checkin.not_stored")
+            }
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::Internal
@@ -85,6 +91,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,7 +102,8 @@ impl ApiError {
             | ApiError::Unauthorized(c)
             | ApiError::Conflict(c)
             | ApiError::Missing(c)
-            | ApiError::Throttled(c) => c,
+            | ApiError::Throttled(c)
+            | ApiError::Unavailable(c) => c,
             ApiError::Invalid(_) => "invalid_input",
             ApiError::Forbidden => "forbidden",
             ApiError::Csrf => "csrf",
@@ -145,5 +153,18 @@ pub(crate) struct ErrorMarker(pub(crate) std::sync::Arc<ApiError>);
 impl From<ApiError> for ErrorMarker {
     fn from(e: ApiError) -> Self {
         ErrorMarker(std::sync::Arc::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_in_not_stored_is_a_retryable_503_with_its_message() {
+        let e = ApiError::from(StoreError::NotStored("the check-in queue is full".into()));
+        assert_eq!((e.status(), e.code()), (StatusCode::SERVICE_UNAVAILABLE, "checkin.not_stored"));
+        let body = e.body(Lang::Zh);
+        assert!(body.error.message.contains("再次提交"), "{}", body.error.message);
     }
 }

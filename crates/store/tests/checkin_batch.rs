@@ -200,16 +200,15 @@ async fn a_failing_request_in_a_batch_leaves_the_others_alone() {
         // Member 7 twice with two keys: the later one replaces the earlier, both stored.
         queued.push((7, submit(&store, &target, checkin(7, 7), "key-seven-a", hash(7))));
         queued.push((7, submit(&store, &target, checkin(7, 8), "key-seven-b", hash(8))));
-        // Member 5 again, to an organization that does not exist: the insert fails after
-        // the code was spent and member 5's waiting check-in superseded, which must be undone.
+        // Member 5 again, to an organization that does not exist: refused inside the write,
+        // after the code was spent and member 5's waiting check-in superseded, which must be undone.
         let nowhere = CheckinTarget { org_id: i64::MAX, ..target.clone() };
         let bad = submit(&store, &nowhere, checkin(5, 9), "key-nowhere", hash(9));
         let count = queued.len() + 1;
         wait_for_queue(&store, count).await;
         drop(hold);
 
-        let bad = bad.await.unwrap();
-        assert!(matches!(bad, Err(StoreError::Db(_))), "{bad:?}");
+        assert_invalid(bad.await.unwrap(), "inflow_org_code", "org.dissolved");
         let mut answers: HashMap<&str, Vec<Result<CheckinReceipt, StoreError>>> = HashMap::new();
         for (n, h) in queued {
             let what = match n {
@@ -280,6 +279,29 @@ async fn closing_the_store_answers_every_request() {
         let late = submit(&store, &target, checkin(1, 1), "key-late", hash(1));
         let answered = tokio::time::timeout(Duration::from_secs(20), late).await.expect("answered").unwrap();
         assert!(answered.is_err());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_move_while_a_check_in_waits_files_it_under_the_new_place() {
+    on_each_backend(|_, store| async move {
+        let target = world(&store, 2).await;
+        store.admin().insert_orgs(&[org("R9", None, OrgLevel::Committee)]).await.unwrap();
+        send_code(&store, 1).await;
+        let hold = testing::hold_checkin_writer(&store).await;
+        let queued = submit(&store, &target, checkin(1, 1), "key-moved", hash(1));
+        wait_for_queue(&store, 1).await;
+        // The home branch moves after the check-in was read, before it is written.
+        let g = store.guard(admin(), Client::default());
+        let h1 = g.org("H1").await.unwrap();
+        let moved = g.org_move("H1", "R9", h1.version).await.unwrap();
+        assert_ne!(moved.path, h1.path);
+        drop(hold);
+        queued.await.unwrap().expect("stored");
+        let rows = all_checkins(&store).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].home_path.as_deref(), Some(moved.path.as_str()), "filed under the new place");
     })
     .await;
 }

@@ -273,7 +273,7 @@ fn form_version(value: &str) -> Result<i64, ApiError> {
 /// A form page shown again after `e`: field errors beside their fields (400), a
 /// conflict beside its field or on top (409); anything else becomes an error page.
 fn form_again(state: &AppState, lang: Lang, who: &Authed, template: &str, ctx: Value, e: ApiError) -> Response {
-    if !matches!(e, ApiError::Invalid(_) | ApiError::Conflict(_) | ApiError::Throttled(_)) {
+    if !matches!(e, ApiError::Invalid(_) | ApiError::Conflict(_) | ApiError::Throttled(_) | ApiError::Unavailable(_)) {
         return error_page(state, lang, who, e);
     }
     let (errors, message) = invalid_fields(lang, &e);

@@ -20,6 +20,9 @@ use crate::{messages, StoreError, Tx};
 const MAX_BATCH: usize = 64;
 /// Requests waiting for a writer; beyond this, senders wait.
 const QUEUE: usize = 1024;
+/// How long a request waits for room in the queue, then for its answer.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// PostgreSQL writers: while one commits, others run their batches.
 const POSTGRES_WRITERS: usize = 4;
 
@@ -83,8 +86,17 @@ impl CheckinWriter {
     pub(crate) async fn send(&self, pools: &Pools, job: Job) -> Answer {
         let (reply, answer) = oneshot::channel();
         let w = self.get(pools);
-        w.queue.send(Request { job, reply }).await.map_err(|_| stopped())?;
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        // A full queue or a writer that stops answering gives a retryable error, never a hang.
+        match tokio::time::timeout(QUEUE_WAIT, w.queue.send(Request { job, reply })).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(stopped()),
+            Err(_) => return Err(StoreError::NotStored("the check-in queue is full".into())),
+        }
+        match tokio::time::timeout(ANSWER_WAIT, answer).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(_)) => Err(stopped()),
+            Err(_) => Err(StoreError::NotStored("no answer from the check-in writer in time".into())),
+        }
     }
 
     /// Keeps the writer from starting its next batch until the guard is dropped.
@@ -128,7 +140,12 @@ async fn run(pools: Pools, shared: Arc<Shared>) {
             shared.in_hand.store(0, Ordering::SeqCst);
         }
         shared.largest_batch.fetch_max(batch.len(), Ordering::SeqCst);
-        commit_batch(&pools, &mut batch).await;
+        // In a task of its own, so that a panic answers its batch (the dropped replies
+        // read as "not stored") and this writer goes on with the next.
+        let (p, mut work) = (pools.clone(), std::mem::take(&mut batch));
+        if let Err(e) = tokio::spawn(async move { commit_batch(&p, &mut work).await }).await {
+            tracing::error!(error = %e, "check-in batch failed");
+        }
     }
 }
 
@@ -189,25 +206,18 @@ async fn step(
         }
     }
     // Without a RELEASE: one round trip less on PostgreSQL, and the commit releases all.
-    plain(tx, "SAVEPOINT checkin").await?;
-    let done = match job {
-        Job::Write(w) => write(tx, w).await,
-        Job::WrongCode(id) => match messages::count_wrong_attempt(tx, *id).await {
-            Ok(()) => return Ok(Err(wrong_code())),
-            Err(e) => Err(e),
-        },
-    };
-    let e = match done {
-        Ok(receipt) => {
-            if let Job::Write(w) = job {
-                stored.insert(w.request_key.clone(), (w.id_number().to_string(), receipt.clone()));
-            }
-            return Ok(Ok(receipt));
-        }
+    let mut e = match attempt(tx, job, stored).await? {
+        Ok(answer) => return Ok(answer),
         Err(e) => e,
     };
-    // Undoes this request only; if that fails, the transaction is gone.
-    plain(tx, "ROLLBACK TO SAVEPOINT checkin").await?;
+    // A deadlock victim (PostgreSQL, writers crossing on the same rows) tries once more:
+    // its lock wait ends with the other batch, and a retry then finds the first answer.
+    if e.is_deadlock() {
+        e = match attempt(tx, job, stored).await? {
+            Ok(answer) => return Ok(answer),
+            Err(e) => e,
+        };
+    }
     match job {
         Job::Write(w) if e.is_unique_violation() || e.is_deadlock() => match answer_after_conflict(tx, w).await {
             // A failed read would leave a PostgreSQL transaction aborted: give it up.
@@ -215,6 +225,36 @@ async fn step(
             answer => Ok(answer),
         },
         _ => Ok(Err(e)),
+    }
+}
+
+/// One try under a savepoint: `Ok(Ok(answer))` done, `Ok(Err(e))` undone to the
+/// savepoint with `e`, `Err` when the transaction itself is lost.
+async fn attempt(
+    tx: &mut Tx,
+    job: &Job,
+    stored: &mut HashMap<String, (String, CheckinReceipt)>,
+) -> Result<Result<Answer, StoreError>, StoreError> {
+    plain(tx, "SAVEPOINT checkin").await?;
+    let done = match job {
+        Job::Write(w) => write(tx, w).await,
+        Job::WrongCode(id) => match messages::count_wrong_attempt(tx, *id).await {
+            Ok(()) => return Ok(Ok(Err(wrong_code()))),
+            Err(e) => Err(e),
+        },
+    };
+    match done {
+        Ok(receipt) => {
+            if let Job::Write(w) = job {
+                stored.insert(w.request_key.clone(), (w.id_number().to_string(), receipt.clone()));
+            }
+            Ok(Ok(Ok(receipt)))
+        }
+        Err(e) => {
+            // Undoes this request only; if that fails, the transaction is gone.
+            plain(tx, "ROLLBACK TO SAVEPOINT checkin").await?;
+            Ok(Err(e))
+        }
     }
 }
 

@@ -225,16 +225,36 @@ pub(crate) async fn write(tx: &mut Tx, w: &Write) -> Result<CheckinReceipt, Stor
         .bind(now)
         .bind(id_number)
     )?;
+    // The organizations as they are in this transaction: a move or a dissolution since
+    // the request was read must not file the check-in under the old place.
+    let fresh: Option<(OrgRef, String)> =
+        on!(&mut *tx, conn => sqlx::query_as::<_, (i64, String, String, String, String)>(
+        "SELECT id, code, name, path, status FROM organizations WHERE id = $1")
+        .bind(w.inflow.id).fetch_optional(conn).await)?
+        .map(|(id, code, name, path, status)| (OrgRef { id, code, name, path }, status));
+    let inflow = match fresh {
+        Some((o, status)) if status == OrgStatus::Active.code() => o,
+        _ => return Err(StoreError::invalid("inflow_org_code", "org.dissolved")),
+    };
+    let home: Option<OrgRef> = match (w.member_id, &w.home) {
+        (Some(member), _) => on!(&mut *tx, conn => sqlx::query_as(
+            "SELECT o.id, o.code, o.name, o.path FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id = $1")
+            .bind(member).fetch_optional(conn).await)?,
+        (None, Some(claimed)) => on!(&mut *tx, conn => sqlx::query_as(
+            "SELECT id, code, name, path FROM organizations WHERE id = $1")
+            .bind(claimed.id).fetch_optional(conn).await)?,
+        (None, None) => None,
+    };
     let point_id = w.point.as_ref().map(|p| p.0);
-    let (home_id, home_path) = (w.home.as_ref().map(|o| o.id), w.home.as_ref().map(|o| o.path.as_str()));
+    let (home_id, home_path) = (home.as_ref().map(|o| o.id), home.as_ref().map(|o| o.path.as_str()));
     let id: i64 = on!(&mut *tx, conn => sqlx::query_scalar(
         "INSERT INTO checkins (request_key, channel, status, service_point_id, inflow_org_id, inflow_path, member_id, \
          name_matches, home_org_id, home_path, home_org_text, name, id_number, phone, division_code, address, employer, \
          occupation, entered_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20) \
          RETURNING id")
-        .bind(&w.request_key).bind(w.channel.code()).bind(w.status.code()).bind(point_id).bind(w.inflow.id)
-        .bind(&w.inflow.path).bind(w.member_id).bind(w.name_matches).bind(home_id).bind(home_path)
+        .bind(&w.request_key).bind(w.channel.code()).bind(w.status.code()).bind(point_id).bind(inflow.id)
+        .bind(&inflow.path).bind(w.member_id).bind(w.name_matches).bind(home_id).bind(home_path)
         .bind(&w.home_text).bind(&c.name).bind(id_number).bind(&c.phone).bind(&c.division_code).bind(&c.address)
         .bind(&c.employer).bind(&c.occupation).bind(w.user_id).bind(now)
         .fetch_one(conn).await)?;
@@ -246,12 +266,12 @@ pub(crate) async fn write(tx: &mut Tx, w: &Write) -> Result<CheckinReceipt, Stor
         status: w.status,
         service_point_code: w.point.as_ref().map(|p| p.1.clone()),
         service_point_name: w.point.as_ref().map(|p| p.2.clone()),
-        inflow_org_code: w.inflow.code.clone(),
-        inflow_org_name: w.inflow.name.clone(),
+        inflow_org_code: inflow.code.clone(),
+        inflow_org_name: inflow.name.clone(),
         member_id: w.member_id,
         name_matches: w.name_matches,
-        home_org_code: w.home.as_ref().map(|o| o.code.clone()),
-        home_org_name: w.home.as_ref().map(|o| o.name.clone()),
+        home_org_code: home.as_ref().map(|o| o.code.clone()),
+        home_org_name: home.as_ref().map(|o| o.name.clone()),
         home_org_text: w.home_text.clone(),
         name: c.name.clone(),
         id_number_masked: id_number::mask(id_number),
@@ -266,8 +286,8 @@ pub(crate) async fn write(tx: &mut Tx, w: &Write) -> Result<CheckinReceipt, Stor
         created_at: now,
         id_number: id_number.to_string(),
         home_path: home_path.map(str::to_string),
-        inflow_path: w.inflow.path.clone(),
-        inflow_org_id: w.inflow.id,
+        inflow_path: inflow.path.clone(),
+        inflow_org_id: inflow.id,
         service_point_id: point_id,
     };
     audit::write(
