@@ -80,8 +80,8 @@ pub fn render(c: &Context, runs: &[BackendResult]) -> String {
     }
     let _ = writeln!(
         o,
-        "- Load average (1, 5, 15 min) at start: {}; at end: {}. The machine was shared with another agent \
-         compiling and testing during the run, so the figures carry that noise.",
+        "- Load average (1, 5, 15 min) at start: {}; at end: {} (the end includes the run's own server, \
+         load generator and PostgreSQL; whether anything else ran is noted under the figures).",
         c.load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         c.load_after.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     );
