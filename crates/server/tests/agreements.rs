@@ -293,6 +293,26 @@ async fn files_are_checked_by_content_downloaded_by_the_parties_and_removed() {
         let removed = s.audit().await.into_iter().find(|a| a.action == "agreement.detach").expect("detach audited");
         let before: Value = serde_json::from_str(removed.before_data.as_deref().unwrap()).unwrap();
         assert_eq!(before["sha256"], sha.as_str());
+
+        // Twenty-five at once: twenty are kept, the rest are refused, never twenty-one.
+        let uploads: Vec<_> = (0..25)
+            .map(|i| {
+                let name = format!("第{i}页.pdf");
+                tokio::spawn(s.post(&files).auth(&w.ta_admin).multipart(&[], Some((&name, &content))).send())
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for u in uploads {
+            let r = u.await.unwrap();
+            if r.status == 409 {
+                r.error(409, "agreement.too_many_files");
+            }
+            statuses.push(r.status.as_u16());
+        }
+        assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 20, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 5, "{statuses:?}");
+        let all = s.get(&format!("/api/v1/agreements/{id}")).auth(&w.root).send().await;
+        assert_eq!(all.ok()["files"].as_array().unwrap().len(), 20);
     })
     .await;
 }

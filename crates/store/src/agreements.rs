@@ -519,6 +519,13 @@ pub(crate) async fn remove_file(tx: &mut Tx, agreement_id: i64, file_id: i64) ->
     )?)
 }
 
+/// Takes the agreement's row lock until the transaction ends (SQLite's one writer already
+/// runs writes in turn).
+pub(crate) async fn lock(tx: &mut Tx, agreement_id: i64) -> Result<(), StoreError> {
+    exec!(tx, sqlx::query("UPDATE agreements SET updated_at = updated_at WHERE id = $1").bind(agreement_id))?;
+    Ok(())
+}
+
 pub(crate) async fn file_count(tx: &mut Tx, agreement_id: i64) -> Result<i64, StoreError> {
     Ok(on!(tx, c => sqlx::query_scalar("SELECT COUNT(*) FROM agreement_files WHERE agreement_id = $1")
         .bind(agreement_id).fetch_one(c).await)?)

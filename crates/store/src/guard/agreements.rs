@@ -170,6 +170,8 @@ impl Guard<'_> {
         let (content_type, extension) = agreement::sniff_file(content, file_name)
             .ok_or_else(|| StoreError::invalid("file", "agreement.file_type"))?;
         let name = agreement::stored_file_name(file_name, extension);
+        // Locks the agreement's row (PostgreSQL) so that uploads to one agreement count in turn.
+        agreements::lock(&mut tx, id).await?;
         if agreements::file_count(&mut tx, id).await? >= MAX_FILES {
             return Err(StoreError::Conflict("agreement.too_many_files"));
         }
