@@ -7,7 +7,7 @@ use kite_domain::{org, AgreementStatus, ConsultationCycle};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::db::{bind_args, Arg};
+use crate::db::{arg, bind_args, Arg};
 use crate::{exec, on, Page, StoreError, Tx};
 
 /// One party as shown: the organization in the system, or the name typed for one outside.
@@ -354,10 +354,6 @@ pub(crate) async fn list(
 ) -> Result<Page<AgreementSummary>, StoreError> {
     let mut args: Vec<Arg> = Vec::new();
     let mut filters: Vec<String> = Vec::new();
-    let arg = |args: &mut Vec<Arg>, a: Arg| {
-        args.push(a);
-        format!("${}", args.len())
-    };
     if let Some(root) = root {
         let (lo, hi) = org::subtree_range(root);
         let (lo, hi) = (arg(&mut args, Arg::Text(lo)), arg(&mut args, Arg::Text(hi)));
@@ -379,14 +375,8 @@ pub(crate) async fn list(
     let filter = if filters.is_empty() { "1 = 1".to_string() } else { filters.join(" AND ") };
     let sql = format!("{SELECT} WHERE {filter} ORDER BY a.id DESC LIMIT {l}");
     let rows: Vec<Row> = on!(tx, c => bind_args(sqlx::query_as(&sql), &args).fetch_all(c).await)?;
-    let mut items: Vec<AgreementSummary> = rows.iter().map(|r| r.summary(today)).collect();
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items: Vec<AgreementSummary> = rows.iter().map(|r| r.summary(today)).collect();
+    Ok(Page::by_id(items, limit, |r| r.id))
 }
 
 /// Most partner lines an organization's page shows (those in force first).

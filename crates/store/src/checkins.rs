@@ -7,7 +7,7 @@ use kite_domain::{id_number, org, CheckinChannel, CheckinScope, CheckinStatus, O
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::{bind_args, Arg};
+use crate::db::{arg, bind_args, Arg};
 use crate::{exec, flows, members, on, orgs, service_points, Page, StoreError, Tx};
 
 mod batch;
@@ -382,10 +382,6 @@ pub(crate) async fn list(
 ) -> Result<Page<CheckinRecord>, StoreError> {
     let mut filters: Vec<String> = Vec::new();
     let mut args: Vec<Arg> = Vec::new();
-    let arg = |args: &mut Vec<Arg>, a: Arg| {
-        args.push(a);
-        format!("${}", args.len())
-    };
     let side = q.side.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if side.is_some_and(|s| s != "outflow" && s != "inflow") {
         return Err(StoreError::invalid("side", "invalid"));
@@ -424,8 +420,7 @@ pub(crate) async fn list(
             None => return Err(StoreError::invalid("status", "invalid")),
         },
     }
-    if let Some(c) = q.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-        let id: i64 = c.parse().map_err(|_| StoreError::invalid("cursor", "invalid"))?;
+    if let Some(id) = crate::models::id_cursor(q.cursor.as_deref())? {
         let p = arg(&mut args, Arg::Int(id));
         filters.push(format!("c.id < {p}"));
     }
@@ -434,12 +429,6 @@ pub(crate) async fn list(
     let filter = if filters.is_empty() { "1 = 1".to_string() } else { filters.join(" AND ") };
     let sql = format!("{SELECT} WHERE {filter} ORDER BY c.id DESC LIMIT {l}");
     let rows: Vec<Row> = on!(tx, c => bind_args(sqlx::query_as(&sql), &args).fetch_all(c).await)?;
-    let mut items: Vec<CheckinRecord> = rows.into_iter().map(CheckinRecord::try_from).collect::<Result<_, _>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items: Vec<CheckinRecord> = rows.into_iter().map(CheckinRecord::try_from).collect::<Result<_, _>>()?;
+    Ok(Page::by_id(items, limit, |r| r.id))
 }

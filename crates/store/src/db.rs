@@ -183,6 +183,12 @@ pub(crate) enum Arg {
     Time(chrono::DateTime<chrono::Utc>),
 }
 
+/// Adds a bind value and returns its placeholder (`$n`).
+pub(crate) fn arg(args: &mut Vec<Arg>, a: Arg) -> String {
+    args.push(a);
+    format!("${}", args.len())
+}
+
 /// Binds run-time arguments in order; generic so one call serves both drivers.
 pub(crate) fn bind_args<'q, DB, O>(
     mut q: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>,

@@ -7,7 +7,7 @@ use kite_domain::flow::{counts_as_mobile, mobile_cutoff, months_away, ListFilter
 use kite_domain::{org, FlowReason, FlowStatus, Gender, Mobility};
 
 use crate::checkins::CheckinRecord;
-use crate::db::{bind_args, Arg};
+use crate::db::{arg, bind_args, Arg};
 use crate::{exec, on, Departure, Flow, FlowEntry, Member, NewFlow, Org, Page, Store, StoreError, Tx};
 
 #[derive(sqlx::FromRow)]
@@ -328,10 +328,6 @@ pub(crate) async fn list(
 ) -> Result<Page<FlowEntry>, StoreError> {
     let mut filters: Vec<String> = Vec::new();
     let mut args: Vec<Arg> = Vec::new();
-    let arg = |args: &mut Vec<Arg>, a: Arg| {
-        args.push(a);
-        format!("${}", args.len())
-    };
     let path = match f.side {
         Side::Outflow => "f.outflow_path",
         Side::Inflow => "f.inflow_path",
@@ -394,14 +390,8 @@ pub(crate) async fn list(
     let sql = format!("{ENTRY_SELECT} WHERE {filter} ORDER BY f.id DESC LIMIT {l}");
     let rows: Vec<EntryRow> = on!(tx, c => bind_args(sqlx::query_as(&sql), &args).fetch_all(c).await)?;
     let today = crate::today();
-    let mut items: Vec<FlowEntry> = rows.into_iter().map(|r| r.into_entry(today)).collect::<Result<_, _>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items: Vec<FlowEntry> = rows.into_iter().map(|r| r.into_entry(today)).collect::<Result<_, _>>()?;
+    Ok(Page::by_id(items, limit, |r| r.id))
 }
 
 /// Ends an open flow with the member's return: the counters and the member's mobility

@@ -209,6 +209,28 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// A page of a list read newest id first with `LIMIT limit + 1`: the extra row says
+    /// there is more, and the last kept row's id is the next cursor.
+    pub(crate) fn by_id(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|r| id(r).to_string())
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+}
+
+/// The id cursor of such a list, as sent back by a client.
+pub(crate) fn id_cursor(cursor: Option<&str>) -> Result<Option<i64>, crate::StoreError> {
+    match cursor.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(c) => c.parse().map(Some).map_err(|_| crate::StoreError::invalid("cursor", "invalid")),
+        None => Ok(None),
+    }
+}
+
 /// Counts for a subtree (or the whole region).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Overview {

@@ -10,6 +10,7 @@ use kite_store::{AgreementQuery, AgreementRecord};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
+use super::session::CsrfForm;
 use super::{error_page, form_again, form_version, next_page_link, render, Form, PageLang, Path, Query, Viewer};
 use crate::api::agreements::{file_part, AgreementBody, PartyBody, UPLOAD_BODY_LIMIT};
 use crate::auth::Authed;
@@ -240,12 +241,6 @@ async fn attach(
         Ok(_) => Redirect::to(&format!("/agreements/{id}#files")).into_response(),
         Err(e) => detail_again(&state, lang, &who, id, e).await,
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn detach(

@@ -41,10 +41,7 @@ impl Guard<'_> {
             "" | "all" => None,
             s => Some(AgreementStatus::from_code(s).ok_or_else(|| StoreError::invalid("status", "invalid"))?),
         };
-        let cursor = match q.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-            Some(c) => Some(c.parse::<i64>().map_err(|_| StoreError::invalid("cursor", "invalid"))?),
-            None => None,
-        };
+        let cursor = crate::models::id_cursor(q.cursor.as_deref())?;
         let mut tx = self.store.read().await?;
         let root = match q.org.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             Some(code) => Some(self.org_in(&mut tx, code, Action::ReadAgreements).await?.path),

@@ -41,10 +41,7 @@ impl Guard<'_> {
     /// One page of the outflow or inflow list.
     pub async fn flows(&self, side: Side, q: &FlowQuery) -> Result<Page<FlowEntry>, StoreError> {
         let filter = flow::validate_list_filter(side, &q.filter_input()).map_err(StoreError::Invalid)?;
-        let cursor = match q.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-            Some(c) => Some(c.parse::<i64>().map_err(|_| StoreError::invalid("cursor", "invalid"))?),
-            None => None,
-        };
+        let cursor = crate::models::id_cursor(q.cursor.as_deref())?;
         let mut tx = self.store.read().await?;
         let root = self.list_root(&mut tx, q.org.as_deref()).await?;
         let limit = q.limit.unwrap_or(50).clamp(1, 200) as i64;
