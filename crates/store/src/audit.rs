@@ -37,25 +37,45 @@ pub(crate) struct Record<'a> {
 }
 
 pub(crate) async fn write(tx: &mut Tx, r: Record<'_>) -> Result<(), StoreError> {
-    let before = r.before.map(|v| mask_ids(v).to_string());
-    let after = r.after.map(|v| mask_ids(v).to_string());
-    exec!(
-        tx,
-        sqlx::query(
+    write_many(tx, vec![r]).await
+}
+
+/// Writes records with one multi-row statement (per [`crate::db::ROWS_PER_STATEMENT`]).
+pub(crate) async fn write_many(tx: &mut Tx, records: Vec<Record<'_>>) -> Result<(), StoreError> {
+    const COLS: usize = 10;
+    let at = Utc::now();
+    let rows: Vec<_> = records
+        .into_iter()
+        .map(|mut r| {
+            let before = r.before.take().map(|v| mask_ids(v).to_string());
+            let after = r.after.take().map(|v| mask_ids(v).to_string());
+            (r, before, after)
+        })
+        .collect();
+    for chunk in rows.chunks(crate::db::ROWS_PER_STATEMENT) {
+        let sql = format!(
             "INSERT INTO audit_log (at, user_id, username, client, action, outcome, target_type, target_id, \
-         before_data, after_data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        )
-        .bind(Utc::now())
-        .bind(r.user_id)
-        .bind(r.username)
-        .bind(r.client)
-        .bind(r.action)
-        .bind(r.outcome)
-        .bind(r.target_type)
-        .bind(&r.target_id)
-        .bind(before)
-        .bind(after)
-    )?;
+             before_data, after_data) VALUES {}",
+            crate::db::values_rows(chunk.len(), COLS)
+        );
+        exec!(&mut *tx, {
+            let mut q = sqlx::query(&sql);
+            for (r, before, after) in chunk {
+                q = q
+                    .bind(at)
+                    .bind(r.user_id)
+                    .bind(r.username)
+                    .bind(r.client)
+                    .bind(r.action)
+                    .bind(r.outcome)
+                    .bind(r.target_type)
+                    .bind(&r.target_id)
+                    .bind(before)
+                    .bind(after);
+            }
+            q
+        })?;
+    }
     Ok(())
 }
 

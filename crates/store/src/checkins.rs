@@ -12,8 +12,8 @@ use crate::{exec, flows, members, on, orgs, service_points, Page, StoreError, Tx
 
 mod batch;
 mod submit;
-pub(crate) use batch::{CheckinWriter, Job};
-pub(crate) use submit::{submit, submit_at_link, Actor, Submission};
+pub(crate) use batch::CheckinWriter;
+pub(crate) use submit::{submit, submit_at_link, Actor, Submission, Submit};
 
 /// What a check-in link opens: the organization or service point, as the public sees it.
 #[derive(Debug, Clone, Serialize, ToSchema)]

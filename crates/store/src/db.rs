@@ -16,6 +16,13 @@ pub enum Backend {
     Postgres,
 }
 
+/// Prepared statements kept per connection: the check-in writer's multi-row statements
+/// come in one shape per batch size (see [`ROWS_PER_STATEMENT`]).
+const STATEMENT_CACHE: usize = 400;
+
+/// Rows in one multi-row `INSERT`; more go in several.
+pub(crate) const ROWS_PER_STATEMENT: usize = 64;
+
 #[derive(Clone)]
 pub(crate) enum Pools {
     /// SQLite allows one writer at a time: writes go through a single connection so
@@ -107,13 +114,14 @@ impl Pools {
             .busy_timeout(Duration::from_secs(10));
         // Index upkeep on a large registry touches many pages: the one writer gets a 64 MiB
         // page cache (readers keep SQLite's default).
-        let write_opts = opts.clone().pragma("cache_size", "-65536");
+        let write_opts = opts.clone().pragma("cache_size", "-65536").statement_cache_capacity(STATEMENT_CACHE);
         let write = SqlitePoolOptions::new().max_connections(1).connect_with(write_opts).await?;
         let read = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(false)).await?;
         Ok(Pools::Sqlite { read, write })
     }
 
     pub(crate) async fn postgres(opts: PgConnectOptions) -> Result<Self, StoreError> {
+        let opts = opts.statement_cache_capacity(STATEMENT_CACHE);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -212,4 +220,43 @@ where
         };
     }
     q
+}
+
+/// `$from, $from+1, …` for an `IN` list of `n` values padded to the next power of two
+/// (see [`padded`]), so that lists of any length share a few statement texts and the
+/// drivers' prepared-statement caches keep working.
+pub(crate) fn in_list(from: usize, n: usize) -> String {
+    let n = n.max(1).next_power_of_two();
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `values` padded with its last value to the length [`in_list`] expects (a repeated
+/// value does not change what an `IN` list matches).
+pub(crate) fn padded<T: Clone>(values: &[T]) -> Vec<T> {
+    let mut v = values.to_vec();
+    if let Some(last) = values.last() {
+        v.resize(values.len().next_power_of_two(), last.clone());
+    }
+    v
+}
+
+/// `VALUES` rows of `cols` placeholders each, numbered from `$1`.
+pub(crate) fn values_rows(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", (1..=cols).map(|c| format!("${}", r * cols + c)).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_come_in_powers_of_two() {
+        assert_eq!(in_list(3, 3), "$3, $4, $5, $6");
+        assert_eq!(padded(&[1, 2, 3]), vec![1, 2, 3, 3]);
+        assert_eq!(padded::<i32>(&[]), Vec::<i32>::new());
+        assert_eq!(values_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 }

@@ -153,8 +153,8 @@ impl Store {
     }
 
     /// Writes a prepared check-in through the batching writer; answers after the commit.
-    pub(crate) async fn write_checkin(&self, job: checkins::Job) -> Result<CheckinReceipt, StoreError> {
-        self.checkin_writer.send(&self.pools, job).await
+    pub(crate) async fn write_checkin(&self, submit: Box<checkins::Submit>) -> Result<CheckinReceipt, StoreError> {
+        self.checkin_writer.send(&self.pools, submit).await
     }
 
     /// Answers whether the database responds (for `/healthz`).

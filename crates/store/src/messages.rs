@@ -2,6 +2,8 @@
 //! transaction as the code, so a code is never valid without its message queued; a
 //! notifier delivers the outbox afterwards and marks each message sent or failed.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use kite_domain::checkin::{CODE_TTL, MAX_ATTEMPTS, RESEND_AFTER};
 use serde::Serialize;
@@ -78,20 +80,48 @@ pub(crate) enum CodeCheck {
 }
 
 #[derive(sqlx::FromRow)]
-struct CodeRow {
+pub(crate) struct CodeRow {
     id: i64,
+    phone: String,
     code_hash: String,
     attempts: i64,
     expires_at: DateTime<Utc>,
     used_at: Option<DateTime<Utc>>,
 }
 
-pub(crate) async fn check_code(tx: &mut Tx, phone: &str, code_hash: &str) -> Result<CodeCheck, StoreError> {
-    let row: Option<CodeRow> = on!(tx, c => sqlx::query_as(
-        "SELECT id, code_hash, attempts, expires_at, used_at FROM one_time_codes WHERE phone = $1 \
-         ORDER BY id DESC LIMIT 1")
-        .bind(phone).fetch_optional(c).await)?;
-    Ok(match row {
+/// The latest live code sent to each of `phones`. Codes live [`CODE_TTL`] from when they
+/// were sent, so a phone's latest code is live exactly when it has any live code, and
+/// then it is the newest of those. (No subquery for the newest: without statistics,
+/// as on a new database, PostgreSQL would scan the whole table for it.)
+pub(crate) async fn latest_codes(tx: &mut Tx, phones: &[&str]) -> Result<HashMap<String, CodeRow>, StoreError> {
+    if phones.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let phones = crate::db::padded(phones);
+    let sql = format!(
+        "SELECT id, phone, code_hash, attempts, expires_at, used_at FROM one_time_codes \
+         WHERE phone IN ({}) AND expires_at > $1",
+        crate::db::in_list(2, phones.len())
+    );
+    let rows: Vec<CodeRow> = on!(tx, c => {
+        let mut q = sqlx::query_as(&sql).bind(Utc::now());
+        for p in &phones {
+            q = q.bind(*p);
+        }
+        q.fetch_all(c).await
+    })?;
+    let mut latest: HashMap<String, CodeRow> = HashMap::with_capacity(rows.len());
+    for r in rows {
+        if latest.get(&r.phone).is_none_or(|l| l.id < r.id) {
+            latest.insert(r.phone.clone(), r);
+        }
+    }
+    Ok(latest)
+}
+
+/// What typing `code_hash` against the phone's latest code (if any) amounts to.
+pub(crate) fn judge(latest: Option<&CodeRow>, code_hash: &str) -> CodeCheck {
+    match latest {
         Some(r) if r.used_at.is_none() && r.expires_at > Utc::now() && r.attempts < MAX_ATTEMPTS => {
             if r.code_hash == code_hash {
                 CodeCheck::Good(r.id)
@@ -100,7 +130,7 @@ pub(crate) async fn check_code(tx: &mut Tx, phone: &str, code_hash: &str) -> Res
             }
         }
         _ => CodeCheck::Dead,
-    })
+    }
 }
 
 /// Spends a code found good on the read pool; false if it was used, worn out by wrong
@@ -122,6 +152,45 @@ pub(crate) async fn spend_code(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Resu
 /// Counts a wrong guess; the caller commits it even though the check-in is refused.
 pub(crate) async fn count_wrong_attempt(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
     exec!(tx, sqlx::query("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = $1").bind(id))?;
+    Ok(())
+}
+
+/// [`spend_code`] for several distinct codes at once: how many were still live and spent.
+pub(crate) async fn spend_codes(tx: &mut Tx, ids: &[i64], now: DateTime<Utc>) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let ids = crate::db::padded(ids);
+    let sql = format!(
+        "UPDATE one_time_codes SET used_at = $1 \
+         WHERE id IN ({}) AND used_at IS NULL AND attempts < $2 AND expires_at > $1",
+        crate::db::in_list(3, ids.len())
+    );
+    let n = exec!(tx, {
+        let mut q = sqlx::query(&sql).bind(now).bind(MAX_ATTEMPTS);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        q
+    })?;
+    Ok(n)
+}
+
+/// [`count_wrong_attempt`] for several distinct codes at once.
+pub(crate) async fn count_wrong_attempts(tx: &mut Tx, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ids = crate::db::padded(ids);
+    let sql =
+        format!("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id IN ({})", crate::db::in_list(1, ids.len()));
+    exec!(tx, {
+        let mut q = sqlx::query(&sql);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        q
+    })?;
     Ok(())
 }
 

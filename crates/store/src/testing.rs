@@ -94,3 +94,24 @@ pub fn checkins_waiting(store: &Store) -> usize {
 pub fn largest_checkin_batch(store: &Store) -> usize {
     store.checkin_writer.largest_batch(&store.pools)
 }
+
+/// Check-in batches that could not be written whole and went one request at a time.
+pub fn checkin_batches_one_by_one(store: &Store) -> usize {
+    store.checkin_writer.one_by_one(&store.pools)
+}
+
+/// Runs SQL statements as they are (separated by `;`, on the writer), for tests that
+/// need the database to misbehave, e.g. a trigger that refuses some rows.
+pub async fn run_sql(store: &Store, sql: &str) {
+    use sqlx::Executor;
+    let mut tx = store.pools.write().await.expect("a write transaction");
+    match &mut tx {
+        crate::db::Tx::Sqlite(t) => {
+            t.execute(sql).await.expect("the SQL runs");
+        }
+        crate::db::Tx::Postgres(t) => {
+            t.execute(sql).await.expect("the SQL runs");
+        }
+    }
+    tx.commit().await.expect("committed");
+}

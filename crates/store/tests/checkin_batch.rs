@@ -10,7 +10,7 @@ use kite_domain::checkin::{self, Checkin, CheckinInput, LinkKind};
 use kite_domain::member::{validate, MemberInput};
 use kite_domain::org::OrgFields;
 use kite_domain::{id_number, Gender, OrgKind, OrgLevel};
-use kite_store::testing;
+use kite_store::{testing, Backend};
 use kite_store::{
     CheckinQuery, CheckinReceipt, CheckinRecord, CheckinTarget, Client, NewMember, NewOrg, Store, StoreError,
 };
@@ -177,7 +177,7 @@ async fn concurrent_check_ins_land_exactly_once() {
 
 #[tokio::test]
 async fn a_failing_request_in_a_batch_leaves_the_others_alone() {
-    on_each_backend(|_, store| async move {
+    on_each_backend(|backend, store| async move {
         let target = world(&store, 10).await;
         for n in 1..=9 {
             send_code(&store, n).await;
@@ -200,15 +200,15 @@ async fn a_failing_request_in_a_batch_leaves_the_others_alone() {
         // Member 7 twice with two keys: the later one replaces the earlier, both stored.
         queued.push((7, submit(&store, &target, checkin(7, 7), "key-seven-a", hash(7))));
         queued.push((7, submit(&store, &target, checkin(7, 8), "key-seven-b", hash(8))));
-        // Member 5 again, to an organization that does not exist: refused inside the write,
-        // after the code was spent and member 5's waiting check-in superseded, which must be undone.
-        let nowhere = CheckinTarget { org_id: i64::MAX, ..target.clone() };
-        let bad = submit(&store, &nowhere, checkin(5, 9), "key-nowhere", hash(9));
+        // Member 5 again, refused by the database at the insert: after the code was spent
+        // and member 5's waiting check-in superseded, which must be undone.
+        refuse_key(backend, &store, "key-refused").await;
+        let bad = submit(&store, &target, checkin(5, 9), "key-refused", hash(9));
         let count = queued.len() + 1;
         wait_for_queue(&store, count).await;
         drop(hold);
 
-        assert_invalid(bad.await.unwrap(), "inflow_org_code", "org.dissolved");
+        assert!(matches!(bad.await.unwrap(), Err(StoreError::Db(_))), "refused by the database");
         let mut answers: HashMap<&str, Vec<Result<CheckinReceipt, StoreError>>> = HashMap::new();
         for (n, h) in queued {
             let what = match n {
@@ -220,6 +220,7 @@ async fn a_failing_request_in_a_batch_leaves_the_others_alone() {
             answers.entry(what).or_default().push(h.await.unwrap());
         }
         assert_eq!(testing::largest_checkin_batch(&store), count, "one batch");
+        assert_eq!(testing::checkin_batches_one_by_one(&store), 1, "the same request twice: one by one");
         assert!(answers["good"].iter().all(|a| a.is_ok()), "{:?}", answers["good"]);
         assert!(answers["seven"].iter().all(|a| a.is_ok()), "{:?}", answers["seven"]);
         let twice: Vec<&CheckinReceipt> = answers["twice"].iter().map(|a| a.as_ref().unwrap()).collect();
@@ -240,7 +241,8 @@ async fn a_failing_request_in_a_batch_leaves_the_others_alone() {
         assert_eq!(five.len(), 1);
         assert_eq!((five[0].reference.as_str(), five[0].status.code()), (earlier.reference.as_str(), "pending"));
         // Phone 9's code was not spent: it still checks member 5 in, replacing the earlier one.
-        let later = submit(&store, &target, checkin(5, 9), "key-nowhere", hash(9)).await.unwrap().unwrap();
+        stop_refusing(backend, &store).await;
+        let later = submit(&store, &target, checkin(5, 9), "key-refused", hash(9)).await.unwrap().unwrap();
         let five = all_checkins(&store).await.into_iter().filter(|r| r.id_number == id_of(5)).collect::<Vec<_>>();
         assert_eq!(five.len(), 2);
         assert!(five.iter().any(|r| r.reference == later.reference && r.status.code() == "pending"));
@@ -256,6 +258,96 @@ async fn a_failing_request_in_a_batch_leaves_the_others_alone() {
 }
 
 const MAX_ATTEMPTS: i64 = kite_domain::checkin::MAX_ATTEMPTS;
+
+/// Makes the database refuse the check-in with request key `key` at its insert: a
+/// failure after the request's code was spent and earlier check-ins superseded.
+async fn refuse_key(backend: Backend, store: &Store, key: &str) {
+    let sql = match backend {
+        Backend::Sqlite => format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON checkins WHEN NEW.request_key = '{key}' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ),
+        Backend::Postgres => format!(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.request_key = '{key}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT ON checkins FOR EACH ROW EXECUTE FUNCTION refuse()"
+        ),
+    };
+    testing::run_sql(store, &sql).await;
+}
+
+async fn stop_refusing(backend: Backend, store: &Store) {
+    let sql = match backend {
+        Backend::Sqlite => "DROP TRIGGER refuse",
+        Backend::Postgres => "DROP TRIGGER refuse ON checkins; DROP FUNCTION refuse()",
+    };
+    testing::run_sql(store, sql).await;
+}
+
+#[tokio::test]
+async fn a_batch_is_written_whole_and_undone_whole_when_a_row_is_refused() {
+    on_each_backend(|backend, store| async move {
+        const N: u32 = 40;
+        let target = world(&store, N + 1).await;
+        for n in 1..=N + 1 {
+            send_code(&store, n).await;
+        }
+        // One batch of different people: written whole.
+        let hold = testing::hold_checkin_writer(&store).await;
+        let first: Vec<_> =
+            (1..=20).map(|n| submit(&store, &target, checkin(n, n), &format!("key-a{n}"), hash(n))).collect();
+        wait_for_queue(&store, 20).await;
+        drop(hold);
+        let mut refs = HashSet::new();
+        for h in first {
+            refs.insert(h.await.unwrap().expect("stored").reference);
+        }
+        assert_eq!(refs.len(), 20);
+        assert_eq!(testing::checkin_batches_one_by_one(&store), 0, "written whole");
+
+        // Member 1 again (superseding its waiting check-in) and one wrong code, in a batch
+        // where the database refuses one row: everything of the batch is undone, then
+        // done one by one, so that only the refused request fails.
+        refuse_key(backend, &store, "key-b25").await;
+        send_code(&store, 50).await;
+        let hold = testing::hold_checkin_writer(&store).await;
+        let mut second: Vec<_> =
+            (21..=N).map(|n| (n, submit(&store, &target, checkin(n, n), &format!("key-b{n}"), hash(n)))).collect();
+        second.push((1, submit(&store, &target, checkin(1, N + 1), "key-b-again", hash(N + 1))));
+        let wrong = submit(&store, &target, checkin(2, 50), "key-b-wrong", "not-the-code".into());
+        wait_for_queue(&store, second.len() + 1).await;
+        drop(hold);
+        for (n, h) in second {
+            let answer = h.await.unwrap();
+            if n == 25 {
+                assert!(matches!(answer, Err(StoreError::Db(_))), "refused: {answer:?}");
+            } else {
+                answer.expect("stored");
+            }
+        }
+        assert_invalid(wrong.await.unwrap(), "code", "otp.wrong");
+        assert_eq!(testing::checkin_batches_one_by_one(&store), 1, "undone once, then one by one");
+
+        let rows = all_checkins(&store).await;
+        assert_eq!(rows.len(), 20 + 20 - 1 + 1);
+        assert!(!rows.iter().any(|r| r.id_number == id_of(25)));
+        let one: Vec<_> = rows.iter().filter(|r| r.id_number == id_of(1)).collect();
+        assert_eq!(one.iter().filter(|r| r.status.code() == "superseded").count(), 1);
+        assert_eq!(one.iter().filter(|r| r.status.code() == "pending").count(), 1);
+        // Phone 25's code was not spent, and phone 50's wrong guess was counted once.
+        stop_refusing(backend, &store).await;
+        submit(&store, &target, checkin(25, 25), "key-b25", hash(25)).await.unwrap().expect("stored now");
+        for _ in 2..MAX_ATTEMPTS {
+            let r = submit(&store, &target, checkin(2, 50), "key-b-wrong", "not-the-code".into()).await.unwrap();
+            assert_invalid(r, "code", "otp.wrong");
+        }
+        let r = submit(&store, &target, checkin(2, 50), "key-b-wrong", "not-the-code".into()).await.unwrap();
+        assert_invalid(r, "code", "otp.wrong");
+        let r = submit(&store, &target, checkin(2, 50), "key-b-wrong", hash(50)).await.unwrap();
+        assert_invalid(r, "code", "otp.expired");
+    })
+    .await;
+}
 
 #[tokio::test]
 async fn closing_the_store_answers_every_request() {

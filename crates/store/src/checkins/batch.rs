@@ -1,16 +1,19 @@
-//! Group commit of check-ins. Each request reads what it needs on the read pool
-//! ([`super::submit::prepare`]) and queues the write; a writer task takes whatever is
-//! waiting (at most [`MAX_BATCH`]), runs it in one transaction with a savepoint per
-//! request, commits once and only then answers each request. One commit (one fsync)
-//! serves many check-ins, and nothing is acknowledged before it is durable.
+//! Group commit of check-ins. Each request queues its submission; a writer task takes
+//! whatever is waiting (at most [`MAX_BATCH`]) and, in one transaction, reads what the
+//! batch needs and writes it with one statement per kind ([`prepare_many`],
+//! [`write_many`]). When that does not go through whole (two requests of one person or
+//! one code in the batch, a row changed meanwhile), the transaction is dropped and the
+//! batch starts over one request at a time, each under its own savepoint. The writer commits
+//! once and only then answers each request: one commit (one fsync) serves many
+//! check-ins, and nothing is acknowledged before it is durable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedRwLockWriteGuard, RwLock};
 
-use super::submit::{answer_after_conflict, write, wrong_code, Write};
+use super::submit::{answer_after_conflict, prepare_many, write, write_many, wrong_code, Prepared, Submit, Write};
 use super::CheckinReceipt;
 use crate::db::{Backend, Pools};
 use crate::{messages, StoreError, Tx};
@@ -23,11 +26,11 @@ const QUEUE: usize = 1024;
 /// How long a request waits for room in the queue, then for its answer.
 const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-/// PostgreSQL writers: while one commits, others run their batches.
-const POSTGRES_WRITERS: usize = 4;
+/// PostgreSQL writers: while one commits, the other runs the next batch.
+const POSTGRES_WRITERS: usize = 2;
 
-/// A write that waits for the writer.
-pub(crate) enum Job {
+/// A request's write, as the batch decided it.
+enum Job {
     Write(Box<Write>),
     /// A wrong guess at a code: counted, and the check-in refused.
     WrongCode(i64),
@@ -36,7 +39,7 @@ pub(crate) enum Job {
 type Answer = Result<CheckinReceipt, StoreError>;
 
 struct Request {
-    job: Job,
+    submit: Box<Submit>,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -48,6 +51,8 @@ struct Shared {
     /// Requests taken by a writer that waits at `hold`.
     in_hand: AtomicUsize,
     largest_batch: AtomicUsize,
+    /// Batches that could not be written whole and went one request at a time.
+    one_by_one: AtomicUsize,
 }
 
 struct Writer {
@@ -69,6 +74,7 @@ impl CheckinWriter {
                 hold: Arc::new(RwLock::new(())),
                 in_hand: AtomicUsize::new(0),
                 largest_batch: AtomicUsize::new(0),
+                one_by_one: AtomicUsize::new(0),
             });
             // SQLite has one writer connection; PostgreSQL commits concurrently.
             let writers = match pools.backend() {
@@ -82,12 +88,12 @@ impl CheckinWriter {
         })
     }
 
-    /// Queues `job` and waits for its answer, given after the batch's commit.
-    pub(crate) async fn send(&self, pools: &Pools, job: Job) -> Answer {
+    /// Queues `submit` and waits for its answer, given after the batch's commit.
+    pub(crate) async fn send(&self, pools: &Pools, submit: Box<Submit>) -> Answer {
         let (reply, answer) = oneshot::channel();
         let w = self.get(pools);
         // A full queue or a writer that stops answering gives a retryable error, never a hang.
-        match tokio::time::timeout(QUEUE_WAIT, w.queue.send(Request { job, reply })).await {
+        match tokio::time::timeout(QUEUE_WAIT, w.queue.send(Request { submit, reply })).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(stopped()),
             Err(_) => return Err(StoreError::NotStored("the check-in queue is full".into())),
@@ -113,6 +119,14 @@ impl CheckinWriter {
     pub(crate) fn largest_batch(&self, pools: &Pools) -> usize {
         self.get(pools).shared.largest_batch.load(Ordering::SeqCst)
     }
+
+    pub(crate) fn one_by_one(&self, pools: &Pools) -> usize {
+        self.get(pools).shared.one_by_one.load(Ordering::SeqCst)
+    }
+}
+
+fn unanswered() -> StoreError {
+    StoreError::NotStored("the check-in batch gave no answer for a request".into())
 }
 
 fn stopped() -> StoreError {
@@ -122,7 +136,7 @@ fn stopped() -> StoreError {
 async fn run(pools: Pools, shared: Arc<Shared>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        {
+        let task = {
             let mut queue = shared.queue.lock().await;
             // Waits only while nothing is queued; then takes what is there, never more.
             match queue.recv().await {
@@ -138,12 +152,20 @@ async fn run(pools: Pools, shared: Arc<Shared>) {
                 }
             }
             shared.in_hand.store(0, Ordering::SeqCst);
-        }
-        shared.largest_batch.fetch_max(batch.len(), Ordering::SeqCst);
-        // In a task of its own, so that a panic answers its batch (the dropped replies
-        // read as "not stored") and this writer goes on with the next.
-        let (p, mut work) = (pools.clone(), std::mem::take(&mut batch));
-        if let Err(e) = tokio::spawn(async move { commit_batch(&p, &mut work).await }).await {
+            shared.largest_batch.fetch_max(batch.len(), Ordering::SeqCst);
+            // In a task of its own, so that a panic answers its batch (the dropped replies
+            // read as "not stored") and this writer goes on with the next.
+            let (p, sh, mut work) = (pools.clone(), shared.clone(), std::mem::take(&mut batch));
+            let (written, ready) = oneshot::channel();
+            let task = tokio::spawn(async move { commit_batch(&p, &mut work, &sh, written).await });
+            // The queue stays with this writer until its batch is written, only the commit
+            // to go: the next writer then takes all that came meanwhile (one large batch
+            // rather than several small ones) while this one waits for its commit.
+            let _ = ready.await;
+            drop(queue);
+            task
+        };
+        if let Err(e) = task.await {
             tracing::error!(error = %e, "check-in batch failed");
         }
     }
@@ -151,34 +173,102 @@ async fn run(pools: Pools, shared: Arc<Shared>) {
 
 /// Runs `batch` in one transaction and answers every request: each with its own
 /// answer once the commit succeeded, all with an error if the transaction was lost.
-async fn commit_batch(pools: &Pools, batch: &mut Vec<Request>) {
-    let mut tx = match pools.write().await {
-        Ok(tx) => tx,
-        Err(e) => return fail(batch.drain(..).map(|r| r.reply), &e),
-    };
-    let mut answers = Vec::with_capacity(batch.len());
-    // Request keys stored by this batch, for the same request twice in it.
-    let mut stored: HashMap<String, (String, CheckinReceipt)> = HashMap::new();
-    let mut requests = batch.drain(..);
-    while let Some(r) = requests.next() {
-        match step(&mut tx, &r.job, &mut stored).await {
-            Ok(answer) => answers.push((r.reply, answer)),
-            Err(e) => {
-                drop(tx);
-                let replies = answers.into_iter().map(|a| a.0).chain([r.reply]).chain(requests.map(|r| r.reply));
-                return fail(replies, &e);
+/// `written` is told when only the commit is left.
+async fn commit_batch(pools: &Pools, batch: &mut Vec<Request>, shared: &Shared, written: oneshot::Sender<()>) {
+    let subs: Vec<&Submit> = batch.iter().map(|r| &*r.submit).collect();
+    let mut done = None;
+    // Whole first; if that does not go through, all over again one request at a time.
+    for whole in [true, false] {
+        let mut tx = match pools.write().await {
+            Ok(tx) => tx,
+            Err(e) => return fail(batch.drain(..).map(|r| r.reply), &e),
+        };
+        match run_batch(&mut tx, &subs, whole).await {
+            Ok(Some(answers)) => {
+                done = Some((tx, answers));
+                break;
             }
-        }
+            Ok(None) => shared.one_by_one.fetch_add(1, Ordering::SeqCst),
+            Err(e) => return fail(batch.drain(..).map(|r| r.reply), &e),
+        };
     }
+    let Some((tx, answers)) = done else {
+        return fail(batch.drain(..).map(|r| r.reply), &unanswered());
+    };
+    let _ = written.send(());
     match tx.commit().await {
         Ok(()) => {
-            for (reply, answer) in answers {
+            for (r, answer) in batch.drain(..).zip(answers) {
                 // A requester that went away is answered by its retry (same key).
-                let _ = reply.send(answer);
+                let _ = r.reply.send(answer);
             }
         }
-        Err(e) => fail(answers.into_iter().map(|a| a.0), &e),
+        Err(e) => fail(batch.drain(..).map(|r| r.reply), &e),
     }
+}
+
+/// The batch's answers, in order. `whole`: written with one statement per kind, or
+/// `Ok(None)` when that cannot be done (the transaction is then to be dropped);
+/// otherwise one request at a time. `Err` when the transaction itself is lost.
+async fn run_batch(tx: &mut Tx, subs: &[&Submit], whole: bool) -> Result<Option<Vec<Answer>>, StoreError> {
+    let mut answers: Vec<Option<Answer>> = Vec::with_capacity(subs.len());
+    let mut jobs: Vec<(usize, Job)> = Vec::new();
+    for (i, p) in prepare_many(tx, subs).await?.into_iter().enumerate() {
+        answers.push(match p {
+            Ok(Prepared::Answer(receipt)) => Some(Ok(receipt)),
+            Err(e) => Some(Err(e)),
+            Ok(Prepared::WrongCode(id)) => {
+                jobs.push((i, Job::WrongCode(id)));
+                None
+            }
+            Ok(Prepared::Write(w)) => {
+                jobs.push((i, Job::Write(w)));
+                None
+            }
+        });
+    }
+    if whole {
+        if !independent(&jobs) {
+            return Ok(None);
+        }
+        let writes: Vec<&Write> =
+            jobs.iter().filter_map(|(_, j)| if let Job::Write(w) = j { Some(&**w) } else { None }).collect();
+        let wrong: Vec<i64> =
+            jobs.iter().filter_map(|(_, j)| if let Job::WrongCode(id) = j { Some(*id) } else { None }).collect();
+        let mut receipts = match write_many(tx, &writes, &wrong).await {
+            Ok(receipts) => receipts.into_iter(),
+            Err(e) => {
+                tracing::debug!(error = %e, "check-in batch goes one request at a time");
+                return Ok(None);
+            }
+        };
+        for (i, job) in jobs {
+            answers[i] = Some(match job {
+                Job::Write(_) => receipts.next().ok_or_else(unanswered),
+                Job::WrongCode(_) => Err(wrong_code()),
+            });
+        }
+    } else {
+        // Request keys stored one by one, for the same request twice in the batch.
+        let mut stored: HashMap<String, (String, CheckinReceipt)> = HashMap::new();
+        for (i, job) in &jobs {
+            answers[*i] = Some(step(tx, job, &mut stored).await?);
+        }
+    }
+    Ok(Some(answers.into_iter().map(|a| a.unwrap_or_else(|| Err(unanswered()))).collect()))
+}
+
+/// Whether the jobs can be written together: no request key, ID number or code twice.
+fn independent(jobs: &[(usize, Job)]) -> bool {
+    let (mut keys, mut people, mut codes) = (HashSet::new(), HashSet::new(), HashSet::new());
+    jobs.iter().all(|(_, job)| match job {
+        Job::WrongCode(id) => codes.insert(*id),
+        Job::Write(w) => {
+            keys.insert(w.request_key.as_str())
+                && people.insert(w.id_number())
+                && w.code_id.is_none_or(|id| codes.insert(id))
+        }
+    })
 }
 
 fn fail(replies: impl Iterator<Item = oneshot::Sender<Answer>>, e: &StoreError) {

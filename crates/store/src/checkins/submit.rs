@@ -1,17 +1,20 @@
-//! Storing a check-in. Everything that cannot race (the organizations, the member, the
-//! code's row, an earlier answer to the same request key) is read on the read pool first,
-//! so that the write transaction holds only what must be atomic: spending the code, the
-//! supersede of a waiting check-in, the insert and its audit record.
+//! Storing a check-in. A submission waits in the writer's queue ([`super::batch`]); the
+//! writer reads what a whole batch needs with one statement per kind ([`prepare_many`]),
+//! decides each submission on its own ([`decide`]) and writes the batch with one
+//! statement per kind ([`write_many`]), all in one transaction. [`write`] stores one
+//! check-in at a time: the way back when a batch does not go through whole.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use kite_domain::checkin::{Checkin, HomeClaim, LinkKind};
 use kite_domain::{id_number, CheckinChannel, CheckinStatus, OrgStatus};
 
-use super::batch::Job;
 use super::{reference, CheckinReceipt, CheckinRecord, CheckinTarget};
 use crate::audit::{self, Record};
-use crate::messages::{self, CodeCheck};
-use crate::{exec, on, orgs, Store, StoreError, Tx};
+use crate::db::{in_list, padded, values_rows, ROWS_PER_STATEMENT};
+use crate::messages::{self, CodeCheck, CodeRow};
+use crate::{exec, on, Store, StoreError, Tx};
 
 /// Who is submitting, for the record and the audit log.
 pub(crate) struct Actor<'a> {
@@ -29,6 +32,19 @@ pub(crate) struct Submission<'a> {
     pub code_hash: Option<&'a str>,
 }
 
+/// A submission as it waits for the writer: owned, and with its link not read yet.
+#[derive(Debug)]
+pub(crate) struct Submit {
+    link: (LinkKind, String),
+    checkin: Checkin,
+    request_key: String,
+    channel: CheckinChannel,
+    code_hash: Option<String>,
+    user_id: Option<i64>,
+    username: Option<String>,
+    client: Option<String>,
+}
+
 /// An organization as a check-in records it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct OrgRef {
@@ -39,8 +55,28 @@ struct OrgRef {
 }
 
 #[derive(sqlx::FromRow)]
+struct OrgState {
+    id: i64,
+    code: String,
+    name: String,
+    path: String,
+    status: String,
+}
+
+impl OrgState {
+    fn active(&self) -> bool {
+        self.status == OrgStatus::Active.code()
+    }
+
+    fn org(&self) -> OrgRef {
+        OrgRef { id: self.id, code: self.code.clone(), name: self.name.clone(), path: self.path.clone() }
+    }
+}
+
+#[derive(sqlx::FromRow)]
 struct MemberRef {
     id: i64,
+    id_number: String,
     name: String,
     org_id: i64,
     org_code: String,
@@ -48,8 +84,7 @@ struct MemberRef {
     org_path: String,
 }
 
-/// A check-in ready to be written, with everything it needs resolved; owned, so that it
-/// can wait in the writer's queue.
+/// A check-in ready to be written, with everything it needs resolved.
 #[derive(Debug)]
 pub(crate) struct Write {
     pub request_key: String,
@@ -64,7 +99,7 @@ pub(crate) struct Write {
     home_text: Option<String>,
     checkin: Checkin,
     /// The one-time code to spend (self-service).
-    code_id: Option<i64>,
+    pub code_id: Option<i64>,
     user_id: Option<i64>,
     username: Option<String>,
     client: Option<String>,
@@ -90,53 +125,96 @@ pub(crate) fn wrong_code() -> StoreError {
     StoreError::invalid("code", "otp.wrong")
 }
 
-/// Reads what a submission needs, on the read pool. Refusals come in the order the
-/// member should hear them: the request key's earlier answer, the organization, the code.
-async fn prepare(tx: &mut Tx, who: &Actor<'_>, s: &Submission<'_>) -> Result<Prepared, StoreError> {
-    let c = s.checkin;
+/// Everything a batch of submissions needs to know, read with one statement per kind.
+struct Facts {
+    targets: Vec<((LinkKind, String), Option<CheckinTarget>)>,
+    /// Earlier answers by request key, with the ID number each was given for.
+    receipts: HashMap<String, (String, CheckinReceipt)>,
+    /// Organizations picked at a point or claimed as home, by code.
+    orgs: HashMap<String, OrgState>,
+    /// The latest code sent to each phone.
+    codes: HashMap<String, CodeRow>,
+    /// Member records by ID number.
+    members: HashMap<String, MemberRef>,
+}
+
+/// Reads what `subs` need and decides each: `Ok` with one answer per submission, in
+/// order, or `Err` when the transaction itself failed.
+pub(crate) async fn prepare_many(
+    tx: &mut Tx,
+    subs: &[&Submit],
+) -> Result<Vec<Result<Prepared, StoreError>>, StoreError> {
+    let mut targets: Vec<((LinkKind, String), Option<CheckinTarget>)> = Vec::new();
+    for s in subs {
+        if !targets.iter().any(|(link, _)| *link == s.link) {
+            let t = super::target(tx, s.link.0, &s.link.1).await?;
+            targets.push((s.link.clone(), t));
+        }
+    }
+    let mut org_codes: Vec<&str> = Vec::new();
+    for s in subs {
+        if let (LinkKind::Point, Some(code)) = (s.link.0, &s.checkin.inflow_org_code) {
+            org_codes.push(code);
+        }
+        if let HomeClaim::Code(code) = &s.checkin.home {
+            org_codes.push(code);
+        }
+    }
+    let keys: Vec<&str> = subs.iter().map(|s| s.request_key.as_str()).collect();
+    let phones: Vec<&str> = subs.iter().filter(|s| s.code_hash.is_some()).map(|s| s.checkin.phone.as_str()).collect();
+    let ids: Vec<&str> = subs.iter().map(|s| s.checkin.id_number.as_str()).collect();
+    let facts = Facts {
+        targets,
+        receipts: receipts_by_keys(tx, &keys).await?,
+        orgs: orgs_by_codes(tx, &org_codes).await?,
+        codes: messages::latest_codes(tx, &phones).await?,
+        members: members_by_id_numbers(tx, &ids).await?,
+    };
+    Ok(subs.iter().map(|s| decide(s, &facts)).collect())
+}
+
+/// One submission against what was read. Refusals come in the order the member should
+/// hear them: the request key's earlier answer, the link, the organization, the code.
+fn decide(s: &Submit, f: &Facts) -> Result<Prepared, StoreError> {
+    let c = &s.checkin;
     let id_number = c.id_number.as_str();
-    if let Some((first_id_number, receipt)) = receipt_by_key(tx, s.request_key).await? {
+    if let Some((first_id_number, receipt)) = f.receipts.get(&s.request_key) {
         return if first_id_number == id_number {
-            Ok(Prepared::Answer(receipt))
+            Ok(Prepared::Answer(receipt.clone()))
         } else {
             Err(StoreError::Conflict("checkin.request_reused"))
         };
     }
-    let inflow = inflow_org(tx, s).await?;
-    let code_id = match s.code_hash {
+    let t =
+        f.targets.iter().find(|(link, _)| *link == s.link).and_then(|(_, t)| t.as_ref()).ok_or(StoreError::NotFound)?;
+    let inflow = inflow_org(t, c, &f.orgs)?;
+    let code_id = match &s.code_hash {
         None => None,
-        Some(hash) => match messages::check_code(tx, &c.phone, hash).await? {
+        Some(hash) => match messages::judge(f.codes.get(&c.phone), hash) {
             CodeCheck::Good(id) => Some(id),
             CodeCheck::Wrong(id) => return Ok(Prepared::WrongCode(id)),
             CodeCheck::Dead => return Err(StoreError::invalid("code", "otp.expired")),
         },
     };
     // The home side: the record the number belongs to, else the organization claimed.
-    let member: Option<MemberRef> = on!(&mut *tx, conn => sqlx::query_as(
-        "SELECT m.id, m.name, o.id AS org_id, o.code AS org_code, o.name AS org_name, o.path AS org_path \
-         FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id_number = $1")
-        .bind(id_number).fetch_optional(conn).await)?;
-    let home = match (&member, &c.home) {
+    let member = f.members.get(id_number);
+    let home = match (member, &c.home) {
         (Some(m), _) => {
             Some(OrgRef { id: m.org_id, code: m.org_code.clone(), name: m.org_name.clone(), path: m.org_path.clone() })
         }
-        (None, HomeClaim::Code(code)) => orgs::by_code(tx, code)
-            .await?
-            .filter(|o| o.status == OrgStatus::Active)
-            .map(|o| OrgRef { id: o.id, code: o.code, name: o.name, path: o.path }),
+        (None, HomeClaim::Code(code)) => f.orgs.get(code).filter(|o| o.active()).map(OrgState::org),
         (None, HomeClaim::Text(_)) => None,
     };
-    let home_text = match (&c.home, &member) {
+    let home_text = match (&c.home, member) {
         (HomeClaim::Text(t), _) => Some(t.clone()),
         (HomeClaim::Code(code), None) if home.is_none() => Some(code.clone()),
         _ => None,
     };
     let status = if home.is_some() { CheckinStatus::Pending } else { CheckinStatus::HomeUnknown };
     let name_matches =
-        member.as_ref().is_some_and(|m| kite_domain::text::name_key(&m.name) == kite_domain::text::name_key(&c.name));
-    let t = s.target;
+        member.is_some_and(|m| kite_domain::text::name_key(&m.name) == kite_domain::text::name_key(&c.name));
     Ok(Prepared::Write(Box::new(Write {
-        request_key: s.request_key.to_string(),
+        request_key: s.request_key.clone(),
         channel: s.channel,
         status,
         point: t.point_id.map(|id| (id, t.code.clone(), t.name.clone())),
@@ -147,25 +225,23 @@ async fn prepare(tx: &mut Tx, who: &Actor<'_>, s: &Submission<'_>) -> Result<Pre
         home_text,
         checkin: c.clone(),
         code_id,
-        user_id: who.user_id,
-        username: who.username.map(str::to_string),
-        client: who.client.map(str::to_string),
+        user_id: s.user_id,
+        username: s.username.clone(),
+        client: s.client.clone(),
     })))
 }
 
 /// At an organization's link, that organization (found active with the link); at a point,
 /// the one picked or the point's own.
-async fn inflow_org(tx: &mut Tx, s: &Submission<'_>) -> Result<OrgRef, StoreError> {
-    let t = s.target;
-    let picked = match (t.kind, &s.checkin.inflow_org_code) {
+fn inflow_org(t: &CheckinTarget, c: &Checkin, orgs: &HashMap<String, OrgState>) -> Result<OrgRef, StoreError> {
+    let picked = match (t.kind, &c.inflow_org_code) {
         (LinkKind::Point, Some(code)) => Some(code.as_str()),
         _ => None,
     };
     let (o, active) = match picked {
         Some(code) => {
-            let o = orgs::by_code(tx, code).await?.ok_or(StoreError::invalid("inflow_org_code", "org.unknown"))?;
-            let active = o.status == OrgStatus::Active;
-            (OrgRef { id: o.id, code: o.code, name: o.name, path: o.path }, active)
+            let o = orgs.get(code).ok_or(StoreError::invalid("inflow_org_code", "org.unknown"))?;
+            (o.org(), o.active())
         }
         None => (
             OrgRef { id: t.org_id, code: t.org_code.clone(), name: t.org_name.clone(), path: t.org_path.clone() },
@@ -176,6 +252,65 @@ async fn inflow_org(tx: &mut Tx, s: &Submission<'_>) -> Result<OrgRef, StoreErro
         return Err(StoreError::invalid("inflow_org_code", "org.dissolved"));
     }
     Ok(o)
+}
+
+/// Runs a `SELECT … IN (list)` over `values` (distinct or not) on either backend.
+macro_rules! select_in {
+    ($tx:expr, $row:ty, $sql:expr, $values:expr) => {{
+        let values: Vec<&str> = padded($values);
+        let sql = format!($sql, in_list(1, values.len()));
+        let rows: Vec<$row> = on!($tx, c => {
+            let mut q = sqlx::query_as(&sql);
+            for v in &values {
+                q = q.bind(*v);
+            }
+            q.fetch_all(c).await
+        })?;
+        rows
+    }};
+}
+
+async fn receipts_by_keys(tx: &mut Tx, keys: &[&str]) -> Result<HashMap<String, (String, CheckinReceipt)>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = select_in!(
+        tx,
+        (String, i64, String, DateTime<Utc>, String),
+        "SELECT c.request_key, c.id, c.id_number, c.created_at, i.name FROM checkins c \
+         JOIN organizations i ON i.id = c.inflow_org_id WHERE c.request_key IN ({})",
+        keys
+    );
+    Ok(rows
+        .into_iter()
+        .map(|(key, id, id_number, created_at, inflow_org_name)| {
+            (key, (id_number, CheckinReceipt { reference: reference(id), inflow_org_name, created_at }))
+        })
+        .collect())
+}
+
+async fn orgs_by_codes(tx: &mut Tx, codes: &[&str]) -> Result<HashMap<String, OrgState>, StoreError> {
+    let codes: Vec<&str> = codes.iter().copied().filter(|c| crate::storable(c)).collect();
+    if codes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows =
+        select_in!(tx, OrgState, "SELECT id, code, name, path, status FROM organizations WHERE code IN ({})", &codes);
+    Ok(rows.into_iter().map(|o| (o.code.clone(), o)).collect())
+}
+
+async fn members_by_id_numbers(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, MemberRef>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = select_in!(
+        tx,
+        MemberRef,
+        "SELECT m.id, m.id_number, m.name, o.id AS org_id, o.code AS org_code, o.name AS org_name, \
+         o.path AS org_path FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id_number IN ({})",
+        ids
+    );
+    Ok(rows.into_iter().map(|m| (m.id_number.clone(), m)).collect())
 }
 
 /// The answer given to a request key, with the ID number it was given for.
@@ -198,11 +333,119 @@ pub(crate) async fn answer_after_conflict(tx: &mut Tx, w: &Write) -> Result<Chec
     }
 }
 
-/// The statements that must be atomic. A unique violation is returned as it is: the
+/// The columns of a check-in as written; `created_at` and `updated_at` both get `now`.
+const INSERT: &str =
+    "INSERT INTO checkins (request_key, channel, status, service_point_id, inflow_org_id, inflow_path, \
+     member_id, name_matches, home_org_id, home_path, home_org_text, name, id_number, phone, division_code, address, \
+     employer, occupation, entered_by, created_at, updated_at) VALUES";
+const INSERT_COLUMNS: usize = 21;
+
+/// Binds one row of [`INSERT`].
+macro_rules! bind_row {
+    ($q:expr, $w:expr, $inflow:expr, $home:expr, $now:expr) => {{
+        let (w, c) = ($w, &$w.checkin);
+        $q.bind(&w.request_key)
+            .bind(w.channel.code())
+            .bind(w.status.code())
+            .bind(w.point.as_ref().map(|p| p.0))
+            .bind($inflow.id)
+            .bind(&$inflow.path)
+            .bind(w.member_id)
+            .bind(w.name_matches)
+            .bind($home.map(|o: &OrgRef| o.id))
+            .bind($home.map(|o: &OrgRef| o.path.as_str()))
+            .bind(&w.home_text)
+            .bind(&c.name)
+            .bind(c.id_number.as_str())
+            .bind(&c.phone)
+            .bind(&c.division_code)
+            .bind(&c.address)
+            .bind(&c.employer)
+            .bind(&c.occupation)
+            .bind(w.user_id)
+            .bind($now)
+            .bind($now)
+    }};
+}
+
+/// Waiting check-ins of these people give way to the new ones.
+async fn supersede(tx: &mut Tx, id_numbers: &[&str], now: DateTime<Utc>) -> Result<(), StoreError> {
+    let ids = padded(id_numbers);
+    let sql = format!(
+        "UPDATE checkins SET status = 'superseded', version = version + 1, updated_at = $1 \
+         WHERE id_number IN ({}) AND status IN ('pending', 'home_unknown')",
+        in_list(2, ids.len())
+    );
+    exec!(tx, {
+        let mut q = sqlx::query(&sql).bind(now);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        q
+    })?;
+    Ok(())
+}
+
+/// The record as a read of the row would give it, without reading it.
+fn record(w: &Write, id: i64, inflow: &OrgRef, home: Option<&OrgRef>, now: DateTime<Utc>) -> CheckinRecord {
+    let c = &w.checkin;
+    CheckinRecord {
+        id,
+        reference: reference(id),
+        channel: w.channel,
+        status: w.status,
+        service_point_code: w.point.as_ref().map(|p| p.1.clone()),
+        service_point_name: w.point.as_ref().map(|p| p.2.clone()),
+        inflow_org_code: inflow.code.clone(),
+        inflow_org_name: inflow.name.clone(),
+        member_id: w.member_id,
+        name_matches: w.name_matches,
+        home_org_code: home.map(|o| o.code.clone()),
+        home_org_name: home.map(|o| o.name.clone()),
+        home_org_text: w.home_text.clone(),
+        name: c.name.clone(),
+        id_number_masked: id_number::mask(c.id_number.as_str()),
+        phone: c.phone.clone(),
+        division_code: c.division_code.clone(),
+        address: c.address.clone(),
+        employer: c.employer.clone(),
+        occupation: c.occupation.clone(),
+        decided_at: None,
+        decision_note: None,
+        version: 1,
+        created_at: now,
+        id_number: c.id_number.as_str().to_string(),
+        home_path: home.map(|o| o.path.clone()),
+        inflow_path: inflow.path.clone(),
+        inflow_org_id: inflow.id,
+        service_point_id: w.point.as_ref().map(|p| p.0),
+    }
+}
+
+fn audit_record<'a>(w: &'a Write, rec: &CheckinRecord) -> Record<'a> {
+    Record {
+        user_id: w.user_id,
+        username: w.username.as_deref(),
+        client: w.client.as_deref(),
+        action: "checkin.submit",
+        outcome: "ok",
+        target_type: "checkin",
+        target_id: rec.id.to_string(),
+        before: None,
+        after: serde_json::to_value(rec).ok(),
+    }
+}
+
+/// Microseconds: what PostgreSQL keeps, so a retry's answer is the same to the digit.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// One check-in on its own, with the organizations read again in this transaction (it
+/// may have been prepared in another). A unique violation is returned as it is: the
 /// caller rolls back what this wrote and answers with [`answer_after_conflict`].
 pub(crate) async fn write(tx: &mut Tx, w: &Write) -> Result<CheckinReceipt, StoreError> {
-    // Microseconds: what PostgreSQL keeps, so a retry's answer is the same to the digit.
-    let now = Utc::now().trunc_subsecs(6);
+    let now = now();
     if let Some(code) = w.code_id {
         if !messages::spend_code(tx, code, now).await? {
             // Spent (or worn out) since it was read: by this very request sent twice at
@@ -214,26 +457,14 @@ pub(crate) async fn write(tx: &mut Tx, w: &Write) -> Result<CheckinReceipt, Stor
             };
         }
     }
-    let c = &w.checkin;
-    let id_number = c.id_number.as_str();
-    exec!(
-        &mut *tx,
-        sqlx::query(
-            "UPDATE checkins SET status = 'superseded', version = version + 1, updated_at = $1 \
-         WHERE id_number = $2 AND status IN ('pending', 'home_unknown')"
-        )
-        .bind(now)
-        .bind(id_number)
-    )?;
+    supersede(tx, &[w.id_number()], now).await?;
     // The organizations as they are in this transaction: a move or a dissolution since
     // the request was read must not file the check-in under the old place.
-    let fresh: Option<(OrgRef, String)> =
-        on!(&mut *tx, conn => sqlx::query_as::<_, (i64, String, String, String, String)>(
+    let fresh: Option<OrgState> = on!(&mut *tx, conn => sqlx::query_as(
         "SELECT id, code, name, path, status FROM organizations WHERE id = $1")
-        .bind(w.inflow.id).fetch_optional(conn).await)?
-        .map(|(id, code, name, path, status)| (OrgRef { id, code, name, path }, status));
+        .bind(w.inflow.id).fetch_optional(conn).await)?;
     let inflow = match fresh {
-        Some((o, status)) if status == OrgStatus::Active.code() => o,
+        Some(o) if o.active() => o.org(),
         _ => return Err(StoreError::invalid("inflow_org_code", "org.dissolved")),
     };
     let home: Option<OrgRef> = match (w.member_id, &w.home) {
@@ -245,81 +476,69 @@ pub(crate) async fn write(tx: &mut Tx, w: &Write) -> Result<CheckinReceipt, Stor
             .bind(claimed.id).fetch_optional(conn).await)?,
         (None, None) => None,
     };
-    let point_id = w.point.as_ref().map(|p| p.0);
-    let (home_id, home_path) = (home.as_ref().map(|o| o.id), home.as_ref().map(|o| o.path.as_str()));
-    let id: i64 = on!(&mut *tx, conn => sqlx::query_scalar(
-        "INSERT INTO checkins (request_key, channel, status, service_point_id, inflow_org_id, inflow_path, member_id, \
-         name_matches, home_org_id, home_path, home_org_text, name, id_number, phone, division_code, address, employer, \
-         occupation, entered_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20) \
-         RETURNING id")
-        .bind(&w.request_key).bind(w.channel.code()).bind(w.status.code()).bind(point_id).bind(inflow.id)
-        .bind(&inflow.path).bind(w.member_id).bind(w.name_matches).bind(home_id).bind(home_path)
-        .bind(&w.home_text).bind(&c.name).bind(id_number).bind(&c.phone).bind(&c.division_code).bind(&c.address)
-        .bind(&c.employer).bind(&c.occupation).bind(w.user_id).bind(now)
-        .fetch_one(conn).await)?;
-    // The record as a read of the row would give it, without reading it.
-    let rec = CheckinRecord {
-        id,
-        reference: reference(id),
-        channel: w.channel,
-        status: w.status,
-        service_point_code: w.point.as_ref().map(|p| p.1.clone()),
-        service_point_name: w.point.as_ref().map(|p| p.2.clone()),
-        inflow_org_code: inflow.code.clone(),
-        inflow_org_name: inflow.name.clone(),
-        member_id: w.member_id,
-        name_matches: w.name_matches,
-        home_org_code: home.as_ref().map(|o| o.code.clone()),
-        home_org_name: home.as_ref().map(|o| o.name.clone()),
-        home_org_text: w.home_text.clone(),
-        name: c.name.clone(),
-        id_number_masked: id_number::mask(id_number),
-        phone: c.phone.clone(),
-        division_code: c.division_code.clone(),
-        address: c.address.clone(),
-        employer: c.employer.clone(),
-        occupation: c.occupation.clone(),
-        decided_at: None,
-        decision_note: None,
-        version: 1,
-        created_at: now,
-        id_number: id_number.to_string(),
-        home_path: home_path.map(str::to_string),
-        inflow_path: inflow.path.clone(),
-        inflow_org_id: inflow.id,
-        service_point_id: point_id,
-    };
-    audit::write(
-        tx,
-        Record {
-            user_id: w.user_id,
-            username: w.username.as_deref(),
-            client: w.client.as_deref(),
-            action: "checkin.submit",
-            outcome: "ok",
-            target_type: "checkin",
-            target_id: id.to_string(),
-            before: None,
-            after: serde_json::to_value(&rec).ok(),
-        },
-    )
-    .await?;
+    let sql = format!("{INSERT} {} RETURNING id", values_rows(1, INSERT_COLUMNS));
+    let id: i64 = on!(&mut *tx, conn => {
+        let q = sqlx::query_scalar(&sql);
+        bind_row!(q, w, &inflow, home.as_ref(), now).fetch_one(conn).await
+    })?;
+    let rec = record(w, id, &inflow, home.as_ref(), now);
+    audit::write(tx, audit_record(w, &rec)).await?;
     Ok(CheckinReceipt::from(&rec))
+}
+
+/// Check-ins prepared in this very transaction by [`prepare_many`], with one statement
+/// per kind: wrong codes counted, codes spent, earlier waiting check-ins superseded, the
+/// rows inserted, their audit records. The writes must not share a request key, an ID
+/// number or a code among themselves or with `wrong_codes`. Any error (a code spent
+/// meanwhile, a unique index met) leaves the caller to undo this and go one by one.
+pub(crate) async fn write_many(
+    tx: &mut Tx,
+    writes: &[&Write],
+    wrong_codes: &[i64],
+) -> Result<Vec<CheckinReceipt>, StoreError> {
+    let now = now();
+    messages::count_wrong_attempts(tx, wrong_codes).await?;
+    let codes: Vec<i64> = writes.iter().filter_map(|w| w.code_id).collect();
+    if messages::spend_codes(tx, &codes, now).await? != codes.len() as u64 {
+        return Err(StoreError::Conflict("otp.spent_meanwhile"));
+    }
+    if writes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let id_numbers: Vec<&str> = writes.iter().map(|w| w.id_number()).collect();
+    supersede(tx, &id_numbers, now).await?;
+    let mut ids: HashMap<String, i64> = HashMap::with_capacity(writes.len());
+    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!("{INSERT} {} RETURNING id, request_key", values_rows(chunk.len(), INSERT_COLUMNS));
+        let rows: Vec<(i64, String)> = on!(&mut *tx, conn => {
+            let mut q = sqlx::query_as(&sql);
+            for w in chunk {
+                q = bind_row!(q, *w, &w.inflow, w.home.as_ref(), now);
+            }
+            q.fetch_all(conn).await
+        })?;
+        ids.extend(rows.into_iter().map(|(id, key)| (key, id)));
+    }
+    let mut records = Vec::with_capacity(writes.len());
+    for w in writes {
+        let id = *ids.get(&w.request_key).ok_or(StoreError::Conflict("checkin.not_inserted"))?;
+        records.push(record(w, id, &w.inflow, w.home.as_ref(), now));
+    }
+    audit::write_many(tx, writes.iter().zip(&records).map(|(w, rec)| audit_record(w, rec)).collect()).await?;
+    Ok(records.iter().map(CheckinReceipt::from).collect())
 }
 
 /// Stores a check-in. A retried request (same key) answers with the first one; a
 /// second person's waiting check-in replaces the earlier waiting one; the code is
 /// spent in the same transaction as the check-in is written, and a wrong code's
 /// attempt is counted in a transaction that commits. The write goes through the
-/// store's batching writer ([`super::batch`]).
+/// store's batching writer ([`super::batch`]), which reads the link again.
 pub(crate) async fn submit(store: &Store, who: &Actor<'_>, s: &Submission<'_>) -> Result<CheckinReceipt, StoreError> {
-    let prepared = prepare(&mut store.read().await?, who, s).await?;
-    finish(store, prepared).await
+    let link = (s.target.kind, s.target.code.as_str());
+    submit_at_link(store, who, link, s.checkin, s.request_key, s.channel, s.code_hash).await
 }
 
-/// [`submit`] at a link not looked up yet: the link is read in the same read
-/// transaction as the rest (an unknown or closed link is not found).
+/// [`submit`] at a link not looked up yet (an unknown or closed link is not found).
 pub(crate) async fn submit_at_link(
     store: &Store,
     who: &Actor<'_>,
@@ -329,20 +548,16 @@ pub(crate) async fn submit_at_link(
     channel: CheckinChannel,
     code_hash: Option<&str>,
 ) -> Result<CheckinReceipt, StoreError> {
-    let prepared = {
-        let mut tx = store.read().await?;
-        let target = super::target(&mut tx, kind, code).await?.ok_or(StoreError::NotFound)?;
-        let s = Submission { target: &target, checkin, request_key, channel, code_hash };
-        prepare(&mut tx, who, &s).await?
-    };
-    finish(store, prepared).await
-}
-
-async fn finish(store: &Store, prepared: Prepared) -> Result<CheckinReceipt, StoreError> {
-    let job = match prepared {
-        Prepared::Answer(receipt) => return Ok(receipt),
-        Prepared::WrongCode(id) => Job::WrongCode(id),
-        Prepared::Write(w) => Job::Write(w),
-    };
-    store.write_checkin(job).await
+    store
+        .write_checkin(Box::new(Submit {
+            link: (kind, code.to_string()),
+            checkin: checkin.clone(),
+            request_key: request_key.to_string(),
+            channel,
+            code_hash: code_hash.map(str::to_string),
+            user_id: who.user_id,
+            username: who.username.map(str::to_string),
+            client: who.client.map(str::to_string),
+        }))
+        .await
 }
