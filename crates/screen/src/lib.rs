@@ -5,3 +5,5 @@
 //! both drive it. See README.md for what is here and what comes next.
 
 pub mod normalize;
+
+pub mod import;
