@@ -420,3 +420,16 @@ fn cancelling_an_xlsx_run_stops_its_reader() {
     assert_eq!(rows.summary().end, End::Cancelled);
     assert_eq!(rows.summary().rows, 1);
 }
+
+#[test]
+fn a_run_can_move_to_a_worker_thread() {
+    fn send<T: Send + 'static>() {}
+    send::<Roster>();
+    send::<kite_screen::import::Rows>();
+    send::<kite_screen::import::Progress>();
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "thread.csv", "姓名,手机\n张伟,13800138000\n".as_bytes());
+    let roster = Roster::open(&path, &ImportOptions::default()).unwrap();
+    let count = std::thread::spawn(move || roster.rows(never()).unwrap().count()).join().unwrap();
+    assert_eq!(count, 1);
+}

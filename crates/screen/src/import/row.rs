@@ -153,8 +153,9 @@ impl NormalizedFields {
 pub struct RosterRow {
     /// The line (CSV) or row (xlsx) where the row starts, 1-based as the user sees it.
     pub line: u64,
-    /// The row's number among the data rows after the header, 1-based, counting rows
-    /// that could not be read and blank rows too, so that it never shifts.
+    /// The row's number among the data rows after the header, 1-based. Rows that could
+    /// not be read and rows whose cells are all empty count too, so that it never shifts;
+    /// an empty line (CSV) or a row absent from the sheet (xlsx) is no row.
     pub data_row: u64,
     pub raw: RawFields,
     pub fields: NormalizedFields,
