@@ -159,6 +159,17 @@ impl Pools {
         })
     }
 
+    /// [`Self::write`] for a transaction that reads a while before its first write: on
+    /// SQLite it takes the write lock at once (waiting out the busy timeout), so that its
+    /// first write cannot fail because another connection wrote meanwhile. Not for
+    /// transactions that audit refusals through [`Self::side_write`], which would wait on it.
+    pub(crate) async fn write_immediate(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Pools::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Pools::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
     /// A write transaction on a connection other than the single SQLite writer, for
     /// audit records of refusals made while the caller's transaction holds the writer.
     /// Refusals are decided before the caller writes anything, so the caller holds no
@@ -226,7 +237,11 @@ where
 /// (see [`padded`]), so that lists of any length share a few statement texts and the
 /// drivers' prepared-statement caches keep working.
 pub(crate) fn in_list(from: usize, n: usize) -> String {
-    let n = n.max(1).next_power_of_two();
+    if n == 0 {
+        // Matches nothing, as an empty list would.
+        return "NULL".into();
+    }
+    let n = n.next_power_of_two();
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
@@ -255,6 +270,7 @@ mod tests {
     #[test]
     fn lists_come_in_powers_of_two() {
         assert_eq!(in_list(3, 3), "$3, $4, $5, $6");
+        assert_eq!(in_list(1, 0), "NULL");
         assert_eq!(padded(&[1, 2, 3]), vec![1, 2, 3, 3]);
         assert_eq!(padded::<i32>(&[]), Vec::<i32>::new());
         assert_eq!(values_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");

@@ -26,6 +26,8 @@ const QUEUE: usize = 1024;
 /// How long a request waits for room in the queue, then for its answer.
 const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a writer keeps the queue while its batch is being written.
+const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// PostgreSQL writers: while one commits, the other runs the next batch.
 const POSTGRES_WRITERS: usize = 2;
 
@@ -161,7 +163,8 @@ async fn run(pools: Pools, shared: Arc<Shared>) {
             // The queue stays with this writer until its batch is written, only the commit
             // to go: the next writer then takes all that came meanwhile (one large batch
             // rather than several small ones) while this one waits for its commit.
-            let _ = ready.await;
+            // A batch stuck on a lock does not stop the others for long.
+            let _ = tokio::time::timeout(HANDOVER_WAIT, ready).await;
             drop(queue);
             task
         };
@@ -176,24 +179,22 @@ async fn run(pools: Pools, shared: Arc<Shared>) {
 /// `written` is told when only the commit is left.
 async fn commit_batch(pools: &Pools, batch: &mut Vec<Request>, shared: &Shared, written: oneshot::Sender<()>) {
     let subs: Vec<&Submit> = batch.iter().map(|r| &*r.submit).collect();
-    let mut done = None;
-    // Whole first; if that does not go through, all over again one request at a time.
+    let mut result = Ok(None);
+    // Whole first; if a write of the batch failed, all over again one request at a time.
     for whole in [true, false] {
-        let mut tx = match pools.write().await {
+        let mut tx = match pools.write_immediate().await {
             Ok(tx) => tx,
             Err(e) => return fail(batch.drain(..).map(|r| r.reply), &e),
         };
-        match run_batch(&mut tx, &subs, whole).await {
-            Ok(Some(answers)) => {
-                done = Some((tx, answers));
-                break;
-            }
-            Ok(None) => shared.one_by_one.fetch_add(1, Ordering::SeqCst),
-            Err(e) => return fail(batch.drain(..).map(|r| r.reply), &e),
-        };
+        result = run_batch(&mut tx, &subs, shared, whole).await.map(|a| a.map(|a| (tx, a)));
+        if !matches!(result, Ok(None)) {
+            break;
+        }
     }
-    let Some((tx, answers)) = done else {
-        return fail(batch.drain(..).map(|r| r.reply), &unanswered());
+    let (tx, answers) = match result {
+        Ok(Some(done)) => done,
+        Ok(None) => return fail(batch.drain(..).map(|r| r.reply), &unanswered()),
+        Err(e) => return fail(batch.drain(..).map(|r| r.reply), &e),
     };
     let _ = written.send(());
     match tx.commit().await {
@@ -207,10 +208,16 @@ async fn commit_batch(pools: &Pools, batch: &mut Vec<Request>, shared: &Shared, 
     }
 }
 
-/// The batch's answers, in order. `whole`: written with one statement per kind, or
-/// `Ok(None)` when that cannot be done (the transaction is then to be dropped);
-/// otherwise one request at a time. `Err` when the transaction itself is lost.
-async fn run_batch(tx: &mut Tx, subs: &[&Submit], whole: bool) -> Result<Option<Vec<Answer>>, StoreError> {
+/// The batch's answers, in order. With `whole`, the batch is written with one statement
+/// per kind if its requests are independent; `Ok(None)` when such a write failed (the
+/// transaction is then to be dropped). Otherwise one request at a time, each under a
+/// savepoint. `Err` when the transaction itself is lost.
+async fn run_batch(
+    tx: &mut Tx,
+    subs: &[&Submit],
+    shared: &Shared,
+    whole: bool,
+) -> Result<Option<Vec<Answer>>, StoreError> {
     let mut answers: Vec<Option<Answer>> = Vec::with_capacity(subs.len());
     let mut jobs: Vec<(usize, Job)> = Vec::new();
     for (i, p) in prepare_many(tx, subs).await?.into_iter().enumerate() {
@@ -227,10 +234,7 @@ async fn run_batch(tx: &mut Tx, subs: &[&Submit], whole: bool) -> Result<Option<
             }
         });
     }
-    if whole {
-        if !independent(&jobs) {
-            return Ok(None);
-        }
+    if whole && independent(&jobs) {
         let writes: Vec<&Write> =
             jobs.iter().filter_map(|(_, j)| if let Job::Write(w) = j { Some(&**w) } else { None }).collect();
         let wrong: Vec<i64> =
@@ -238,7 +242,7 @@ async fn run_batch(tx: &mut Tx, subs: &[&Submit], whole: bool) -> Result<Option<
         let mut receipts = match write_many(tx, &writes, &wrong).await {
             Ok(receipts) => receipts.into_iter(),
             Err(e) => {
-                tracing::debug!(error = %e, "check-in batch goes one request at a time");
+                tracing::debug!(error = %e, "check-in batch goes again one request at a time");
                 return Ok(None);
             }
         };
@@ -249,6 +253,7 @@ async fn run_batch(tx: &mut Tx, subs: &[&Submit], whole: bool) -> Result<Option<
             });
         }
     } else {
+        shared.one_by_one.fetch_add(1, Ordering::SeqCst);
         // Request keys stored one by one, for the same request twice in the batch.
         let mut stored: HashMap<String, (String, CheckinReceipt)> = HashMap::new();
         for (i, job) in &jobs {
@@ -300,8 +305,8 @@ async fn step(
         Ok(answer) => return Ok(answer),
         Err(e) => e,
     };
-    // A deadlock victim (PostgreSQL, writers crossing on the same rows) tries once more:
-    // its lock wait ends with the other batch, and a retry then finds the first answer.
+    // A deadlock victim (PostgreSQL, crossing another transaction on the same rows) tries
+    // once more: its lock wait ends with the other one, and a retry then finds the first answer.
     if e.is_deadlock() {
         e = match attempt(tx, job, stored).await? {
             Ok(answer) => return Ok(answer),

@@ -1,5 +1,6 @@
 //! Storing a check-in. A submission waits in the writer's queue ([`super::batch`]); the
-//! writer reads what a whole batch needs with one statement per kind ([`prepare_many`]),
+//! writer reads what a whole batch needs with one statement per kind and one lookup per
+//! distinct link ([`prepare_many`]),
 //! decides each submission on its own ([`decide`]) and writes the batch with one
 //! statement per kind ([`write_many`]), all in one transaction. [`write`] stores one
 //! check-in at a time: the way back when a batch does not go through whole.
@@ -127,6 +128,7 @@ pub(crate) fn wrong_code() -> StoreError {
 
 /// Everything a batch of submissions needs to know, read with one statement per kind.
 struct Facts {
+    /// Each link of the batch, if it leads to an open organization or point.
     targets: Vec<((LinkKind, String), Option<CheckinTarget>)>,
     /// Earlier answers by request key, with the ID number each was given for.
     receipts: HashMap<String, (String, CheckinReceipt)>,
@@ -147,7 +149,16 @@ pub(crate) async fn prepare_many(
     let mut targets: Vec<((LinkKind, String), Option<CheckinTarget>)> = Vec::new();
     for s in subs {
         if !targets.iter().any(|(link, _)| *link == s.link) {
-            let t = super::target(tx, s.link.0, &s.link.1).await?;
+            let t = match super::target(tx, s.link.0, &s.link.1).await {
+                Ok(t) => t,
+                Err(StoreError::Db(e)) => return Err(StoreError::Db(e)),
+                // A link that cannot be read (a point whose organization is gone) fails
+                // its own requests as unknown, not the batch.
+                Err(e) => {
+                    tracing::warn!(error = %e, link = %s.link.1, "check-in link unusable");
+                    None
+                }
+            };
             targets.push((s.link.clone(), t));
         }
     }
@@ -441,9 +452,10 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// One check-in on its own, with the organizations read again in this transaction (it
-/// may have been prepared in another). A unique violation is returned as it is: the
-/// caller rolls back what this wrote and answers with [`answer_after_conflict`].
+/// One check-in on its own, with the organizations read again just before the insert
+/// (on PostgreSQL each statement sees what others committed meanwhile). A unique
+/// violation is returned as it is: the caller rolls back what this wrote and answers
+/// with [`answer_after_conflict`].
 pub(crate) async fn write(tx: &mut Tx, w: &Write) -> Result<CheckinReceipt, StoreError> {
     let now = now();
     if let Some(code) = w.code_id {
