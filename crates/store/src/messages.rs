@@ -2,8 +2,6 @@
 //! transaction as the code, so a code is never valid without its message queued; a
 //! notifier delivers the outbox afterwards and marks each message sent or failed.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use kite_domain::checkin::{CODE_TTL, MAX_ATTEMPTS, RESEND_AFTER};
 use serde::Serialize;
@@ -81,42 +79,12 @@ pub(crate) enum CodeCheck {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct CodeRow {
-    id: i64,
-    phone: String,
-    code_hash: String,
-    attempts: i64,
-    expires_at: DateTime<Utc>,
-    used_at: Option<DateTime<Utc>>,
-}
-
-/// The latest live code sent to each of `phones`. Codes live [`CODE_TTL`] from when they
-/// were sent, so a phone's latest code is live exactly when it has any live code, and
-/// then it is the newest of those. (No subquery for the newest: without statistics,
-/// as on a new database, PostgreSQL would scan the whole table for it.)
-pub(crate) async fn latest_codes(tx: &mut Tx, phones: &[&str]) -> Result<HashMap<String, CodeRow>, StoreError> {
-    if phones.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let phones = crate::db::padded(phones);
-    let sql = format!(
-        "SELECT id, phone, code_hash, attempts, expires_at, used_at FROM one_time_codes \
-         WHERE phone IN ({}) AND expires_at > $1",
-        crate::db::in_list(2, phones.len())
-    );
-    let rows: Vec<CodeRow> = on!(tx, c => {
-        let mut q = sqlx::query_as(&sql).bind(Utc::now());
-        for p in &phones {
-            q = q.bind(*p);
-        }
-        q.fetch_all(c).await
-    })?;
-    let mut latest: HashMap<String, CodeRow> = HashMap::with_capacity(rows.len());
-    for r in rows {
-        if latest.get(&r.phone).is_none_or(|l| l.id < r.id) {
-            latest.insert(r.phone.clone(), r);
-        }
-    }
-    Ok(latest)
+    pub id: i64,
+    pub phone: String,
+    pub code_hash: String,
+    pub attempts: i64,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
 }
 
 /// What typing `code_hash` against the phone's latest code (if any) amounts to.

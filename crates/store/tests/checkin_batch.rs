@@ -397,3 +397,86 @@ async fn a_move_while_a_check_in_waits_files_it_under_the_new_place() {
     })
     .await;
 }
+
+fn checkin_with(n: u32, phone_of: u32, home_code: &str, inflow_code: &str) -> Checkin {
+    let (id, phone) = (id_of(n), phone(phone_of));
+    let input = CheckinInput {
+        name: "成员",
+        id_number: &id,
+        phone: &phone,
+        home_org_code: home_code,
+        home_org_text: if home_code.is_empty() { "家乡某支部" } else { "" },
+        division_code: DEST_DIVISION,
+        inflow_org_code: inflow_code,
+        ..Default::default()
+    };
+    checkin::validate(&input, |_| true).expect("a valid check-in")
+}
+
+#[tokio::test]
+async fn one_batch_reads_links_picked_and_claimed_organizations_together() {
+    on_each_backend(|_, store| async move {
+        let target = world(&store, 3).await;
+        let admin = store.admin();
+        admin
+            .insert_orgs(&[org("D2", Some("R0"), OrgLevel::Branch), org("D3", Some("R0"), OrgLevel::Branch)])
+            .await
+            .unwrap();
+        admin
+            .insert_service_points(&[kite_store::NewServicePoint {
+                code: "P1".into(),
+                parent_code: None,
+                name: "P1 驿站".into(),
+                level: kite_domain::ServicePointLevel::Station,
+                org_code: "D1".into(),
+                division_code: DIVISION.into(),
+                address: None,
+                hotline: None,
+                opening_hours: None,
+            }])
+            .await
+            .unwrap();
+        let public = store.public(Client::default());
+        let point = public.checkin_target(LinkKind::Point, "P1").await.unwrap();
+        let d3 = public.checkin_target(LinkKind::Org, "D3").await.unwrap();
+        testing::run_sql(&store, "UPDATE organizations SET status = 'dissolved' WHERE code = 'D3'").await;
+        for n in 1..=7 {
+            send_code(&store, n).await;
+        }
+        let hold = testing::hold_checkin_writer(&store).await;
+        let picked = submit(&store, &point, checkin_with(1, 1, "", "D2"), "key-picked", hash(1));
+        let unknown = submit(&store, &point, checkin_with(2, 2, "", "NOPE"), "key-unknown", hash(2));
+        let dissolved = submit(&store, &point, checkin_with(3, 3, "", "D3"), "key-dissolved", hash(3));
+        // Two people with no record: one names a home branch in the system, one does not.
+        let claimed = submit(&store, &target, checkin_with(501, 4, "H1", ""), "key-claimed", hash(4));
+        let unclaimed = submit(&store, &target, checkin_with(502, 5, "ZZ9", ""), "key-unclaimed", hash(5));
+        let closed_link = submit(&store, &d3, checkin_with(503, 6, "", ""), "key-closed", hash(6));
+        let own = submit(&store, &point, checkin_with(504, 7, "", ""), "key-own", hash(7));
+        wait_for_queue(&store, 7).await;
+        drop(hold);
+
+        picked.await.unwrap().expect("stored");
+        assert_invalid(unknown.await.unwrap(), "inflow_org_code", "org.unknown");
+        assert_invalid(dissolved.await.unwrap(), "inflow_org_code", "org.dissolved");
+        claimed.await.unwrap().expect("stored");
+        unclaimed.await.unwrap().expect("stored");
+        assert!(matches!(closed_link.await.unwrap(), Err(StoreError::NotFound)));
+        own.await.unwrap().expect("stored");
+        assert_eq!(testing::largest_checkin_batch(&store), 7, "one batch");
+        assert_eq!(testing::checkin_batches_one_by_one(&store), 0, "written whole");
+
+        let rows = all_checkins(&store).await;
+        let by = |n: u32| rows.iter().find(|r| r.id_number == id_of(n)).expect("a row");
+        assert_eq!(rows.len(), 4);
+        let p = by(1);
+        assert_eq!((p.inflow_org_code.as_str(), p.service_point_code.as_deref()), ("D2", Some("P1")));
+        assert_eq!((p.status.code(), p.home_org_code.as_deref()), ("pending", Some("H1")));
+        let c = by(501);
+        assert_eq!((c.status.code(), c.home_org_code.as_deref(), c.member_id), ("pending", Some("H1"), None));
+        let u = by(502);
+        assert_eq!((u.status.code(), u.home_org_text.as_deref()), ("home_unknown", Some("ZZ9")));
+        let o = by(504);
+        assert_eq!((o.inflow_org_code.as_str(), o.service_point_code.as_deref()), ("D1", Some("P1")));
+    })
+    .await;
+}

@@ -195,6 +195,14 @@ impl Conn {
         Ok(rows.into_iter().filter_map(|(phone, body)| code_in(&body).map(|c| (phone, c))).collect())
     }
 
+    async fn analyze(&self) -> anyhow::Result<()> {
+        match self {
+            Conn::Sqlite(p) => sqlx::query("ANALYZE").execute(p).await.map(|_| ()),
+            Conn::Postgres(p) => sqlx::query("ANALYZE").execute(p).await.map(|_| ()),
+        }
+        .context("ANALYZE")
+    }
+
     async fn text(&self, sql: &str) -> anyhow::Result<String> {
         let rows = fetch_all!(self, (String,), sql).with_context(|| format!("running {sql}"))?;
         Ok(rows.into_iter().next().map(|r| r.0).unwrap_or_default())
@@ -361,6 +369,9 @@ async fn prepare(
     }
     let conn = Conn::open(url).await?;
     let codes = conn.codes().await?;
+    // Planner statistics, as a database in service has them from autovacuum: a new
+    // database has none for the tables just filled, and its plans are for empty tables.
+    conn.analyze().await?;
     conn.close().await;
     let mut keys = Vec::with_capacity(persons.len());
     let mut requests = Vec::with_capacity(persons.len());

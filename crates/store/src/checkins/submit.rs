@@ -55,6 +55,18 @@ struct OrgRef {
     path: String,
 }
 
+/// Where a link leads, as a check-in needs it.
+#[derive(Debug)]
+struct Link {
+    kind: LinkKind,
+    code: String,
+    name: String,
+    point_id: Option<i64>,
+    /// The organization that takes the member in (for a point: the one running it).
+    org: OrgRef,
+    org_active: bool,
+}
+
 #[derive(sqlx::FromRow)]
 struct OrgState {
     id: i64,
@@ -74,7 +86,6 @@ impl OrgState {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct MemberRef {
     id: i64,
     id_number: String,
@@ -129,7 +140,7 @@ pub(crate) fn wrong_code() -> StoreError {
 /// Everything a batch of submissions needs to know, read with one statement per kind.
 struct Facts {
     /// Each link of the batch, if it leads to an open organization or point.
-    targets: Vec<((LinkKind, String), Option<CheckinTarget>)>,
+    links: Vec<((LinkKind, String), Option<Link>)>,
     /// Earlier answers by request key, with the ID number each was given for.
     receipts: HashMap<String, (String, CheckinReceipt)>,
     /// Organizations picked at a point or claimed as home, by code.
@@ -146,41 +157,57 @@ pub(crate) async fn prepare_many(
     tx: &mut Tx,
     subs: &[&Submit],
 ) -> Result<Vec<Result<Prepared, StoreError>>, StoreError> {
-    let mut targets: Vec<((LinkKind, String), Option<CheckinTarget>)> = Vec::new();
-    for s in subs {
-        if !targets.iter().any(|(link, _)| *link == s.link) {
-            let t = match super::target(tx, s.link.0, &s.link.1).await {
-                Ok(t) => t,
-                Err(StoreError::Db(e)) => return Err(StoreError::Db(e)),
-                // A link that cannot be read (a point whose organization is gone) fails
-                // its own requests as unknown, not the batch.
-                Err(e) => {
-                    tracing::warn!(error = %e, link = %s.link.1, "check-in link unusable");
-                    None
-                }
-            };
-            targets.push((s.link.clone(), t));
-        }
-    }
     let mut org_codes: Vec<&str> = Vec::new();
     for s in subs {
-        if let (LinkKind::Point, Some(code)) = (s.link.0, &s.checkin.inflow_org_code) {
-            org_codes.push(code);
+        match (s.link.0, &s.checkin.inflow_org_code) {
+            (LinkKind::Org, _) => org_codes.push(&s.link.1),
+            (LinkKind::Point, Some(code)) => org_codes.push(code),
+            (LinkKind::Point, None) => {}
         }
         if let HomeClaim::Code(code) = &s.checkin.home {
             org_codes.push(code);
         }
     }
+    org_codes.sort_unstable();
+    org_codes.dedup();
     let keys: Vec<&str> = subs.iter().map(|s| s.request_key.as_str()).collect();
     let phones: Vec<&str> = subs.iter().filter(|s| s.code_hash.is_some()).map(|s| s.checkin.phone.as_str()).collect();
     let ids: Vec<&str> = subs.iter().map(|s| s.checkin.id_number.as_str()).collect();
-    let facts = Facts {
-        targets,
-        receipts: receipts_by_keys(tx, &keys).await?,
-        orgs: orgs_by_codes(tx, &org_codes).await?,
-        codes: messages::latest_codes(tx, &phones).await?,
-        members: members_by_id_numbers(tx, &ids).await?,
-    };
+    let mut facts = read_facts(tx, &keys, &org_codes, &phones, &ids).await?;
+    for s in subs {
+        if facts.links.iter().any(|(link, _)| *link == s.link) {
+            continue;
+        }
+        let link = match s.link.0 {
+            // An organization's link: the organization, read with the others above.
+            LinkKind::Org => facts.orgs.get(&s.link.1).filter(|o| o.active()).map(|o| Link {
+                kind: LinkKind::Org,
+                code: o.code.clone(),
+                name: o.name.clone(),
+                point_id: None,
+                org: o.org(),
+                org_active: true,
+            }),
+            LinkKind::Point => match super::target(tx, s.link.0, &s.link.1).await {
+                Ok(t) => t.map(|t| Link {
+                    kind: t.kind,
+                    point_id: t.point_id,
+                    org: OrgRef { id: t.org_id, code: t.org_code, name: t.org_name, path: t.org_path },
+                    org_active: t.org_active,
+                    code: t.code,
+                    name: t.name,
+                }),
+                Err(StoreError::Db(e)) => return Err(StoreError::Db(e)),
+                // A point that cannot be read (its organization gone) fails its own
+                // requests as an unknown link, not the batch.
+                Err(e) => {
+                    tracing::warn!(error = %e, link = %s.link.1, "check-in link unusable");
+                    None
+                }
+            },
+        };
+        facts.links.push((s.link.clone(), link));
+    }
     Ok(subs.iter().map(|s| decide(s, &facts)).collect())
 }
 
@@ -197,7 +224,7 @@ fn decide(s: &Submit, f: &Facts) -> Result<Prepared, StoreError> {
         };
     }
     let t =
-        f.targets.iter().find(|(link, _)| *link == s.link).and_then(|(_, t)| t.as_ref()).ok_or(StoreError::NotFound)?;
+        f.links.iter().find(|(link, _)| *link == s.link).and_then(|(_, t)| t.as_ref()).ok_or(StoreError::NotFound)?;
     let inflow = inflow_org(t, c, &f.orgs)?;
     let code_id = match &s.code_hash {
         None => None,
@@ -244,7 +271,7 @@ fn decide(s: &Submit, f: &Facts) -> Result<Prepared, StoreError> {
 
 /// At an organization's link, that organization (found active with the link); at a point,
 /// the one picked or the point's own.
-fn inflow_org(t: &CheckinTarget, c: &Checkin, orgs: &HashMap<String, OrgState>) -> Result<OrgRef, StoreError> {
+fn inflow_org(t: &Link, c: &Checkin, orgs: &HashMap<String, OrgState>) -> Result<OrgRef, StoreError> {
     let picked = match (t.kind, &c.inflow_org_code) {
         (LinkKind::Point, Some(code)) => Some(code.as_str()),
         _ => None,
@@ -254,10 +281,7 @@ fn inflow_org(t: &CheckinTarget, c: &Checkin, orgs: &HashMap<String, OrgState>) 
             let o = orgs.get(code).ok_or(StoreError::invalid("inflow_org_code", "org.unknown"))?;
             (o.org(), o.active())
         }
-        None => (
-            OrgRef { id: t.org_id, code: t.org_code.clone(), name: t.org_name.clone(), path: t.org_path.clone() },
-            t.org_active,
-        ),
+        None => (t.org.clone(), t.org_active),
     };
     if !active {
         return Err(StoreError::invalid("inflow_org_code", "org.dissolved"));
@@ -265,63 +289,110 @@ fn inflow_org(t: &CheckinTarget, c: &Checkin, orgs: &HashMap<String, OrgState>) 
     Ok(o)
 }
 
-/// Runs a `SELECT … IN (list)` over `values` (distinct or not) on either backend.
-macro_rules! select_in {
-    ($tx:expr, $row:ty, $sql:expr, $values:expr) => {{
-        let values: Vec<&str> = padded($values);
-        let sql = format!($sql, in_list(1, values.len()));
-        let rows: Vec<$row> = on!($tx, c => {
-            let mut q = sqlx::query_as(&sql);
-            for v in &values {
-                q = q.bind(*v);
+/// Everything but the links' points, in one statement: earlier answers to the keys,
+/// the organizations by code, the phones' live codes and the members by ID number, as
+/// rows of one shape told apart by their first column. Codes live [`CODE_TTL`] from
+/// when they were sent, one at a time per phone, so a phone's latest code is live exactly
+/// when it has a live code, and then it is the newest of those (no subquery for the
+/// newest: without statistics, as on a new database, PostgreSQL would scan the table).
+///
+/// [`CODE_TTL`]: kite_domain::checkin::CODE_TTL
+async fn read_facts(
+    tx: &mut Tx,
+    keys: &[&str],
+    org_codes: &[&str],
+    phones: &[&str],
+    ids: &[&str],
+) -> Result<Facts, StoreError> {
+    let lists: [Vec<&str>; 4] = [padded(keys), padded(org_codes), padded(phones), padded(ids)];
+    let mut next = 2;
+    let mut list = |values: &Vec<&str>| {
+        let s = in_list(next, values.len());
+        next += values.len();
+        s
+    };
+    let (k, o, p, m) = (list(&lists[0]), list(&lists[1]), list(&lists[2]), list(&lists[3]));
+    let sql = format!(
+        "SELECT 'r', c.id, CAST(NULL AS BIGINT), c.request_key, c.id_number, i.name, CAST(NULL AS TEXT), \
+         CAST(NULL AS TEXT), c.created_at, CAST(NULL AS TIMESTAMPTZ) \
+         FROM checkins c JOIN organizations i ON i.id = c.inflow_org_id WHERE c.request_key IN ({k}) \
+         UNION ALL SELECT 'o', id, CAST(NULL AS BIGINT), code, name, path, status, CAST(NULL AS TEXT), \
+         CAST(NULL AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ) FROM organizations WHERE code IN ({o}) \
+         UNION ALL SELECT 'c', id, attempts, phone, code_hash, CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
+         CAST(NULL AS TEXT), expires_at, used_at FROM one_time_codes WHERE phone IN ({p}) AND expires_at > $1 \
+         UNION ALL SELECT 'm', m.id, o.id, m.id_number, m.name, o.code, o.name, o.path, \
+         CAST(NULL AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ) \
+         FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id_number IN ({m})"
+    );
+    type FactRow = (
+        String,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<FactRow> = on!(tx, c => {
+        let mut q = sqlx::query_as(&sql).bind(Utc::now());
+        for v in lists.iter().flatten() {
+            q = q.bind(*v);
+        }
+        q.fetch_all(c).await
+    })?;
+    let mut f = Facts {
+        links: Vec::new(),
+        receipts: HashMap::new(),
+        orgs: HashMap::new(),
+        codes: HashMap::new(),
+        members: HashMap::new(),
+    };
+    for (kind, id, n, s1, s2, s3, s4, s5, t1, t2) in rows {
+        let text = |v: Option<String>| v.unwrap_or_default();
+        match kind.as_str() {
+            "r" => {
+                let receipt = CheckinReceipt {
+                    reference: reference(id),
+                    inflow_org_name: text(s3),
+                    created_at: t1.unwrap_or_default(),
+                };
+                f.receipts.insert(text(s1), (text(s2), receipt));
             }
-            q.fetch_all(c).await
-        })?;
-        rows
-    }};
-}
-
-async fn receipts_by_keys(tx: &mut Tx, keys: &[&str]) -> Result<HashMap<String, (String, CheckinReceipt)>, StoreError> {
-    if keys.is_empty() {
-        return Ok(HashMap::new());
+            "o" => {
+                let o = OrgState { id, code: text(s1), name: text(s2), path: text(s3), status: text(s4) };
+                f.orgs.insert(o.code.clone(), o);
+            }
+            "c" => {
+                let c = CodeRow {
+                    id,
+                    phone: text(s1),
+                    code_hash: text(s2),
+                    attempts: n.unwrap_or_default(),
+                    expires_at: t1.unwrap_or_default(),
+                    used_at: t2,
+                };
+                if f.codes.get(&c.phone).is_none_or(|l| l.id < c.id) {
+                    f.codes.insert(c.phone.clone(), c);
+                }
+            }
+            _ => {
+                let m = MemberRef {
+                    id,
+                    id_number: text(s1),
+                    name: text(s2),
+                    org_id: n.unwrap_or_default(),
+                    org_code: text(s3),
+                    org_name: text(s4),
+                    org_path: text(s5),
+                };
+                f.members.insert(m.id_number.clone(), m);
+            }
+        }
     }
-    let rows = select_in!(
-        tx,
-        (String, i64, String, DateTime<Utc>, String),
-        "SELECT c.request_key, c.id, c.id_number, c.created_at, i.name FROM checkins c \
-         JOIN organizations i ON i.id = c.inflow_org_id WHERE c.request_key IN ({})",
-        keys
-    );
-    Ok(rows
-        .into_iter()
-        .map(|(key, id, id_number, created_at, inflow_org_name)| {
-            (key, (id_number, CheckinReceipt { reference: reference(id), inflow_org_name, created_at }))
-        })
-        .collect())
-}
-
-async fn orgs_by_codes(tx: &mut Tx, codes: &[&str]) -> Result<HashMap<String, OrgState>, StoreError> {
-    let codes: Vec<&str> = codes.iter().copied().filter(|c| crate::storable(c)).collect();
-    if codes.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows =
-        select_in!(tx, OrgState, "SELECT id, code, name, path, status FROM organizations WHERE code IN ({})", &codes);
-    Ok(rows.into_iter().map(|o| (o.code.clone(), o)).collect())
-}
-
-async fn members_by_id_numbers(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, MemberRef>, StoreError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows = select_in!(
-        tx,
-        MemberRef,
-        "SELECT m.id, m.id_number, m.name, o.id AS org_id, o.code AS org_code, o.name AS org_name, \
-         o.path AS org_path FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id_number IN ({})",
-        ids
-    );
-    Ok(rows.into_iter().map(|m| (m.id_number.clone(), m)).collect())
+    Ok(f)
 }
 
 /// The answer given to a request key, with the ID number it was given for.
