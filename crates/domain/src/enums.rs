@@ -256,3 +256,26 @@ vocabulary!(
     /// Where a co-management agreement stands today, from its dates.
     AgreementStatus { Upcoming = "upcoming", Active = "active", Expired = "expired" }
 );
+
+vocabulary!(
+    /// Where a transfer of the formal record stands: asked for, sent back for correction,
+    /// approved at the first of two levels, approved with the introduction letter issued,
+    /// the member received on the other side, done when the receipt is back; or refused,
+    /// the letter expired, withdrawn.
+    TransferStatus {
+        Requested = "requested",
+        Returned = "returned",
+        FirstApproved = "first_approved",
+        Approved = "approved",
+        Received = "received",
+        Done = "done",
+        Refused = "refused",
+        Expired = "expired",
+        Withdrawn = "withdrawn",
+    }
+);
+
+vocabulary!(
+    /// Who asked for a transfer: the sending organization, the receiving one, or the member.
+    TransferInitiator { Sending = "sending", Receiving = "receiving", Member = "member" }
+);

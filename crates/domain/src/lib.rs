@@ -14,6 +14,7 @@ pub mod member;
 pub mod org;
 pub mod service_point;
 pub mod text;
+pub mod transfer;
 pub mod validation;
 
 pub use access::{Action, CheckinScope, Decision, Principal, Role};
