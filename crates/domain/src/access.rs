@@ -62,6 +62,7 @@ impl Role {
                     | EvaluateInflow
                     | ReadAgreements
                     | WriteAgreements
+                    | Transfer
             ),
             Role::Secretary => matches!(
                 action,
@@ -74,6 +75,7 @@ impl Role {
                     | ReadFlows
                     | EvaluateInflow
                     | ReadAgreements
+                    | Transfer
             ),
             Role::ServiceStaff => matches!(action, ReadOrg | TakeCheckin),
             Role::Member => matches!(action, ReadMember | ViewFullId),
@@ -125,6 +127,8 @@ pub enum Action {
     ReadAgreements,
     /// Record, amend and attach files to an agreement the subtree is party to.
     WriteAgreements,
+    /// Ask for and act on transfers of the formal record, for the side the subtree is on.
+    Transfer,
 }
 
 impl Action {
@@ -142,6 +146,7 @@ impl Action {
             Action::EvaluateInflow => "inflow.evaluate",
             Action::ReadAgreements => "agreement.read",
             Action::WriteAgreements => "agreement.write",
+            Action::Transfer => "transfer.act",
         }
     }
 }
@@ -227,6 +232,35 @@ impl Principal {
             .into_iter()
             .flatten()
             .any(|path| decide(self, action, Target { org_path: path, member_id: None }) == Decision::Allow)
+    }
+
+    /// The sides of a transfer the caller acts for: the sending organization's subtree,
+    /// the receiving one's, the member themself.
+    pub fn transfer_sides(&self, from_path: &str, to_path: Option<&str>, member_id: i64) -> Vec<crate::transfer::Side> {
+        use crate::transfer::Side;
+        let on =
+            |path: &str| decide(self, Action::Transfer, Target { org_path: path, member_id: None }) == Decision::Allow;
+        let mut sides = Vec::new();
+        if on(from_path) {
+            sides.push(Side::Sending);
+        }
+        if to_path.is_some_and(on) {
+            sides.push(Side::Receiving);
+        }
+        if self.role == Role::Member && self.member_id == Some(member_id) {
+            sides.push(Side::Member);
+        }
+        sides
+    }
+
+    /// Whether the caller approves at the second level for a sending organization: the
+    /// committee above it, not the organization itself.
+    pub fn above(&self, from_path: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::OrgAdmin => self.org_path.as_deref().is_some_and(|root| root != from_path && self.within(from_path)),
+            _ => false,
+        }
     }
 
     pub fn member_scope(&self) -> MemberScope {

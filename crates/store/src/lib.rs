@@ -24,6 +24,7 @@ mod orgs;
 mod public;
 mod service_points;
 pub mod testing;
+mod transfers;
 
 pub use accounts::{Accounts, NewUser, SessionInfo, User};
 pub use agreements::{AgreementFile, AgreementParty, AgreementQuery, AgreementRecord, AgreementSummary, Partner};
@@ -32,11 +33,14 @@ pub use checkins::{CheckinQuery, CheckinReceipt, CheckinRecord, CheckinTarget, S
 pub use db::{Backend, Tx};
 pub use error::StoreError;
 pub use evaluations::InflowEvaluation;
-pub use guard::{Client, FlowView, Guard, PointView, MAX_EXPORT_ROWS};
+pub use guard::{
+    Client, FlowView, Guard, PointView, TransferRequest, TransferStepInput, TransferView, MAX_EXPORT_ROWS,
+};
 pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
 pub use service_points::{NewServicePoint, PointStaff, ServicePoint};
+pub use transfers::{Queue as TransferQueue, TransferRecord, TransferStep};
 
 use db::Pools;
 
@@ -45,6 +49,7 @@ use db::Pools;
 pub struct Store {
     pools: Pools,
     evaluation_cycle: kite_domain::EvaluationCycle,
+    letter_rules: kite_domain::transfer::LetterRules,
     checkin_writer: checkins::CheckinWriter,
 }
 
@@ -63,12 +68,23 @@ impl Store {
     }
 
     fn new(pools: Pools) -> Self {
-        Self { pools, evaluation_cycle: kite_domain::evaluation::DEFAULT_CYCLE, checkin_writer: Default::default() }
+        Self {
+            pools,
+            evaluation_cycle: kite_domain::evaluation::DEFAULT_CYCLE,
+            letter_rules: Default::default(),
+            checkin_writer: Default::default(),
+        }
     }
 
     /// How often inflow members are evaluated (half-yearly unless set).
     pub fn with_evaluation_cycle(mut self, cycle: kite_domain::EvaluationCycle) -> Self {
         self.evaluation_cycle = cycle;
+        self
+    }
+
+    /// Introduction letters' default and longest validity (10 days, 3 months unless set).
+    pub fn with_letter_rules(mut self, rules: kite_domain::transfer::LetterRules) -> Self {
+        self.letter_rules = rules;
         self
     }
 

@@ -222,6 +222,8 @@ pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) ->
         "UPDATE flows SET inflow_path = $1 || substr(inflow_path, $2) WHERE inflow_path >= $3 AND inflow_path < $4",
         "UPDATE checkins SET home_path = $1 || substr(home_path, $2) WHERE home_path >= $3 AND home_path < $4",
         "UPDATE checkins SET inflow_path = $1 || substr(inflow_path, $2) WHERE inflow_path >= $3 AND inflow_path < $4",
+        "UPDATE transfers SET from_path = $1 || substr(from_path, $2) WHERE from_path >= $3 AND from_path < $4",
+        "UPDATE transfers SET to_path = $1 || substr(to_path, $2) WHERE to_path >= $3 AND to_path < $4",
     ] {
         exec!(tx, sqlx::query(sql).bind(&new_path).bind(cut).bind(&lo).bind(&hi))?;
     }

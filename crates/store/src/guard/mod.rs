@@ -8,9 +8,11 @@ mod agreements;
 mod checkins;
 mod dual;
 mod network;
+mod transfers;
 
 pub use dual::{FlowView, MAX_EXPORT_ROWS};
 pub use network::PointView;
+pub use transfers::{StepInput as TransferStepInput, TransferRequest, TransferView};
 
 use kite_domain::access::{decide, Action, Decision, Target};
 use kite_domain::member::MemberFields;

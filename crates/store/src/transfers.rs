@@ -1,0 +1,390 @@
+//! Transfers of the formal record: the rows, their steps as history, letter numbers,
+//! and the move of the member at "received". The rules are in `kite_domain::transfer`;
+//! who may do what is decided in `guard/transfers.rs`.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use kite_domain::transfer::{self, Initiator, Overdue, Status, Step};
+use kite_domain::{id_number, FlowStatus, Mobility};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::models::Org;
+use crate::{exec, on, orgs, StoreError, Tx};
+
+/// A transfer as both sides see it; the identity number is masked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TransferRecord {
+    pub id: i64,
+    pub member_id: i64,
+    pub member_name: String,
+    pub id_number_masked: String,
+    pub from_org_code: String,
+    pub from_org_name: String,
+    pub to_org_code: Option<String>,
+    pub to_org_name: Option<String>,
+    /// The receiving organization when it is outside the system.
+    pub to_org_text: Option<String>,
+    pub initiator: Initiator,
+    pub status: Status,
+    pub two_levels: bool,
+    pub reason: Option<String>,
+    pub letter_number: Option<String>,
+    pub letter_issued_on: Option<NaiveDate>,
+    pub letter_until: Option<NaiveDate>,
+    pub received_on: Option<NaiveDate>,
+    pub receipt_on: Option<NaiveDate>,
+    /// The last reason given for returning or refusing.
+    pub note: Option<String>,
+    /// `letter_expired` or `receipt_missing` when overdue.
+    pub overdue: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub from_org_id: i64,
+    #[serde(skip)]
+    pub from_path: String,
+    #[serde(skip)]
+    pub to_org_id: Option<i64>,
+    #[serde(skip)]
+    pub to_path: Option<String>,
+    #[serde(skip)]
+    pub flow_id: Option<i64>,
+}
+
+impl TransferRecord {
+    pub fn state(&self) -> transfer::State {
+        transfer::State {
+            status: self.status,
+            initiator: self.initiator,
+            two_levels: self.two_levels,
+            receiver_outside: self.to_org_id.is_none(),
+            letter_until: self.letter_until,
+        }
+    }
+}
+
+/// One step of a transfer's history.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct TransferStep {
+    pub step: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Which transfers to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Queue {
+    /// Waiting for the caller's subtree to approve (as the sending side).
+    ToApprove,
+    /// Letters issued to the caller's subtree, waiting to be received.
+    ToReceive,
+    /// Letters expired and receipts a month late, either side.
+    Overdue,
+    /// Every transfer touching the caller's subtree.
+    All,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    member_id: i64,
+    member_name: String,
+    id_number: String,
+    flow_id: Option<i64>,
+    from_org_id: i64,
+    from_org_code: String,
+    from_org_name: String,
+    from_path: String,
+    to_org_id: Option<i64>,
+    to_org_code: Option<String>,
+    to_org_name: Option<String>,
+    to_path: Option<String>,
+    to_org_text: Option<String>,
+    initiator: String,
+    status: String,
+    two_levels: bool,
+    reason: Option<String>,
+    letter_number: Option<String>,
+    letter_issued_on: Option<NaiveDate>,
+    letter_until: Option<NaiveDate>,
+    received_on: Option<NaiveDate>,
+    receipt_on: Option<NaiveDate>,
+    note: Option<String>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Row {
+    fn record(self, today: NaiveDate) -> Result<TransferRecord, StoreError> {
+        let status = Status::from_code(&self.status).ok_or_else(|| bad("status", &self.status))?;
+        let initiator = Initiator::from_code(&self.initiator).ok_or_else(|| bad("initiator", &self.initiator))?;
+        let overdue = transfer::overdue(status, self.letter_until, self.received_on, today).map(|o| match o {
+            Overdue::LetterExpired => "letter_expired".to_string(),
+            Overdue::ReceiptMissing => "receipt_missing".to_string(),
+        });
+        Ok(TransferRecord {
+            id: self.id,
+            member_id: self.member_id,
+            member_name: self.member_name,
+            id_number_masked: id_number::mask(&self.id_number),
+            from_org_code: self.from_org_code,
+            from_org_name: self.from_org_name,
+            to_org_code: self.to_org_code,
+            to_org_name: self.to_org_name,
+            to_org_text: self.to_org_text,
+            initiator,
+            status,
+            two_levels: self.two_levels,
+            reason: self.reason,
+            letter_number: self.letter_number,
+            letter_issued_on: self.letter_issued_on,
+            letter_until: self.letter_until,
+            received_on: self.received_on,
+            receipt_on: self.receipt_on,
+            note: self.note,
+            overdue,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            from_org_id: self.from_org_id,
+            from_path: self.from_path,
+            to_org_id: self.to_org_id,
+            to_path: self.to_path,
+            flow_id: self.flow_id,
+        })
+    }
+}
+
+fn bad(what: &str, value: &str) -> StoreError {
+    StoreError::Config(format!("unknown transfer {what} {value:?} in the database"))
+}
+
+const SELECT: &str = "SELECT t.id, t.member_id, m.name AS member_name, m.id_number, t.flow_id, \
+     t.from_org_id, f.code AS from_org_code, f.name AS from_org_name, t.from_path, \
+     t.to_org_id, o.code AS to_org_code, o.name AS to_org_name, t.to_path, t.to_org_text, \
+     t.initiator, t.status, t.two_levels, t.reason, t.letter_number, t.letter_issued_on, t.letter_until, \
+     t.received_on, t.receipt_on, t.note, t.version, t.created_at, t.updated_at \
+     FROM transfers t JOIN members m ON m.id = t.member_id JOIN organizations f ON f.id = t.from_org_id \
+     LEFT JOIN organizations o ON o.id = t.to_org_id";
+
+pub(crate) async fn by_id(tx: &mut Tx, id: i64) -> Result<Option<TransferRecord>, StoreError> {
+    let sql = format!("{SELECT} WHERE t.id = $1");
+    let row: Option<Row> = on!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?;
+    row.map(|r| r.record(crate::today())).transpose()
+}
+
+/// Transfers in a queue for the subtree at `root` (`None`: everywhere), newest first.
+pub(crate) async fn list(
+    tx: &mut Tx,
+    root: Option<&str>,
+    queue: Queue,
+    limit: i64,
+) -> Result<Vec<TransferRecord>, StoreError> {
+    let today = crate::today();
+    let (lo, hi) = match root {
+        Some(r) => kite_domain::org::subtree_range(r),
+        None => (String::new(), "\u{10FFFF}".to_string()),
+    };
+    let from = "(t.from_path >= $1 AND t.from_path < $2)";
+    let to = "(t.to_path >= $1 AND t.to_path < $2)";
+    let filter = match queue {
+        Queue::ToApprove => format!("{from} AND t.status IN ('requested', 'first_approved')"),
+        Queue::ToReceive => format!("{to} AND t.status = 'approved'"),
+        Queue::Overdue => format!(
+            "({from} OR {to}) AND ((t.status = 'approved' AND t.letter_until < $3) OR t.status = 'expired' \
+             OR (t.status = 'received' AND t.received_on < $4))"
+        ),
+        Queue::All => format!("({from} OR {to})"),
+    };
+    // A receipt is late when received before this day (a month before today).
+    let receipt_cutoff = today.checked_sub_months(chrono::Months::new(transfer::RECEIPT_DUE_MONTHS)).unwrap_or(today);
+    let sql = format!("{SELECT} WHERE {filter} ORDER BY t.id DESC LIMIT $5");
+    let rows: Vec<Row> = on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).bind(today).bind(receipt_cutoff)
+        .bind(limit).fetch_all(c).await)?;
+    rows.into_iter().map(|r| r.record(today)).collect()
+}
+
+pub(crate) async fn steps(tx: &mut Tx, id: i64) -> Result<Vec<TransferStep>, StoreError> {
+    Ok(on!(tx, c => sqlx::query_as(
+        "SELECT step, from_status, to_status, user_id, username, note, at FROM transfer_steps \
+         WHERE transfer_id = $1 ORDER BY id")
+        .bind(id).fetch_all(c).await)?)
+}
+
+/// What a new transfer starts from.
+pub(crate) struct New<'a> {
+    pub member_id: i64,
+    pub flow_id: Option<i64>,
+    pub from: &'a Org,
+    pub to: Option<&'a Org>,
+    pub to_text: Option<&'a str>,
+    pub initiator: Initiator,
+    pub reason: Option<&'a str>,
+    pub user_id: i64,
+    pub username: &'a str,
+}
+
+/// Inserts a requested transfer and its first step; a member with one in progress is a conflict.
+pub(crate) async fn insert(tx: &mut Tx, n: &New<'_>) -> Result<i64, StoreError> {
+    let now = Utc::now();
+    let res = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO transfers (member_id, flow_id, from_org_id, from_path, to_org_id, to_path, to_org_text, \
+         initiator, status, two_levels, reason, requested_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'requested', \
+         (SELECT transfer_two_levels FROM organizations WHERE id = $3), $9, $10, $11, $11) RETURNING id")
+        .bind(n.member_id).bind(n.flow_id).bind(n.from.id).bind(&n.from.path).bind(n.to.map(|o| o.id))
+        .bind(n.to.map(|o| o.path.as_str())).bind(n.to_text).bind(n.initiator.code())
+        .bind(n.reason).bind(n.user_id).bind(now).fetch_one(c).await);
+    let id: i64 = match res.map_err(StoreError::from) {
+        Err(e) if e.is_unique_violation() => return Err(StoreError::Conflict("transfer.in_progress")),
+        r => r?,
+    };
+    record_step(tx, id, "request", None, Status::Requested, Some(n.user_id), Some(n.username), None, now).await?;
+    Ok(id)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_step(
+    tx: &mut Tx,
+    id: i64,
+    step: &str,
+    from: Option<Status>,
+    to: Status,
+    user_id: Option<i64>,
+    username: Option<&str>,
+    note: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    exec!(
+        tx,
+        sqlx::query(
+            "INSERT INTO transfer_steps (transfer_id, step, from_status, to_status, user_id, username, note, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )
+        .bind(id)
+        .bind(step)
+        .bind(from.map(|s| s.code()))
+        .bind(to.code())
+        .bind(user_id)
+        .bind(username)
+        .bind(note)
+        .bind(at)
+    )?;
+    Ok(())
+}
+
+/// The next letter number of `org` for `year`: one counter row per organization and year.
+async fn next_letter_number(tx: &mut Tx, org_id: i64, org_code: &str, year: i32) -> Result<String, StoreError> {
+    let seq: i64 = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO letter_counters (org_id, year, last) VALUES ($1, $2, 1) \
+         ON CONFLICT (org_id, year) DO UPDATE SET last = letter_counters.last + 1 RETURNING CAST(last AS BIGINT)")
+        .bind(org_id).bind(year).fetch_one(c).await)?;
+    Ok(transfer::letter_number(org_code, year, seq as u32))
+}
+
+/// A step to apply, with what it changes besides the status.
+pub(crate) struct Change<'a> {
+    pub step: Step,
+    pub to: Status,
+    pub version: i64,
+    pub note: Option<&'a str>,
+    /// A letter's last valid day: issued with an approval to `approved`, or extended.
+    pub letter_until: Option<NaiveDate>,
+    pub user_id: i64,
+    pub username: &'a str,
+}
+
+/// Applies a step under optimistic concurrency (two people acting at once: one wins,
+/// the other gets `stale_version`), with its history row; at "received" (or "done" for a
+/// receiving side outside the system) the member's formal organization changes and the
+/// flow closes as transferred, in this same transaction.
+pub(crate) async fn apply(tx: &mut Tx, t: &TransferRecord, c: &Change<'_>) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let today = crate::today();
+    let issuing = c.step == Step::Approve && c.to == Status::Approved;
+    let letter_number = match issuing {
+        true => Some(next_letter_number(tx, t.from_org_id, &t.from_org_code, today.year()).await?),
+        false => None,
+    };
+    let issued_on = issuing.then_some(today);
+    let received = matches!((c.step, c.to), (Step::Receive, Status::Received | Status::Done));
+    let receipt = c.to == Status::Done;
+    let note = if c.step.needs_reason() { c.note } else { None };
+    let n = exec!(
+        tx,
+        sqlx::query(
+            "UPDATE transfers SET status = $1, letter_number = COALESCE($2, letter_number), \
+             letter_issued_on = COALESCE($3, letter_issued_on), letter_until = COALESCE($4, letter_until), \
+             received_on = COALESCE($5, received_on), receipt_on = COALESCE($6, receipt_on), \
+             note = COALESCE($7, note), version = version + 1, updated_at = $8 WHERE id = $9 AND version = $10"
+        )
+        .bind(c.to.code())
+        .bind(&letter_number)
+        .bind(issued_on)
+        .bind(c.letter_until)
+        .bind(received.then_some(today))
+        .bind(receipt.then_some(today))
+        .bind(note)
+        .bind(now)
+        .bind(t.id)
+        .bind(c.version)
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict("stale_version"));
+    }
+    record_step(tx, t.id, c.step.code(), Some(t.status), c.to, Some(c.user_id), Some(c.username), c.note, now).await?;
+    if received {
+        move_member(tx, t, today).await?;
+    }
+    Ok(())
+}
+
+/// The member's record moves to the receiving organization (or, outside the system,
+/// leaves the sending one's count) and an open flow ends as transferred.
+async fn move_member(tx: &mut Tx, t: &TransferRecord, today: NaiveDate) -> Result<(), StoreError> {
+    if let Some(to) = t.to_org_id {
+        let path = orgs::lock_path(tx, to).await?;
+        exec!(
+            tx,
+            sqlx::query(
+                "UPDATE members SET org_id = $1, org_path = $2, mobility = $3, version = version + 1, \
+                 updated_at = $4 WHERE id = $5"
+            )
+            .bind(to)
+            .bind(&path)
+            .bind(Mobility::Resident.code())
+            .bind(Utc::now())
+            .bind(t.member_id)
+        )?;
+        orgs::adjust_counts(tx, t.from_org_id, -1, 0, 0).await?;
+        orgs::adjust_counts(tx, to, 1, 0, 0).await?;
+    }
+    let open: Option<(i64, i64, Option<i64>, String)> = on!(tx, c => sqlx::query_as(
+        "SELECT id, outflow_org_id, inflow_org_id, status FROM flows WHERE member_id = $1 \
+         AND status IN ('not_checked_in', 'checked_in', 'lost_contact')")
+        .bind(t.member_id).fetch_optional(c).await)?;
+    if let Some((flow_id, outflow_org, inflow_org, status)) = open {
+        exec!(
+            tx,
+            sqlx::query(
+                "UPDATE flows SET status = $1, ended_on = $2, version = version + 1, updated_at = $3 WHERE id = $4"
+            )
+            .bind(FlowStatus::Transferred.code())
+            .bind(today)
+            .bind(Utc::now())
+            .bind(flow_id)
+        )?;
+        orgs::adjust_counts(tx, outflow_org, 0, -1, 0).await?;
+        if let (Some(i), true) = (inflow_org, status == FlowStatus::CheckedIn.code()) {
+            orgs::adjust_counts(tx, i, 0, 0, -1).await?;
+        }
+    }
+    Ok(())
+}

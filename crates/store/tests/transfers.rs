@@ -1,0 +1,252 @@
+//! Transfers of the formal record through the guarded API, on SQLite and PostgreSQL:
+//! the path from request to done across two organizations' accounts, the member's
+//! record moving only at "received", refusals by side, and two approvals at once.
+
+use chrono::{Days, NaiveDate};
+use kite_domain::member::{validate, MemberFields, MemberInput};
+use kite_domain::org::OrgFields;
+use kite_domain::transfer::Status;
+use kite_domain::{id_number, Gender, OrgKind, OrgLevel, Principal, Role};
+use kite_store::{
+    Client, Guard, Member, Org, Store, StoreError, TransferQueue, TransferRequest, TransferStepInput, TransferView,
+};
+
+mod common;
+use common::*;
+
+fn fields(name: &str, level: OrgLevel) -> OrgFields {
+    OrgFields {
+        name: name.into(),
+        level,
+        kind: OrgKind::Ordinary,
+        division_code: "320724".into(),
+        address: None,
+        phone: None,
+    }
+}
+
+fn person(name: &str, org: &str, n: u32) -> MemberFields {
+    let birth = NaiveDate::from_ymd_opt(1980, 1, 1).unwrap() + Days::new(u64::from(n));
+    let gender = if n & 1 == 1 { Gender::Female } else { Gender::Male };
+    let id = id_number::compose("320724", birth, n as u16, gender);
+    let birth = birth.format("%Y-%m-%d").to_string();
+    let input = MemberInput {
+        name,
+        gender: gender.code(),
+        ethnicity: "汉族",
+        birth_date: &birth,
+        id_number: id.as_str(),
+        joined_on: "2012-07-01",
+        category: "full",
+        org_code: org,
+        ..Default::default()
+    };
+    validate(&input, &Ctx).expect("a valid member")
+}
+
+fn at(user_id: i64, username: &str, role: Role, org: &Org) -> Principal {
+    Principal {
+        user_id,
+        username: username.into(),
+        role,
+        org_path: Some(org.path.clone()),
+        member_id: None,
+        service_point_id: None,
+    }
+}
+
+fn guard(store: &Store, who: Principal) -> Guard<'_> {
+    store.guard(who, Client::default())
+}
+
+/// CTY > {TA > TA-B1, TB > {TB-B1, TB-B9 (dissolved)}}; one member in TA-B1.
+struct World {
+    ta: Org,
+    ta_b1: Org,
+    tb: Org,
+    tb_b1: Org,
+    member: Member,
+}
+
+async fn world(store: &Store) -> World {
+    let g = guard(store, admin());
+    g.org_create(None, "CTY", fields("县委", OrgLevel::Committee)).await.unwrap();
+    let ta = g.org_create(Some("CTY"), "TA", fields("甲镇党委", OrgLevel::Committee)).await.unwrap();
+    let tb = g.org_create(Some("CTY"), "TB", fields("乙镇党委", OrgLevel::Committee)).await.unwrap();
+    let ta_b1 = g.org_create(Some("TA"), "TA-B1", fields("甲一支部", OrgLevel::Branch)).await.unwrap();
+    let tb_b1 = g.org_create(Some("TB"), "TB-B1", fields("乙一支部", OrgLevel::Branch)).await.unwrap();
+    g.org_create(Some("TB"), "TB-B9", fields("乙九支部", OrgLevel::Branch)).await.unwrap();
+    kite_store::testing::run_sql(store, "UPDATE organizations SET status = 'dissolved' WHERE code = 'TB-B9'").await;
+    let member = g.member_create(person("王芳", "TA-B1", 1)).await.unwrap();
+    World { ta, ta_b1, tb, tb_b1, member }
+}
+
+fn request(member: &Member, to: &str) -> TransferRequest {
+    TransferRequest {
+        member_id: member.id,
+        to_org_code: Some(to.into()),
+        reason: Some("在乙镇定居".into()),
+        ..Default::default()
+    }
+}
+
+fn step(step: &str, v: &TransferView) -> TransferStepInput {
+    TransferStepInput { step: step.into(), version: v.transfer.version, ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_transfer_runs_from_request_to_done_across_two_organizations() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let sending = guard(&store, at(11, "ta_b1_sec", Role::Secretary, &w.ta_b1));
+        let receiving = guard(&store, at(21, "tb_b1_sec", Role::Secretary, &w.tb_b1));
+
+        // The receiving side cannot ask for a member not checked in to it: not found.
+        assert_not_found(receiving.transfer_request(&request(&w.member, "TB-B1")).await);
+        // A dissolved organization cannot receive; a destination is required.
+        assert_invalid(sending.transfer_request(&request(&w.member, "TB-B9")).await, "to_org_code", "org.dissolved");
+        let nowhere = TransferRequest { member_id: w.member.id, ..Default::default() };
+        assert_invalid(sending.transfer_request(&nowhere).await, "to_org_code", "required");
+
+        let v = sending.transfer_request(&request(&w.member, "TB-B1")).await.unwrap();
+        assert_eq!((v.transfer.status, v.transfer.to_org_code.as_deref()), (Status::Requested, Some("TB-B1")));
+        assert_eq!(v.may, vec!["approve", "withdraw"]);
+        assert_conflict(sending.transfer_request(&request(&w.member, "TB-B1")).await, "transfer.in_progress");
+        // The receiving side sees it, but approving is the sending side's step.
+        assert_eq!(receiving.transfer(v.transfer.id).await.unwrap().may, Vec::<String>::new());
+        assert_forbidden(receiving.transfer_step(v.transfer.id, &step("approve", &v)).await);
+        // Outside both sides: not found.
+        let other = guard(&store, at(31, "ta_sec", Role::Secretary, &w.ta_b1));
+        assert!(other.transfer(v.transfer.id).await.is_ok(), "the sending branch's other account sees it");
+
+        // Two approvals at once: one transition, the other is stale.
+        let approve = step("approve", &v);
+        let (a, b) = tokio::join!(
+            sending.transfer_step(v.transfer.id, &approve),
+            sending.transfer_step(v.transfer.id, &approve)
+        );
+        let approved = match (a, b) {
+            (Ok(x), Err(e)) | (Err(e), Ok(x)) => {
+                assert!(matches!(e, StoreError::Conflict("stale_version" | "transfer.wrong_status")), "{e:?}");
+                x
+            }
+            other => panic!("exactly one approval should pass: {other:?}"),
+        };
+        let t = &approved.transfer;
+        assert_eq!(t.status, Status::Approved);
+        let today = chrono::Utc::now().date_naive();
+        let year = chrono::Datelike::year(&today);
+        assert_eq!(t.letter_number.as_deref(), Some(format!("TA-B1-{year}-0001").as_str()));
+        assert_eq!((t.letter_issued_on, t.letter_until), (Some(today), today.checked_add_days(Days::new(9))));
+        // Still the sending side's member until received.
+        assert_eq!(guard(&store, admin()).member(w.member.id).await.unwrap().org_code, "TA-B1");
+        assert_eq!(receiving.transfers(TransferQueue::ToReceive).await.unwrap().len(), 1);
+        assert!(sending.transfers(TransferQueue::ToReceive).await.unwrap().is_empty());
+
+        let received = receiving.transfer_step(t.id, &step("receive", &approved)).await.unwrap();
+        assert_eq!((received.transfer.status, received.transfer.received_on), (Status::Received, Some(today)));
+        let moved = guard(&store, admin()).member(w.member.id).await.unwrap();
+        assert_eq!(moved.org_code, "TB-B1");
+        let done = sending.transfer_step(t.id, &step("record_receipt", &received)).await.unwrap();
+        assert_eq!(done.transfer.status, Status::Done);
+        let steps: Vec<(&str, &str)> =
+            done.steps.iter().map(|s| (s.step.as_str(), s.username.as_deref().unwrap_or(""))).collect();
+        assert_eq!(
+            steps,
+            vec![
+                ("request", "ta_b1_sec"),
+                ("approve", "ta_b1_sec"),
+                ("receive", "tb_b1_sec"),
+                ("record_receipt", "ta_b1_sec")
+            ]
+        );
+        // Now a member of TB-B1: the old sending side no longer reaches it, the new one may start another.
+        assert_not_found(sending.transfer_request(&request(&w.member, "TA-B1")).await);
+        receiving.transfer_request(&request(&w.member, "TA-B1")).await.expect("a new transfer from TB-B1");
+        let _ = (&w.ta, &w.tb);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_levels_refusals_returns_and_expired_letters() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        kite_store::testing::run_sql(
+            &store,
+            "UPDATE organizations SET transfer_two_levels = TRUE WHERE code = 'TA-B1'",
+        )
+        .await;
+        let branch = guard(&store, at(11, "ta_b1_sec", Role::Secretary, &w.ta_b1));
+        let committee = guard(&store, at(12, "ta_admin", Role::OrgAdmin, &w.ta));
+        let receiving = guard(&store, at(21, "tb_admin", Role::OrgAdmin, &w.tb));
+        let member = guard(
+            &store,
+            Principal {
+                user_id: 41,
+                username: "wangfang".into(),
+                role: Role::Member,
+                org_path: None,
+                member_id: Some(w.member.id),
+                service_point_id: None,
+            },
+        );
+
+        // The member asks; the branch sends it back for a correction, with a reason.
+        let v = member.transfer_request(&request(&w.member, "TB-B1")).await.unwrap();
+        assert_eq!(v.may, vec!["withdraw"]);
+        assert_invalid(branch.transfer_step(v.transfer.id, &step("return", &v)).await, "reason", "required");
+        let returned = branch
+            .transfer_step(
+                v.transfer.id,
+                &TransferStepInput { reason: Some("请写明工作单位".into()), ..step("return", &v) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (returned.transfer.status, returned.transfer.note.as_deref()),
+            (Status::Returned, Some("请写明工作单位"))
+        );
+        let again = member.transfer_step(v.transfer.id, &step("resubmit", &returned)).await.unwrap();
+
+        // Two levels: the branch first, then the committee above, not the branch twice.
+        let first = branch.transfer_step(v.transfer.id, &step("approve", &again)).await.unwrap();
+        assert_eq!(first.transfer.status, Status::FirstApproved);
+        assert_forbidden(branch.transfer_step(v.transfer.id, &step("approve", &first)).await);
+        // A letter longer than three months is refused.
+        let too_long = TransferStepInput { letter_days: Some(200), ..step("approve", &first) };
+        assert_invalid(
+            committee.transfer_step(v.transfer.id, &too_long).await,
+            "letter_days",
+            "transfer.letter_too_long",
+        );
+        let approved = committee
+            .transfer_step(v.transfer.id, &TransferStepInput { letter_days: Some(30), ..step("approve", &first) })
+            .await
+            .unwrap();
+        assert_eq!(approved.transfer.status, Status::Approved);
+
+        // The letter runs out: receiving is refused until the sending side extends it.
+        kite_store::testing::run_sql(&store, "UPDATE transfers SET letter_until = '2020-01-01'").await;
+        let stale = receiving.transfer(v.transfer.id).await.unwrap();
+        assert_eq!(stale.transfer.overdue.as_deref(), Some("letter_expired"));
+        assert_eq!(receiving.transfers(TransferQueue::Overdue).await.unwrap().len(), 1);
+        assert_conflict(
+            receiving.transfer_step(v.transfer.id, &step("receive", &stale)).await,
+            "transfer.letter_expired",
+        );
+        // The receiving side refuses instead, with its reason; the transfer is closed.
+        let refused = receiving
+            .transfer_step(
+                v.transfer.id,
+                &TransferStepInput { reason: Some("不在本辖区".into()), ..step("refuse", &stale) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(refused.transfer.status, Status::Refused);
+        assert_conflict(branch.transfer_step(v.transfer.id, &step("approve", &refused)).await, "transfer.wrong_status");
+        // The member's record never moved.
+        assert_eq!(guard(&store, admin()).member(w.member.id).await.unwrap().org_code, "TA-B1");
+    })
+    .await;
+}
