@@ -112,6 +112,23 @@ mod tests {
         for v in kite_domain::CheckinChannel::ALL {
             keys.push(format!("enum.checkin_channel.{}", v.code()))
         }
+        for v in kite_domain::TransferStatus::ALL {
+            keys.push(format!("enum.transfer_status.{}", v.code()))
+        }
+        for v in kite_domain::TransferInitiator::ALL {
+            keys.push(format!("enum.transfer_initiator.{}", v.code()))
+        }
+        for r in [
+            kite_domain::transfer::Refusal::NotYourStep,
+            kite_domain::transfer::Refusal::WrongStatus,
+            kite_domain::transfer::Refusal::LetterExpired,
+            kite_domain::transfer::Refusal::LetterStillValid,
+        ] {
+            keys.push(format!("err.{}", r.code()));
+        }
+        for c in ["transfer.letter_too_long", "transfer.letter_days_invalid", "transfer.extend_not_later"] {
+            keys.push(format!("err.{c}"));
+        }
         for r in ["home_stationed", "workplace", "same_street", "same_county", "same_city"] {
             keys.push(format!("checkin.reason.{r}"))
         }

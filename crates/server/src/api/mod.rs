@@ -9,6 +9,7 @@ pub mod flows;
 pub mod members;
 pub mod orgs;
 pub mod points;
+pub mod transfers;
 
 use axum::extract::Request;
 use axum::http::header;
@@ -84,6 +85,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(agreements::partners))
         .routes(routes!(points::create))
         .routes(routes!(points::get, points::update))
+        .routes(routes!(transfers::list, transfers::create))
+        .routes(routes!(transfers::get))
+        .routes(routes!(transfers::step))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(agreements::attach))
