@@ -7,3 +7,5 @@
 pub mod normalize;
 
 pub mod import;
+
+pub mod gen;
