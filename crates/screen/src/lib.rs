@@ -9,3 +9,4 @@ pub mod normalize;
 pub mod import;
 
 pub mod gen;
+pub mod matcher;
