@@ -310,7 +310,8 @@ impl Generator {
     pub fn person(&self, index: usize) -> Person {
         let mut rng = self.rng_for(1, index as u64);
         let slot = ((index as u128 * self.multiplier as u128) % self.slots as u128) as u64;
-        let county = self.counties.get((slot % self.counties.len().max(1) as u64) as usize).copied().unwrap_or("320724");
+        let county =
+            self.counties.get((slot % self.counties.len().max(1) as u64) as usize).copied().unwrap_or("320724");
         let rest = slot / self.counties.len().max(1) as u64;
         let birth = self.first_birth + Duration::days((rest % self.days) as i64);
         let seq_half = rest / self.days;
@@ -376,7 +377,13 @@ impl Generator {
 
     fn employer(&self, rng: &mut ChaCha8Rng) -> String {
         let city = ["苏州", "无锡", "南京", "上海", "杭州", "深圳", "昆山"];
-        format!("{}{}{}{}", pick(rng, &city), pick(rng, COMPANY_WORDS), pick(rng, COMPANY_TRADES), pick(rng, COMPANY_FORMS))
+        format!(
+            "{}{}{}{}",
+            pick(rng, &city),
+            pick(rng, COMPANY_WORDS),
+            pick(rng, COMPANY_TRADES),
+            pick(rng, COMPANY_FORMS)
+        )
     }
 
     fn address(&self, rng: &mut ChaCha8Rng) -> String {
@@ -575,8 +582,11 @@ impl Generator {
 /// Replaces one character that `alternatives` knows by one of its alternatives.
 fn swap_one(rng: &mut ChaCha8Rng, name: &str, alternatives: impl Fn(char) -> Option<Vec<char>>) -> String {
     let mut chars: Vec<char> = name.chars().collect();
-    let options: Vec<(usize, Vec<char>)> =
-        chars.iter().enumerate().filter_map(|(i, c)| alternatives(*c).filter(|a| !a.is_empty()).map(|a| (i, a))).collect();
+    let options: Vec<(usize, Vec<char>)> = chars
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| alternatives(*c).filter(|a| !a.is_empty()).map(|a| (i, a)))
+        .collect();
     if let Some((at, alts)) = options.choose(rng) {
         chars[*at] = *pick(rng, alts);
     }
@@ -667,6 +677,52 @@ impl Iterator for RosterIter<'_> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         let left = self.generator.config.roster_rows - self.emitted;
         (left, Some(left))
+    }
+}
+
+/// Precision and recall of one set of predictions against the truth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Rows given a member.
+    pub predicted: usize,
+    /// Of those, rows given the right member.
+    pub correct: usize,
+    /// Rows that are a member.
+    pub actual: usize,
+}
+
+impl Counts {
+    pub fn precision(&self) -> f64 {
+        if self.predicted == 0 {
+            1.0
+        } else {
+            self.correct as f64 / self.predicted as f64
+        }
+    }
+
+    pub fn recall(&self) -> f64 {
+        if self.actual == 0 {
+            1.0
+        } else {
+            self.correct as f64 / self.actual as f64
+        }
+    }
+
+    pub fn f1(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
+    }
+
+    /// Counts one row: `truth` is the member's ID number if the row is a member,
+    /// `predicted` the proposed member's, if any.
+    pub fn add(&mut self, truth: Option<&str>, predicted: Option<&str>) {
+        self.actual += usize::from(truth.is_some());
+        self.predicted += usize::from(predicted.is_some());
+        self.correct += usize::from(predicted.is_some() && predicted == truth);
     }
 }
 

@@ -14,6 +14,9 @@
 //! 4. The score is a match probability, put in a [`Band`]; [`Matcher::explain`] gives
 //!    each field's level and weight.
 
+// m, u and the weights are tables by field and level: index loops read best.
+#![allow(clippy::needless_range_loop)]
+
 pub mod compare;
 pub mod model;
 
@@ -27,7 +30,9 @@ use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
 pub use compare::{compare, Record, Vector, View, FIELDS, LEVELS};
-pub use model::{estimate, probability, u_from_random_pairs, EmOptions, EmResult, Explanation, FieldWeight, Model, Weights};
+pub use model::{
+    estimate, probability, u_from_random_pairs, EmOptions, EmResult, Explanation, FieldWeight, Model, Weights,
+};
 
 use crate::normalize::{repair_candidates, Gender, PartialDate};
 
@@ -63,7 +68,7 @@ fn key(tag: u8, parts: &[&[u8]]) -> u64 {
 
 /// The blocking keys of a record. The member side always includes the name alone; a
 /// roster row uses it only when it has no birth date at all.
-fn block_keys(v: &View<'_>, id_birth: Option<PartialDate>, member_side: bool, out: &mut Vec<u64>) {
+fn block_keys(v: &View<'_>, id_birth: Option<PartialDate>, member_side: bool, out: &mut Vec<(u8, u64)>) {
     out.clear();
     let births = [v.birth, id_birth];
     let mut years: Vec<i32> = births.iter().flatten().map(|d| d.year()).collect();
@@ -73,20 +78,20 @@ fn block_keys(v: &View<'_>, id_birth: Option<PartialDate>, member_side: bool, ou
     if let Some(initial) = v.pinyin.as_bytes().first() {
         for d in &days {
             let ymd = (d.year() as u32 * 10_000 + d.month() * 100 + d.day()).to_le_bytes();
-            out.push(key(1, &[&ymd, &[*initial]]));
+            out.push((1, key(1, &[&ymd, &[*initial]])));
         }
         for y in &years {
-            out.push(key(2, &[&y.to_le_bytes(), v.pinyin.as_bytes()]));
+            out.push((2, key(2, &[&y.to_le_bytes(), v.pinyin.as_bytes()])));
         }
     }
     if let Some(p) = v.phone {
-        out.push(key(3, &[&p.to_le_bytes()]));
+        out.push((3, key(3, &[&p.to_le_bytes()])));
     }
     if v.id.len() == 18 {
-        out.push(key(4, &[&v.id.as_bytes()[..14]]));
+        out.push((4, key(4, &[&v.id.as_bytes()[..14]])));
     }
     if !v.name_key.is_empty() && (member_side || years.is_empty()) {
-        out.push(key(5, &[v.name_key.as_bytes()]));
+        out.push((5, key(5, &[v.name_key.as_bytes()])));
     }
 }
 
@@ -108,7 +113,7 @@ pub struct RegistryBuilder {
     members: Vec<Member>,
     keys: Vec<(u64, u32)>,
     ids: Vec<(u64, u32)>,
-    scratch: Vec<u64>,
+    scratch: Vec<(u8, u64)>,
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.
@@ -142,7 +147,7 @@ impl RegistryBuilder {
         }
         let mut keys = std::mem::take(&mut self.scratch);
         block_keys(&r.view(), r.id_birth, true, &mut keys);
-        self.keys.extend(keys.iter().map(|k| (*k, index)));
+        self.keys.extend(keys.iter().map(|k| (k.1, index)));
         self.scratch = keys;
     }
 
@@ -386,31 +391,16 @@ impl<'r> Matcher<'r> {
 
     /// All candidate pairs of a row. With `shortcut`, a sure match on the ID number
     /// (valid or repaired) ends the search.
-    fn gather(&self, r: &Record, shortcut: bool, seen: &mut Vec<u32>, keys: &mut Vec<u64>) -> Vec<Candidate> {
+    fn gather(&self, r: &Record, shortcut: bool, seen: &mut Vec<u32>, keys: &mut Vec<(u8, u64)>) -> Vec<Candidate> {
         let view = r.view();
-        let mut out = Vec::new();
-        if r.id_valid {
-            if let Some(c) = self.registry.find_id(&r.id).and_then(|m| self.candidate(&view, m, Path::Id)) {
-                out.push(c);
-            }
-        } else if r.id.len() == 18 {
-            for id in repair_candidates(&r.id, self.config.today) {
-                if let Some(c) = self.registry.find_id(&id).and_then(|m| self.candidate(&view, m, Path::RepairedId)) {
-                    out.push(c);
-                }
-            }
-        }
+        let mut out = self.gather_ids(r, &view);
         if shortcut && out.iter().any(|c| c.band == Band::Match) {
             return out;
         }
         block_keys(&view, r.id_birth, false, keys);
         seen.clear();
-        for k in keys.iter() {
-            if let Some(&(start, len)) = self.registry.blocks.get(k) {
-                if len as usize <= self.config.max_block {
-                    seen.extend_from_slice(&self.registry.postings[start as usize..(start + len) as usize]);
-                }
-            }
+        for (_, k) in keys.iter() {
+            seen.extend_from_slice(self.block(*k));
         }
         seen.sort_unstable();
         seen.dedup();
@@ -422,12 +412,51 @@ impl<'r> Matcher<'r> {
         out
     }
 
+    /// The members sharing a key, unless the block is too large to use.
+    fn block(&self, k: u64) -> &[u32] {
+        match self.registry.blocks.get(&k) {
+            Some(&(start, len)) if len as usize <= self.config.max_block => {
+                self.registry.postings.get(start as usize..(start + len) as usize).unwrap_or(&[])
+            }
+            _ => &[],
+        }
+    }
+
+    /// Training pairs by how they were found: session 0 is the ID path (valid or
+    /// repaired), sessions 1–5 the blocking keys' rules.
+    fn gather_by_rule(&self, r: &Record, keys: &mut Vec<(u8, u64)>, out: &mut Vec<(u8, Vector)>) {
+        let view = r.view();
+        for c in self.gather_ids(r, &view) {
+            out.push((0, c.vector));
+        }
+        block_keys(&view, r.id_birth, false, keys);
+        for (rule, k) in keys.iter() {
+            for &m in self.block(*k) {
+                if let Some(member) = self.registry.view(m) {
+                    out.push((*rule, compare(&view, &member)));
+                }
+            }
+        }
+    }
+
+    fn gather_ids(&self, r: &Record, view: &View<'_>) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        if r.id_valid {
+            out.extend(self.registry.find_id(&r.id).and_then(|m| self.candidate(view, m, Path::Id)));
+        } else if r.id.len() == 18 {
+            for id in repair_candidates(&r.id, self.config.today) {
+                out.extend(self.registry.find_id(&id).and_then(|m| self.candidate(view, m, Path::RepairedId)));
+            }
+        }
+        out
+    }
+
     /// The candidates of one row.
     pub fn match_record(&self, r: &Record) -> RowMatch {
         self.match_with(r, &mut Vec::new(), &mut Vec::new())
     }
 
-    fn match_with(&self, r: &Record, seen: &mut Vec<u32>, keys: &mut Vec<u64>) -> RowMatch {
+    fn match_with(&self, r: &Record, seen: &mut Vec<u32>, keys: &mut Vec<(u8, u64)>) -> RowMatch {
         let mut all = self.gather(r, true, seen, keys);
         let compared = all.len() as u32;
         all.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.member.cmp(&b.member)));
@@ -487,7 +516,10 @@ impl Default for TrainOptions {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Training {
+    /// The model to score with: its prior is the share of matches among all pairs.
     pub model: Model,
+    /// The share of matches among the candidate pairs, as EM found it.
+    pub candidate_prior: f64,
     pub em_iterations: usize,
     pub converged: bool,
     /// Candidate pairs EM saw, and how many distinct vectors they had.
@@ -495,8 +527,41 @@ pub struct Training {
     pub patterns: usize,
 }
 
-/// Estimates the model on a sample of roster rows: u from random pairs, then m and the
-/// prior by EM on all the sample's candidate pairs (every path, no shortcut).
+/// The fields each training session leaves out because its pairs agree on them by
+/// construction: ID path; birth date + initial; pinyin + year; phone; ID county + birth
+/// date; name.
+const SESSION_MASKS: [&[usize]; 6] = [
+    &[compare::ID],
+    &[compare::BIRTH],
+    &[compare::NAME, compare::BIRTH],
+    &[compare::PHONE],
+    &[compare::ID, compare::BIRTH],
+    &[compare::NAME],
+];
+
+fn masked(v: Vector, fields: &[usize]) -> Vector {
+    Vector(fields.iter().fold(v.0, |acc, f| acc & !(7 << (3 * f))))
+}
+
+fn merge_counts(parts: Vec<FxHashMap<Vector, f64>>) -> Vec<(Vector, f64)> {
+    let mut all: FxHashMap<Vector, f64> = FxHashMap::default();
+    for part in parts {
+        for (v, n) in part {
+            *all.entry(v).or_insert(0.0) += n;
+        }
+    }
+    let mut patterns: Vec<(Vector, f64)> = all.into_iter().collect();
+    patterns.sort_by_key(|p| p.0);
+    patterns
+}
+
+/// Estimates the model on a sample of roster rows, the way Splink does:
+/// 1. u from random pairs (nearly all non-matches);
+/// 2. m by EM once per way of finding pairs (the ID path and each blocking rule), each
+///    session blind to the fields its pairs agree on by construction, and averaged over
+///    the sessions that saw a field (weighted by their expected matches);
+/// 3. the share of matches among all the sample's candidate pairs by EM with m and u
+///    fixed, turned into the share among all pairs, which is the scoring prior.
 pub fn train(registry: &Registry, rows: &[Record], config: &MatchConfig, options: &TrainOptions) -> Training {
     let mut start = Model::initial();
     if !registry.is_empty() && !rows.is_empty() {
@@ -509,27 +574,78 @@ pub fn train(registry: &Registry, rows: &[Record], config: &MatchConfig, options
         start.u = u_from_random_pairs(pairs.collect::<Vec<_>>());
     }
     let matcher = Matcher::new(registry, start.clone(), *config);
-    let counts = in_chunks(rows, config.threads, |chunk| {
-        let mut counts: FxHashMap<Vector, f64> = FxHashMap::default();
-        let (mut seen, mut keys) = (Vec::new(), Vec::new());
+    let parts = in_chunks(rows, config.threads, |chunk| {
+        let mut sessions: Vec<FxHashMap<Vector, f64>> = vec![FxHashMap::default(); SESSION_MASKS.len()];
+        let mut union: FxHashMap<Vector, f64> = FxHashMap::default();
+        let (mut seen, mut keys, mut found) = (Vec::new(), Vec::new(), Vec::new());
         for r in chunk {
+            found.clear();
+            matcher.gather_by_rule(r, &mut keys, &mut found);
+            for (rule, v) in &found {
+                let rule = *rule as usize;
+                *sessions[rule].entry(masked(*v, SESSION_MASKS[rule])).or_insert(0.0) += 1.0;
+            }
             for c in matcher.gather(r, false, &mut seen, &mut keys) {
-                *counts.entry(c.vector).or_insert(0.0) += 1.0;
+                *union.entry(c.vector).or_insert(0.0) += 1.0;
             }
         }
-        counts
+        (sessions, union)
     });
-    let mut all: FxHashMap<Vector, f64> = FxHashMap::default();
-    for c in counts {
-        for (v, n) in c {
-            *all.entry(v).or_insert(0.0) += n;
+    let mut by_session: Vec<Vec<FxHashMap<Vector, f64>>> = vec![Vec::new(); SESSION_MASKS.len()];
+    let mut unions = Vec::new();
+    for (sessions, union) in parts {
+        for (i, s) in sessions.into_iter().enumerate() {
+            by_session[i].push(s);
+        }
+        unions.push(union);
+    }
+
+    // m: a weighted average over the sessions that saw each field.
+    let mut m_sum = [[0.0; compare::MAX_LEVELS]; compare::NFIELDS];
+    let mut m_weight = [0.0; compare::NFIELDS];
+    let mut iterations = 0;
+    let mut converged = true;
+    for (rule, parts) in by_session.into_iter().enumerate() {
+        let patterns = merge_counts(parts);
+        let pairs: f64 = patterns.iter().map(|p| p.1).sum();
+        if pairs == 0.0 {
+            continue;
+        }
+        let em = estimate(&patterns, &start, &options.em);
+        iterations += em.iterations;
+        converged &= em.converged;
+        let weight = em.model.prior * pairs;
+        for f in (0..compare::NFIELDS).filter(|f| !SESSION_MASKS[rule].contains(f)) {
+            for l in 0..compare::MAX_LEVELS {
+                m_sum[f][l] += weight * em.model.m[f][l];
+            }
+            m_weight[f] += weight;
         }
     }
-    let mut patterns: Vec<(Vector, f64)> = all.into_iter().collect();
-    patterns.sort_by_key(|p| p.0);
+    let mut model = start.clone();
+    for f in 0..compare::NFIELDS {
+        if m_weight[f] > 0.0 {
+            for l in 0..compare::MAX_LEVELS {
+                model.m[f][l] = m_sum[f][l] / m_weight[f];
+            }
+        }
+    }
+
+    // The prior: EM on every candidate pair with m and u fixed.
+    let patterns = merge_counts(unions);
     let pairs = patterns.iter().map(|p| p.1).sum::<f64>() as usize;
-    let em = estimate(&patterns, &start, &options.em);
-    Training { model: em.model, em_iterations: em.iterations, converged: em.converged, pairs, patterns: patterns.len() }
+    let fixed = EmOptions { estimate_m: false, estimate_u: false, ..options.em };
+    let em = estimate(&patterns, &model, &fixed);
+    iterations += em.iterations;
+    converged &= em.converged;
+    let candidate_prior = em.model.prior;
+    // EM's prior is the share of matches among candidate pairs, which agree on their
+    // blocking keys by construction; scoring with it would count that agreement twice.
+    let all_pairs = rows.len() as f64 * registry.len() as f64;
+    if all_pairs > 0.0 {
+        model.prior = (candidate_prior * pairs as f64 / all_pairs).clamp(1e-12, 0.5);
+    }
+    Training { candidate_prior, model, em_iterations: iterations, converged, pairs, patterns: patterns.len() }
 }
 
 #[cfg(test)]

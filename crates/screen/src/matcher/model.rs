@@ -1,6 +1,9 @@
 //! Fellegi–Sunter weights: m and u per field level, the prior, EM estimation, and the
 //! explanation of a score.
 
+// m, u and the weights are tables by field and level: index loops read best.
+#![allow(clippy::needless_range_loop)]
+
 use serde::{Deserialize, Serialize};
 
 use super::compare::{Vector, FIELDS, LEVELS, MAX_LEVELS, NFIELDS};
@@ -16,6 +19,8 @@ pub struct Model {
 
 /// Probabilities are kept inside (FLOOR, 1 - FLOOR) so that no weight is infinite.
 const FLOOR: f64 = 1e-7;
+/// The prior may be far smaller: one match among a million members.
+const PRIOR_FLOOR: f64 = 1e-15;
 
 impl Model {
     /// A starting point for EM: agreement likely among matches, rare among non-matches.
@@ -51,7 +56,7 @@ impl Model {
                 w[f][l] = (self.m[f][l].max(FLOOR) / self.u[f][l].max(FLOOR)).log2();
             }
         }
-        let p = self.prior.clamp(FLOOR, 1.0 - FLOOR);
+        let p = self.prior.clamp(PRIOR_FLOOR, 1.0 - FLOOR);
         Weights { prior: (p / (1.0 - p)).log2(), w }
     }
 }
@@ -110,11 +115,13 @@ pub struct EmOptions {
     /// Re-estimate u too (classic EM); otherwise u stays as given (estimated from random
     /// pairs, as Splink does) and only m and the prior move.
     pub estimate_u: bool,
+    /// Re-estimate m (off when only the prior is wanted).
+    pub estimate_m: bool,
 }
 
 impl Default for EmOptions {
     fn default() -> Self {
-        EmOptions { max_iterations: 100, tolerance: 1e-5, estimate_u: false }
+        EmOptions { max_iterations: 100, tolerance: 1e-5, estimate_u: false, estimate_m: true }
     }
 }
 
@@ -166,7 +173,7 @@ pub fn estimate(patterns: &[(Vector, f64)], start: &Model, options: &EmOptions) 
             let n = LEVELS[f].len();
             let (sm, su): (f64, f64) = (am[f][1..n].iter().sum(), au[f][1..n].iter().sum());
             for l in 1..n {
-                if sm > 0.0 {
+                if options.estimate_m && sm > 0.0 {
                     next.m[f][l] = am[f][l] / sm;
                 }
                 if options.estimate_u && su > 0.0 {
