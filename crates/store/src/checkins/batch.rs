@@ -28,8 +28,9 @@ const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a writer keeps the queue while its batch is being written.
 const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-/// PostgreSQL writers: while one commits, the other runs the next batch.
-const POSTGRES_WRITERS: usize = 2;
+/// PostgreSQL writers: while some wait for their commits, one runs the next batch (three
+/// measured best against two and four; see BENCHMARKS.md).
+const POSTGRES_WRITERS: usize = 3;
 
 /// A request's write, as the batch decided it.
 enum Job {
