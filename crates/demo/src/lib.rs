@@ -698,6 +698,77 @@ pub async fn agreements(store: &Store) -> anyhow::Result<usize> {
     Ok(4)
 }
 
+/// Transfers of the formal record between Guannan (home) and Suzhou (where the members
+/// checked in), one in each state the accounts can reach by their own steps: asked for by
+/// Suzhou, approved with the letter issued, received, done with the receipt back,
+/// returned for correction, refused, withdrawn, and a letter to an organization outside
+/// the system. Returns how many.
+pub async fn transfers(store: &Store) -> anyhow::Result<usize> {
+    use kite_store::{TransferRequest, TransferStepInput, TransferView};
+    let guannan = acting_as(store, "guannan").await?;
+    let suzhou = acting_as(store, "suzhou").await?;
+    // Members of Guannan's subtree checked in to Suzhou's.
+    let inflow = suzhou.flows(Side::Inflow, &FlowQuery { limit: Some(200), ..Default::default() }).await?;
+    let mut people = inflow
+        .items
+        .iter()
+        .filter(|f| f.outflow_org_code == "GN" || f.outflow_org_code.starts_with("GN-"))
+        .filter_map(|f| Some((f.member_id, f.inflow_org_code.clone()?)));
+    let mut next = || people.next().ok_or_else(|| anyhow::anyhow!("too few members checked in to Suzhou"));
+    let ask = |member_id: i64, to: Option<String>, text: Option<&str>, reason: &str| TransferRequest {
+        member_id,
+        to_org_code: to,
+        to_org_text: text.map(str::to_string),
+        reason: Some(reason.to_string()),
+    };
+    let step = |name: &str, v: &TransferView, reason: Option<&str>| TransferStepInput {
+        step: name.to_string(),
+        version: v.transfer.version,
+        reason: reason.map(str::to_string),
+        ..Default::default()
+    };
+    let settled = "在苏州工作生活已满六个月，应转尽转";
+    let mut count = 0;
+
+    // Asked for by Suzhou, waiting for Guannan.
+    let (m, to) = next()?;
+    suzhou.transfer_request(&ask(m, Some(to), None, settled)).await?;
+    count += 1;
+    // Approved: the letter is out, waiting for Suzhou to receive.
+    let (m, to) = next()?;
+    let v = suzhou.transfer_request(&ask(m, Some(to), None, settled)).await?;
+    guannan.transfer_step(v.transfer.id, &step("approve", &v, None)).await?;
+    count += 1;
+    // Received, and received with the receipt back (done).
+    for close in [false, true] {
+        let (m, to) = next()?;
+        let v = guannan.transfer_request(&ask(m, Some(to), None, "已在流入地落户")).await?;
+        let v = guannan.transfer_step(v.transfer.id, &step("approve", &v, None)).await?;
+        let v = suzhou.transfer_step(v.transfer.id, &step("receive", &v, None)).await?;
+        if close {
+            guannan.transfer_step(v.transfer.id, &step("record_receipt", &v, None)).await?;
+        }
+        count += 1;
+    }
+    // Sent back for a correction, refused, withdrawn.
+    let (m, to) = next()?;
+    let v = suzhou.transfer_request(&ask(m, Some(to), None, "")).await?;
+    guannan.transfer_step(v.transfer.id, &step("return", &v, Some("请补充转接原因和现工作单位"))).await?;
+    let (m, to) = next()?;
+    let v = suzhou.transfer_request(&ask(m, Some(to), None, settled)).await?;
+    guannan.transfer_step(v.transfer.id, &step("refuse", &v, Some("该同志明年初返乡，暂不转出"))).await?;
+    let (m, to) = next()?;
+    let v = guannan.transfer_request(&ask(m, Some(to), None, "拟转入流入地党支部")).await?;
+    guannan.transfer_step(v.transfer.id, &step("withdraw", &v, None)).await?;
+    count += 3;
+    // To an organization outside the system: the letter is printed.
+    let (m, _) = next()?;
+    let v = guannan.transfer_request(&ask(m, None, Some("浙江省杭州市西湖区西溪街道党工委"), "随配偶迁居杭州")).await?;
+    guannan.transfer_step(v.transfer.id, &step("approve", &v, None)).await?;
+    count += 1;
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,9 +216,10 @@ async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {
     }
     let (checkins, evaluations) = kite_demo::activity(store, members).await?;
     let agreements = kite_demo::agreements(store).await?;
+    let transfers = kite_demo::transfers(store).await?;
     println!(
         "demo region loaded: {m} members, {f} away, {checkins} check-ins waiting, {evaluations} evaluations, \
-         {agreements} co-management agreements"
+         {agreements} co-management agreements, {transfers} transfers"
     );
     Ok(())
 }

@@ -1781,3 +1781,77 @@ async fn service_points_are_kept_from_their_pages() {
     })
     .await;
 }
+
+/// The post form whose `id` attribute is `id`.
+fn form_with_id(page: &Reply, id: &str) -> (String, Fields) {
+    let at = page.text.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{}: no form {id}", page.what));
+    let start = page.text[..at].rfind("<form method=\"post\"").expect("the form's start");
+    let end = start + page.text[start..].find("</form>").expect("end of form") + "</form>".len();
+    let only = Reply {
+        what: page.what.clone(),
+        status: page.status,
+        headers: page.headers.clone(),
+        text: page.text[start..end].to_string(),
+        json: Value::Null,
+    };
+    form_of(&only)
+}
+
+#[tokio::test]
+async fn a_transfer_is_asked_for_approved_printed_and_received_through_the_pages() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        w.s.user("tb_sec", kite_domain::Role::Secretary, Some("TB-B1"), None).await;
+        let zhang = w.member("TA-B1");
+        let b1 = Web::open(&w.s, "b1_sec").await;
+        let tb = Web::open(&w.s, "tb_sec").await;
+
+        // From the member's page to the form; a missing destination is named beside its field.
+        let member = b1.page(&format!("/members/{zhang}")).await;
+        assert!(member.text.contains(&format!("href=\"/members/{zhang}/transfer\"")), "{}", member.text);
+        let (action, f) = b1.form(&format!("/members/{zhang}/transfer")).await;
+        let r = b1.post(&action, &f.clone().with("reason", "在堆沟港镇定居")).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("to_org_code", "必填")]);
+        let (_, kept) = form_of(&r);
+        assert_eq!(kept.get("reason"), Some("在堆沟港镇定居"));
+        let at = see_other(&b1.post(&action, &kept.with("to_org_code", "TB-B1")).await);
+        let page = b1.page(&at).await;
+        assert!(page.text.contains("已申请") && page.text.contains("堆沟港镇第一支部"), "{}", page.text);
+
+        // Refusing needs a reason, shown beside the field; approving issues the letter.
+        let (url, refuse) = form_with_id(&page, "step-approve");
+        assert!(!page.text.contains("id=\"step-refuse\""), "the sending side's own request is withdrawn, not refused");
+        let r = b1.post(&url, &refuse.clone().with("letter_days", "0")).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("letter_days", "介绍信有效天数应为正整数")]);
+        see_other(&b1.post(&url, &refuse.with("letter_days", "15")).await);
+        let page = b1.page(&at).await;
+        assert!(page.text.contains("已开具介绍信") && page.text.contains("id=\"print-letter\""), "{}", page.text);
+        // The same form sent again is stale: said on the page, nothing changes.
+        let r = b1.post(&url, &form_with_id(&page, "step-withdraw").1.with("version", "1")).await;
+        assert_eq!(r.status, 409, "{}", r.text);
+
+        let letter = b1.page(&format!("{at}/letter")).await;
+        assert!(
+            letter.text.contains("中国共产党党员组织关系介绍信")
+                && letter.text.contains("TA-B1-")
+                && letter.text.contains("回执"),
+            "{}",
+            letter.text
+        );
+
+        // The receiving side finds it in its queue and receives it.
+        let queue = tb.page("/transfers?queue=to_receive").await;
+        assert!(queue.text.contains(&format!("href=\"{at}\"")), "{}", queue.text);
+        let page = tb.page(&at).await;
+        let (url, receive) = form_with_id(&page, "step-receive");
+        see_other(&tb.post(&url, &receive).await);
+        let page = tb.page(&at).await;
+        assert!(page.text.contains("转入方已接收"), "{}", page.text);
+        assert!(!page.text.contains("id=\"step-record_receipt\""), "closing the file is the sending side's");
+        let page = b1.page(&at).await;
+        let (url, receipt) = form_with_id(&page, "step-record_receipt");
+        see_other(&b1.post(&url, &receipt).await);
+        assert!(b1.page(&at).await.text.contains("回执已返回，转接完成"));
+    })
+    .await;
+}

@@ -8,6 +8,7 @@ mod members;
 mod orgs;
 mod points;
 mod session;
+mod transfers;
 
 use std::collections::BTreeMap;
 
@@ -57,6 +58,10 @@ pub fn templates() -> Environment<'static> {
         ("agreement_form.html", include_str!("../../templates/agreement_form.html")),
         ("point.html", include_str!("../../templates/point.html")),
         ("point_form.html", include_str!("../../templates/point_form.html")),
+        ("transfers.html", include_str!("../../templates/transfers.html")),
+        ("transfer.html", include_str!("../../templates/transfer.html")),
+        ("transfer_form.html", include_str!("../../templates/transfer_form.html")),
+        ("transfer_letter.html", include_str!("../../templates/transfer_letter.html")),
     ] {
         env.add_template(name, src).expect("templates compile");
     }
@@ -89,6 +94,7 @@ pub fn router() -> Router<AppState> {
         .merge(checkin::router())
         .merge(flows::router())
         .merge(agreements::router())
+        .merge(transfers::router())
         .merge(points::router())
         .route("/assets/pico.min.css", get(|| async { asset(CSS, include_str!("../../assets/vendor/pico.min.css")) }))
         .route("/assets/app.css", get(|| async { asset(CSS, include_str!("../../assets/app.css")) }))
@@ -234,6 +240,7 @@ fn render(state: &AppState, name: &str, lang: Lang, who: Option<&Authed>, ctx: V
         may_evaluate => may(Action::EvaluateInflow),
         may_read_agreements => may(Action::ReadAgreements),
         may_write_agreements => may(Action::WriteAgreements),
+        may_transfer => may(Action::Transfer),
         // Forms read `errors[field]`; pages without errors get an empty map.
         errors => BTreeMap::<String, String>::new(),
     };
