@@ -1839,7 +1839,9 @@ async fn a_transfer_is_asked_for_approved_printed_and_received_through_the_pages
             letter.text
         );
 
-        // The receiving side finds it in its queue and receives it.
+        // The receiving side finds it counted on its overview and in its queue, and receives it.
+        let overview = tb.page("/").await;
+        assert!(overview.text.contains("id=\"count-to-receive\">1<"), "{}", overview.text);
         let queue = tb.page("/transfers?queue=to_receive").await;
         assert!(queue.text.contains(&format!("href=\"{at}\"")), "{}", queue.text);
         let page = tb.page(&at).await;

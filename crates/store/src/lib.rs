@@ -40,7 +40,7 @@ pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
 pub use service_points::{NewServicePoint, PointStaff, ServicePoint};
-pub use transfers::{Queue as TransferQueue, TransferRecord, TransferStep};
+pub use transfers::{Queue as TransferQueue, TransferCounts, TransferRecord, TransferStep};
 
 use db::Pools;
 
@@ -92,10 +92,29 @@ impl Store {
         self.evaluation_cycle
     }
 
-    /// The daily date rules ([`kite_domain::flow::counts_as_mobile`]) applied for `today`;
+    /// The daily date rules applied for `today` ([`kite_domain::flow::counts_as_mobile`];
+    /// introduction letters past their last day become `expired`, with a history step);
     /// idempotent, so it runs at start and then on a timer. Returns how many flows changed.
     pub async fn run_daily(&self, today: chrono::NaiveDate) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
+        let letters = transfers::expire_letters(&mut tx, today).await?;
+        if letters > 0 {
+            audit::write(
+                &mut tx,
+                audit::Record {
+                    user_id: None,
+                    username: None,
+                    client: None,
+                    action: "job.expire_letters",
+                    outcome: "ok",
+                    target_type: "transfer",
+                    target_id: String::new(),
+                    before: None,
+                    after: Some(serde_json::json!({ "date": today, "transfers": letters })),
+                },
+            )
+            .await?;
+        }
         let n = flows::mark_mobile(&mut tx, today).await?;
         if n > 0 {
             audit::write(

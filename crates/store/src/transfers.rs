@@ -180,21 +180,20 @@ pub(crate) async fn by_id(tx: &mut Tx, id: i64) -> Result<Option<TransferRecord>
     row.map(|r| r.record(crate::today())).transpose()
 }
 
-/// Transfers in a queue for the subtree at `root` (`None`: everywhere), newest first.
-pub(crate) async fn list(
-    tx: &mut Tx,
-    root: Option<&str>,
-    queue: Queue,
-    limit: i64,
-) -> Result<Vec<TransferRecord>, StoreError> {
-    let today = crate::today();
-    let (lo, hi) = match root {
-        Some(r) => kite_domain::org::subtree_range(r),
-        None => (String::new(), "\u{10FFFF}".to_string()),
-    };
+/// How many transfers wait in each queue of a subtree (the overview page).
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+pub struct TransferCounts {
+    pub to_approve: i64,
+    pub to_receive: i64,
+    pub overdue: i64,
+}
+
+/// The `WHERE` of a queue, over `$1`/`$2` (the subtree's range), `$3` (today) and `$4`
+/// (a receipt is late when received before this day).
+fn queue_filter(queue: Queue) -> String {
     let from = "(t.from_path >= $1 AND t.from_path < $2)";
     let to = "(t.to_path >= $1 AND t.to_path < $2)";
-    let filter = match queue {
+    match queue {
         Queue::ToApprove => format!("{from} AND t.status IN ('requested', 'first_approved')"),
         Queue::ToReceive => format!("{to} AND t.status = 'approved'"),
         Queue::Overdue => format!(
@@ -202,13 +201,43 @@ pub(crate) async fn list(
              OR (t.status = 'received' AND t.received_on < $4))"
         ),
         Queue::All => format!("({from} OR {to})"),
+    }
+}
+
+/// The bind values of [`queue_filter`] for the subtree at `root` (`None`: everywhere).
+fn queue_args(root: Option<&str>) -> (String, String, NaiveDate, NaiveDate) {
+    let today = crate::today();
+    let (lo, hi) = match root {
+        Some(r) => kite_domain::org::subtree_range(r),
+        None => (String::new(), "\u{10FFFF}".to_string()),
     };
-    // A receipt is late when received before this day (a month before today).
     let receipt_cutoff = today.checked_sub_months(chrono::Months::new(transfer::RECEIPT_DUE_MONTHS)).unwrap_or(today);
-    let sql = format!("{SELECT} WHERE {filter} ORDER BY t.id DESC LIMIT $5");
-    let rows: Vec<Row> = on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).bind(today).bind(receipt_cutoff)
+    (lo, hi, today, receipt_cutoff)
+}
+
+/// Transfers in a queue for the subtree at `root` (`None`: everywhere), newest first.
+pub(crate) async fn list(
+    tx: &mut Tx,
+    root: Option<&str>,
+    queue: Queue,
+    limit: i64,
+) -> Result<Vec<TransferRecord>, StoreError> {
+    let (lo, hi, today, cutoff) = queue_args(root);
+    let sql = format!("{SELECT} WHERE {} ORDER BY t.id DESC LIMIT $5", queue_filter(queue));
+    let rows: Vec<Row> = on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).bind(today).bind(cutoff)
         .bind(limit).fetch_all(c).await)?;
     rows.into_iter().map(|r| r.record(today)).collect()
+}
+
+pub(crate) async fn counts(tx: &mut Tx, root: Option<&str>) -> Result<TransferCounts, StoreError> {
+    let (lo, hi, today, cutoff) = queue_args(root);
+    let mut n = [0i64; 3];
+    for (i, queue) in [Queue::ToApprove, Queue::ToReceive, Queue::Overdue].into_iter().enumerate() {
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM transfers t WHERE {}", queue_filter(queue));
+        n[i] = on!(&mut *tx, c => sqlx::query_scalar(&sql).bind(&lo).bind(&hi).bind(today).bind(cutoff)
+            .fetch_one(c).await)?;
+    }
+    Ok(TransferCounts { to_approve: n[0], to_receive: n[1], overdue: n[2] })
 }
 
 pub(crate) async fn steps(tx: &mut Tx, id: i64) -> Result<Vec<TransferStep>, StoreError> {
@@ -287,6 +316,31 @@ async fn next_letter_number(tx: &mut Tx, org_id: i64, org_code: &str, year: i32)
          ON CONFLICT (org_id, year) DO UPDATE SET last = letter_counters.last + 1 RETURNING CAST(last AS BIGINT)")
         .bind(org_id).bind(year).fetch_one(c).await)?;
     Ok(transfer::letter_number(org_code, year, seq as u32))
+}
+
+/// Letters past their last day on `today` expire (the daily job), each with its history
+/// step; the sending side may still extend them. Returns how many.
+pub(crate) async fn expire_letters(tx: &mut Tx, today: NaiveDate) -> Result<u64, StoreError> {
+    let now = Utc::now();
+    exec!(
+        tx,
+        sqlx::query(
+            "INSERT INTO transfer_steps (transfer_id, step, from_status, to_status, user_id, username, note, at) \
+             SELECT id, 'expire', 'approved', 'expired', NULL, NULL, NULL, $1 FROM transfers \
+             WHERE status = 'approved' AND letter_until < $2"
+        )
+        .bind(now)
+        .bind(today)
+    )?;
+    Ok(exec!(
+        tx,
+        sqlx::query(
+            "UPDATE transfers SET status = 'expired', version = version + 1, updated_at = $1 \
+             WHERE status = 'approved' AND letter_until < $2"
+        )
+        .bind(now)
+        .bind(today)
+    )?)
 }
 
 /// A step to apply, with what it changes besides the status.

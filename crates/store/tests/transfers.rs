@@ -142,6 +142,8 @@ async fn a_transfer_runs_from_request_to_done_across_two_organizations() {
         assert_eq!(guard(&store, admin()).member(w.member.id).await.unwrap().org_code, "TA-B1");
         assert_eq!(receiving.transfers(TransferQueue::ToReceive).await.unwrap().len(), 1);
         assert!(sending.transfers(TransferQueue::ToReceive).await.unwrap().is_empty());
+        let counts = receiving.transfer_counts().await.unwrap().expect("a secretary's queues");
+        assert_eq!((counts.to_approve, counts.to_receive, counts.overdue), (0, 1, 0));
 
         let received = receiving.transfer_step(t.id, &step("receive", &approved)).await.unwrap();
         assert_eq!((received.transfer.status, received.transfer.received_on), (Status::Received, Some(today)));
@@ -231,6 +233,8 @@ async fn two_levels_refusals_returns_and_expired_letters() {
         let stale = receiving.transfer(v.transfer.id).await.unwrap();
         assert_eq!(stale.transfer.overdue.as_deref(), Some("letter_expired"));
         assert_eq!(receiving.transfers(TransferQueue::Overdue).await.unwrap().len(), 1);
+        assert_eq!(branch.transfer_counts().await.unwrap().map(|c| c.overdue), Some(1));
+        assert!(member.transfer_counts().await.unwrap().is_none(), "members have no queues");
         assert_conflict(
             receiving.transfer_step(v.transfer.id, &step("receive", &stale)).await,
             "transfer.letter_expired",
@@ -247,6 +251,38 @@ async fn two_levels_refusals_returns_and_expired_letters() {
         assert_conflict(branch.transfer_step(v.transfer.id, &step("approve", &refused)).await, "transfer.wrong_status");
         // The member's record never moved.
         assert_eq!(guard(&store, admin()).member(w.member.id).await.unwrap().org_code, "TA-B1");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_daily_job_expires_letters_and_the_sending_side_extends_them() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let sending = guard(&store, at(11, "ta_b1_sec", Role::Secretary, &w.ta_b1));
+        let receiving = guard(&store, at(21, "tb_b1_sec", Role::Secretary, &w.tb_b1));
+        let v = sending.transfer_request(&request(&w.member, "TB-B1")).await.unwrap();
+        let v = sending.transfer_step(v.transfer.id, &step("approve", &v)).await.unwrap();
+        let until = v.transfer.letter_until.unwrap();
+        // Nothing expires on the letter's last day; the day after, it does, once.
+        store.run_daily(until).await.unwrap();
+        assert_eq!(receiving.transfer(v.transfer.id).await.unwrap().transfer.status, Status::Approved);
+        let after = until.checked_add_days(Days::new(1)).unwrap();
+        store.run_daily(after).await.unwrap();
+        store.run_daily(after).await.unwrap();
+        let expired = sending.transfer(v.transfer.id).await.unwrap();
+        assert_eq!(expired.transfer.status, Status::Expired);
+        assert_eq!(expired.steps.iter().filter(|s| s.step == "expire").count(), 1);
+        assert_eq!(expired.may, vec!["withdraw", "extend_letter"]);
+        // Extended within three months of issue: back to approved, to be received.
+        let later = v.transfer.letter_issued_on.unwrap().checked_add_days(Days::new(40)).unwrap();
+        let extend = TransferStepInput { letter_until: Some(later), ..step("extend_letter", &expired) };
+        let extended = sending.transfer_step(v.transfer.id, &extend).await.unwrap();
+        assert_eq!((extended.transfer.status, extended.transfer.letter_until), (Status::Approved, Some(later)));
+        receiving
+            .transfer_step(v.transfer.id, &step("receive", &extended))
+            .await
+            .expect("received on the extended letter");
     })
     .await;
 }

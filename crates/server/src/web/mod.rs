@@ -316,8 +316,10 @@ pub fn error_status_page(state: &AppState, lang: Lang, status: StatusCode, code:
 }
 
 async fn overview(State(state): State<AppState>, PageLang(lang): PageLang, Viewer(who): Viewer) -> Response {
-    match who.guard(&state).overview(None).await {
-        Ok(counts) => render(&state, "overview.html", lang, Some(&who), context! { counts }),
+    let g = who.guard(&state);
+    let result = async { Ok::<_, kite_store::StoreError>((g.overview(None).await?, g.transfer_counts().await?)) }.await;
+    match result {
+        Ok((counts, transfers)) => render(&state, "overview.html", lang, Some(&who), context! { counts, transfers }),
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{snapshot, Guard};
-use crate::transfers::{self, Change, New, Queue, TransferRecord, TransferStep};
+use crate::transfers::{self, Change, New, Queue, TransferCounts, TransferRecord, TransferStep};
 use crate::{audit, flows, members, orgs, StoreError, Tx};
 
 /// A transfer with its history and the steps the caller may take now.
@@ -177,6 +177,15 @@ impl Guard<'_> {
         }
         let mut tx = self.store.read().await?;
         transfers::list(&mut tx, self.who.org_root(), queue, 200).await
+    }
+
+    /// The caller's queue sizes; nothing for those who do not take part in transfers.
+    pub async fn transfer_counts(&self) -> Result<Option<TransferCounts>, StoreError> {
+        if !self.who.role.may(Action::Transfer) {
+            return Ok(None);
+        }
+        let mut tx = self.store.read().await?;
+        Ok(Some(transfers::counts(&mut tx, self.who.org_root()).await?))
     }
 
     pub async fn transfer(&self, id: i64) -> Result<TransferView, StoreError> {
