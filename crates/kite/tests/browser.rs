@@ -550,3 +550,107 @@ async fn a_member_checks_in_on_a_phone_and_the_home_branch_confirms_it() {
         phone_walk(&driver, backend).await;
     }
 }
+
+/// WebDriver's Print Page command (W3C): the current page as a PDF, here on A4.
+#[derive(Debug)]
+struct PrintA4;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for PrintA4 {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/print", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let a4 = json!({"page": {"width": 21.0, "height": 29.7}, "background": false});
+        (http::Method::POST, Some(a4.to_string()))
+    }
+}
+
+/// Prints the current page on A4 and returns the PDF.
+async fn print_a4(c: &Client) -> Vec<u8> {
+    use base64::Engine;
+    let answer = c.issue_cmd(PrintA4).await.expect("print the page");
+    let encoded = answer.as_str().expect("the PDF, base64-encoded");
+    base64::engine::general_purpose::STANDARD.decode(encoded).expect("base64")
+}
+
+/// Pages in a PDF as Chromium writes it (`/Type /Page` objects, not `/Pages`).
+fn pdf_pages(pdf: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(pdf);
+    text.matches("/Type /Page").count() - text.matches("/Type /Pages").count()
+}
+
+async fn transfer_walk(driver: &Driver, backend: Backend) {
+    let store = testing::store(backend).await;
+    let who = two_places(&store).await;
+    account(&store, "dst_sec", SECRETARY_PASSWORD, Role::Secretary, "DST-B1").await;
+    let base = serve(store.clone()).await;
+
+    // The home branch asks for the transfer from the member's page and approves it.
+    let home = driver.browser(Screen::Desktop).await;
+    home.goto(&format!("{base}/members/{}", who.member_id)).await.expect("open the member");
+    log_in(&home, "gn_sec", SECRETARY_PASSWORD).await;
+    wait_for_path(&home, &format!("/members/{}", who.member_id)).await;
+    click(&home, "#ask-transfer").await;
+    wait_for_path(&home, &format!("/members/{}/transfer", who.member_id)).await;
+    type_into(&home, "#f-to_org_code", "DST-B1").await;
+    type_into(&home, "#f-reason", "在苏州高新区工作生活已满六个月").await;
+    click(&home, "#ask").await;
+    wait_for_url(&home, "the transfer's page", |u| u.path().starts_with("/transfers/")).await;
+    let page = home.current_url().await.expect("url").path().to_string();
+    assert_eq!(text(&home, "#transfer-status").await, "已申请", "{backend:?}");
+    click(&home, "#step-approve button").await;
+    let status = "return document.getElementById('transfer-status')?.textContent";
+    wait_for_js(&home, "the letter issued", &format!("{status} === '已开具介绍信'"), vec![]).await;
+    let facts = text(&home, "#letter-number").await;
+    let number = facts.split_whitespace().next().unwrap_or_default().to_string();
+    assert!(number.starts_with("GN-B1-"), "{backend:?}: {facts}");
+
+    // The printable letter: stub, letter and receipt on one A4 page, without the site's header.
+    click(&home, "#print-letter").await;
+    wait_for_path(&home, &format!("{page}/letter")).await;
+    let letter = text(&home, "#transfer-letter").await;
+    for part in ["存根", "中国共产党党员组织关系介绍信", "回执", &number] {
+        assert!(letter.contains(part), "{backend:?}: no {part} in {letter}");
+    }
+    assert!(letter.contains("狮山大厦联合党支部") && letter.contains(who.name), "{backend:?}: {letter}");
+    let pdf = print_a4(&home).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).ok();
+    std::fs::write(dir.join(format!("transfer-letter-{backend:?}.pdf")), &pdf).ok();
+    assert!(pdf.starts_with(b"%PDF-"), "{backend:?}: not a PDF");
+    assert_eq!(pdf_pages(&pdf), 1, "{backend:?}: the letter should fit one A4 page");
+    keep_screenshot(&home, &format!("transfer-letter-{backend:?}")).await;
+
+    // The receiving branch finds it in its queue and receives the member.
+    let there = driver.browser(Screen::Desktop).await;
+    there.goto(&format!("{base}/transfers?queue=to_receive")).await.expect("open the queue");
+    log_in(&there, "dst_sec", SECRETARY_PASSWORD).await;
+    wait_for_path(&there, "/transfers").await;
+    there.find(Locator::LinkText(who.name)).await.expect("the transfer's link").click().await.expect("open");
+    wait_for_path(&there, &page).await;
+    click(&there, "#step-receive button").await;
+    wait_for_js(&there, "the member received", &format!("{status} === '转入方已接收'"), vec![]).await;
+    there.close().await.expect("close");
+
+    // The receipt is back at home: done.
+    home.goto(&format!("{base}{page}")).await.expect("back to the transfer");
+    click(&home, "#step-record_receipt button").await;
+    wait_for_js(&home, "the transfer done", &format!("{status} === '回执已返回，转接完成'"), vec![]).await;
+    home.close().await.expect("close");
+
+    let g = store.guard(admin(), AuditClient::default());
+    let m = g.member(who.member_id).await.expect("the member");
+    assert_eq!(m.org_code, "DST-B1", "{backend:?}: the record moved");
+    let flows = g.member_flows(who.member_id).await.expect("flows");
+    assert_eq!(flows[0].status, FlowStatus::Transferred, "{backend:?}: {flows:?}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_goes_from_request_to_receipt_across_two_branches_and_its_letter_prints_on_a4() {
+    let driver = Driver::start();
+    for backend in BACKENDS {
+        transfer_walk(&driver, backend).await;
+    }
+}
