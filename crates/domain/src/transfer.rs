@@ -216,9 +216,10 @@ pub fn next(state: &State, step: Step, side: Side, today: NaiveDate) -> Result<S
             (side == Side::Sending && state.initiator != Initiator::Sending, S::Refused)
         }
         (Step::Refuse, S::Approved) => (side == Side::Receiving && !state.receiver_outside, S::Refused),
-        (Step::Withdraw, S::Requested | S::Returned | S::FirstApproved | S::Approved | S::Expired) => {
-            (by_initiator, S::Withdrawn)
-        }
+        (Step::Withdraw, S::Requested | S::Returned | S::FirstApproved | S::Approved) => (by_initiator, S::Withdrawn),
+        // An expired letter the sending side will not extend: it closes the transfer, so
+        // that the member can be given another.
+        (Step::Withdraw, S::Expired) => (by_initiator || side == Side::Sending, S::Withdrawn),
         (Step::Receive, S::Approved) => {
             // Out of the system, the sending side records what the receipt says.
             let side_ok = if state.receiver_outside { side == Side::Sending } else { side == Side::Receiving };
@@ -279,14 +280,17 @@ pub fn overdue(
     match status {
         Status::Approved if letter_until.is_some_and(|u| today > u) => Some(Overdue::LetterExpired),
         Status::Expired => Some(Overdue::LetterExpired),
-        Status::Received if received_on.is_some_and(|r| today > receipt_due(r)) => Some(Overdue::ReceiptMissing),
+        Status::Received if received_on.is_some_and(|r| r < receipt_late_before(today)) => {
+            Some(Overdue::ReceiptMissing)
+        }
         _ => None,
     }
 }
 
-/// The last day the receipt is expected for a member received on `received_on`.
-pub fn receipt_due(received_on: NaiveDate) -> NaiveDate {
-    received_on.checked_add_months(Months::new(RECEIPT_DUE_MONTHS)).unwrap_or(NaiveDate::MAX)
+/// On `today`, the receipt of a member received before this day is late (a month ago);
+/// the queue's query and [`overdue`] both use it, so that they agree at month ends.
+pub fn receipt_late_before(today: NaiveDate) -> NaiveDate {
+    today.checked_sub_months(Months::new(RECEIPT_DUE_MONTHS)).unwrap_or(NaiveDate::MIN)
 }
 
 /// Whether a transfer in this status still stands in the way of another one (an expired
@@ -385,6 +389,10 @@ mod tests {
         let expired = State { status: next(&approved, Step::Expire, Side::Sending, late).unwrap(), ..approved };
         assert_eq!(expired.status, Status::Expired);
         assert_eq!(next(&expired, Step::ExtendLetter, Side::Sending, late), Ok(Status::Approved));
+        // Whoever asked, the sending side may close a transfer whose letter it lets lapse.
+        let theirs = State { initiator: Initiator::Receiving, ..expired };
+        assert_eq!(next(&theirs, Step::Withdraw, Side::Sending, late), Ok(Status::Withdrawn));
+        assert_eq!(next(&theirs, Step::Withdraw, Side::Member, late), Err(Refusal::NotYourStep));
         assert_eq!(overdue(Status::Approved, approved.letter_until, None, late), Some(Overdue::LetterExpired));
         assert_eq!(overdue(Status::Approved, approved.letter_until, None, day(TODAY)), None);
     }
@@ -426,7 +434,7 @@ mod tests {
     #[test]
     fn a_receipt_is_overdue_a_month_after_receiving() {
         let received = day("2026-01-31");
-        assert_eq!(receipt_due(received), day("2026-02-28"));
+        assert_eq!(receipt_late_before(day("2026-03-01")), day("2026-02-01"));
         assert_eq!(overdue(Status::Received, None, Some(received), day("2026-02-28")), None);
         assert_eq!(overdue(Status::Received, None, Some(received), day("2026-03-01")), Some(Overdue::ReceiptMissing));
         assert_eq!(overdue(Status::Done, None, Some(received), day("2026-06-01")), None);

@@ -112,6 +112,14 @@ pub(crate) async fn open_for(tx: &mut Tx, member_id: i64) -> Result<Option<(i64,
         .bind(member_id).fetch_optional(c).await)?)
 }
 
+/// The organization the member's open flow is checked in to, if it is.
+pub(crate) async fn checked_in_to(tx: &mut Tx, member_id: i64) -> Result<Option<i64>, StoreError> {
+    Ok(on!(tx, c => sqlx::query_scalar(
+        "SELECT inflow_org_id FROM flows WHERE member_id = $1 AND status = 'checked_in'")
+        .bind(member_id).fetch_optional(c).await)?
+    .flatten())
+}
+
 /// Marks an open flow checked in to `inflow`; a flow closed meanwhile (a return committed
 /// between reading and writing) is a conflict, not reopened.
 pub(crate) async fn check_in(tx: &mut Tx, flow_id: i64, inflow: &Org) -> Result<(), StoreError> {

@@ -211,8 +211,7 @@ fn queue_args(root: Option<&str>) -> (String, String, NaiveDate, NaiveDate) {
         Some(r) => kite_domain::org::subtree_range(r),
         None => (String::new(), "\u{10FFFF}".to_string()),
     };
-    let receipt_cutoff = today.checked_sub_months(chrono::Months::new(transfer::RECEIPT_DUE_MONTHS)).unwrap_or(today);
-    (lo, hi, today, receipt_cutoff)
+    (lo, hi, today, transfer::receipt_late_before(today))
 }
 
 /// Transfers in a queue for the subtree at `root` (`None`: everywhere), newest first.
@@ -322,25 +321,15 @@ async fn next_letter_number(tx: &mut Tx, org_id: i64, org_code: &str, year: i32)
 /// step; the sending side may still extend them. Returns how many.
 pub(crate) async fn expire_letters(tx: &mut Tx, today: NaiveDate) -> Result<u64, StoreError> {
     let now = Utc::now();
-    exec!(
-        tx,
-        sqlx::query(
-            "INSERT INTO transfer_steps (transfer_id, step, from_status, to_status, user_id, username, note, at) \
-             SELECT id, 'expire', 'approved', 'expired', NULL, NULL, NULL, $1 FROM transfers \
-             WHERE status = 'approved' AND letter_until < $2"
-        )
-        .bind(now)
-        .bind(today)
-    )?;
-    Ok(exec!(
-        tx,
-        sqlx::query(
-            "UPDATE transfers SET status = 'expired', version = version + 1, updated_at = $1 \
-             WHERE status = 'approved' AND letter_until < $2"
-        )
-        .bind(now)
-        .bind(today)
-    )?)
+    let ids: Vec<i64> = on!(&mut *tx, c => sqlx::query_scalar(
+        "UPDATE transfers SET status = 'expired', version = version + 1, updated_at = $1 \
+         WHERE status = 'approved' AND letter_until < $2 RETURNING id")
+        .bind(now).bind(today).fetch_all(c).await)?;
+    for id in &ids {
+        record_step(tx, *id, Step::Expire.code(), Some(Status::Approved), Status::Expired, None, None, None, now)
+            .await?;
+    }
+    Ok(ids.len() as u64)
 }
 
 /// A step to apply, with what it changes besides the status.
@@ -400,45 +389,59 @@ pub(crate) async fn apply(tx: &mut Tx, t: &TransferRecord, c: &Change<'_>) -> Re
     Ok(())
 }
 
-/// The member's record moves to the receiving organization (or, outside the system,
-/// leaves the sending one's count) and an open flow ends as transferred.
+/// The member's open flow ends as transferred (first, in the order `close_with_return`
+/// takes its locks: the flow, then the counters), then the record moves to the receiving
+/// organization. Outside the system the record stays where it is for now (there is no
+/// "left the system" state yet); only the flow closes.
 async fn move_member(tx: &mut Tx, t: &TransferRecord, today: NaiveDate) -> Result<(), StoreError> {
-    if let Some(to) = t.to_org_id {
-        let path = orgs::lock_path(tx, to).await?;
-        exec!(
-            tx,
-            sqlx::query(
-                "UPDATE members SET org_id = $1, org_path = $2, mobility = $3, version = version + 1, \
-                 updated_at = $4 WHERE id = $5"
-            )
-            .bind(to)
-            .bind(&path)
-            .bind(Mobility::Resident.code())
-            .bind(Utc::now())
-            .bind(t.member_id)
-        )?;
-        orgs::adjust_counts(tx, t.from_org_id, -1, 0, 0).await?;
-        orgs::adjust_counts(tx, to, 1, 0, 0).await?;
-    }
-    let open: Option<(i64, i64, Option<i64>, String)> = on!(tx, c => sqlx::query_as(
+    let now = Utc::now();
+    let open: Option<(i64, i64, Option<i64>, String)> = on!(&mut *tx, c => sqlx::query_as(
         "SELECT id, outflow_org_id, inflow_org_id, status FROM flows WHERE member_id = $1 \
          AND status IN ('not_checked_in', 'checked_in', 'lost_contact')")
         .bind(t.member_id).fetch_optional(c).await)?;
-    if let Some((flow_id, outflow_org, inflow_org, status)) = open {
-        exec!(
+    if let Some((flow_id, outflow_org, inflow_org, before)) = open {
+        // Guarded by the status read: a return or check-in committed meanwhile is a
+        // conflict to try again, not overwritten with counters moved twice.
+        let n = exec!(
             tx,
             sqlx::query(
-                "UPDATE flows SET status = $1, ended_on = $2, version = version + 1, updated_at = $3 WHERE id = $4"
+                "UPDATE flows SET status = $1, ended_on = $2, version = version + 1, updated_at = $3 \
+                 WHERE id = $4 AND status = $5"
             )
             .bind(FlowStatus::Transferred.code())
             .bind(today)
-            .bind(Utc::now())
+            .bind(now)
             .bind(flow_id)
+            .bind(&before)
         )?;
+        if n == 0 {
+            return Err(StoreError::Conflict("stale_version"));
+        }
         orgs::adjust_counts(tx, outflow_org, 0, -1, 0).await?;
-        if let (Some(i), true) = (inflow_org, status == FlowStatus::CheckedIn.code()) {
+        if let (Some(i), true) = (inflow_org, before == FlowStatus::CheckedIn.code()) {
             orgs::adjust_counts(tx, i, 0, 0, -1).await?;
         }
     }
-    Ok(())
+    crate::members::set_mobility(tx, t.member_id, Mobility::Resident).await?;
+    let Some(to) = t.to_org_id else { return Ok(()) };
+    let path = orgs::lock_path(tx, to).await?;
+    // The record must still be where the transfer started: an edit that moved it meanwhile
+    // would make the counts wrong.
+    let n = exec!(
+        tx,
+        sqlx::query(
+            "UPDATE members SET org_id = $1, org_path = $2, version = version + 1, updated_at = $3 \
+             WHERE id = $4 AND org_id = $5"
+        )
+        .bind(to)
+        .bind(&path)
+        .bind(now)
+        .bind(t.member_id)
+        .bind(t.from_org_id)
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict("transfer.member_moved"));
+    }
+    orgs::adjust_counts(tx, t.from_org_id, -1, 0, 0).await?;
+    orgs::adjust_counts(tx, to, 1, 0, 0).await
 }

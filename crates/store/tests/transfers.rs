@@ -115,9 +115,16 @@ async fn a_transfer_runs_from_request_to_done_across_two_organizations() {
         // The receiving side sees it, but approving is the sending side's step.
         assert_eq!(receiving.transfer(v.transfer.id).await.unwrap().may, Vec::<String>::new());
         assert_forbidden(receiving.transfer_step(v.transfer.id, &step("approve", &v)).await);
-        // Outside both sides: not found.
-        let other = guard(&store, at(31, "ta_sec", Role::Secretary, &w.ta_b1));
-        assert!(other.transfer(v.transfer.id).await.is_ok(), "the sending branch's other account sees it");
+        let colleague = guard(&store, at(31, "ta_b1_sec2", Role::Secretary, &w.ta_b1));
+        assert!(colleague.transfer(v.transfer.id).await.is_ok(), "the sending branch's other account sees it");
+        // Outside both sides (another branch, service staff): not found.
+        let ta_b2 =
+            guard(&store, admin()).org_create(Some("TA"), "TA-B2", fields("甲二支部", OrgLevel::Branch)).await.unwrap();
+        for who in [at(32, "b2_sec", Role::Secretary, &ta_b2), at(33, "staff", Role::ServiceStaff, &w.ta_b1)] {
+            let outsider = guard(&store, who);
+            assert_not_found(outsider.transfer(v.transfer.id).await);
+            assert_not_found(outsider.transfer_step(v.transfer.id, &step("approve", &v)).await);
+        }
 
         // Two approvals at once: one transition, the other is stale.
         let approve = step("approve", &v);
@@ -134,7 +141,8 @@ async fn a_transfer_runs_from_request_to_done_across_two_organizations() {
         };
         let t = &approved.transfer;
         assert_eq!(t.status, Status::Approved);
-        let today = chrono::Utc::now().date_naive();
+        // Dates are recorded in China Standard Time.
+        let today = (chrono::Utc::now() + chrono::TimeDelta::hours(8)).date_naive();
         let year = chrono::Datelike::year(&today);
         assert_eq!(t.letter_number.as_deref(), Some(format!("TA-B1-{year}-0001").as_str()));
         assert_eq!((t.letter_issued_on, t.letter_until), (Some(today), today.checked_add_days(Days::new(9))));

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use kite_domain::Action;
+use kite_domain::transfer::Status;
 use kite_store::{TransferQueue, TransferRequest, TransferStepInput, TransferView};
 use minijinja::{context, Value};
 use serde::Deserialize;
@@ -142,7 +142,11 @@ async fn letter(
     Path(id): Path<i64>,
 ) -> Response {
     match who.guard(&state).transfer(id).await {
-        Ok(v) if v.transfer.letter_number.is_some() => {
+        // A letter is printed while it stands: not for a transfer refused, withdrawn or lapsed.
+        Ok(v)
+            if v.transfer.letter_number.is_some()
+                && matches!(v.transfer.status, Status::Approved | Status::Received | Status::Done) =>
+        {
             render(&state, "transfer_letter.html", lang, Some(&who), context! { tr => &v.transfer })
         }
         Ok(_) => error_page(&state, lang, &who, ApiError::Conflict("transfer.wrong_status")),
@@ -170,16 +174,8 @@ async fn new_form(
     Viewer(who): Viewer,
     Path(id): Path<i64>,
 ) -> Response {
-    let g = who.guard(&state);
-    // A member asks for their own transfer; staff need the transfer action.
-    let own = who.principal.role == kite_domain::Role::Member && who.principal.member_id == Some(id);
-    if !own {
-        if let Err(e) = g.require(Action::Transfer).await {
-            return error_page(&state, lang, &who, e.into());
-        }
-    }
-    match g.member(id).await {
-        Ok(m) => render(&state, "transfer_form.html", lang, Some(&who), ask_ctx(id, &m.name, &AskForm::default())),
+    match who.guard(&state).transfer_subject(id).await {
+        Ok(name) => render(&state, "transfer_form.html", lang, Some(&who), ask_ctx(id, &name, &AskForm::default())),
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
 }
@@ -206,7 +202,7 @@ async fn create(
     match result {
         Ok(v) => Redirect::to(&format!("/transfers/{}", v.transfer.id)).into_response(),
         Err(e) => {
-            let name = who.guard(&state).member(id).await.map(|m| m.name).unwrap_or_default();
+            let name = who.guard(&state).transfer_subject(id).await.unwrap_or_default();
             form_again(&state, lang, &who, "transfer_form.html", ask_ctx(id, &name, &f), e)
         }
     }

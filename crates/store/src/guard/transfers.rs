@@ -71,8 +71,7 @@ impl Guard<'_> {
         let mut may: Vec<String> = Vec::new();
         for side in sides {
             for s in transfer::steps_for(&t.state(), *side, today) {
-                let second_level = s == Step::Approve && t.status == Status::FirstApproved;
-                if second_level && !self.who.above(&t.from_path) {
+                if s == Step::Approve && !self.may_approve_level(&t, &steps) {
                     continue;
                 }
                 if !may.iter().any(|m| m == s.code()) {
@@ -81,6 +80,54 @@ impl Guard<'_> {
             }
         }
         Ok(TransferView { transfer: t, steps, may })
+    }
+
+    /// With two levels, the first approval is the sending organization's own (or a system
+    /// administrator's), the second the committee's above it, by someone else.
+    fn may_approve_level(&self, t: &TransferRecord, steps: &[TransferStep]) -> bool {
+        if !t.two_levels {
+            return true;
+        }
+        let admin = self.who.role == kite_domain::Role::Admin;
+        match t.status {
+            Status::Requested => admin || self.who.org_path.as_deref() == Some(t.from_path.as_str()),
+            Status::FirstApproved => {
+                let first = steps.iter().rev().find(|s| s.step == Step::Approve.code());
+                self.who.above(&t.from_path) && first.is_none_or(|s| s.user_id != Some(self.who.user_id))
+            }
+            _ => true,
+        }
+    }
+
+    /// On whose behalf the caller would ask for `member`'s transfer: the member, the
+    /// sending side, or the receiving side for a member checked in to its subtree.
+    async fn asker(&self, tx: &mut Tx, member: &crate::Member) -> Result<Option<Initiator>, StoreError> {
+        let on = |path: &str| self.who.transfer_sides(path, None, -1).contains(&Side::Sending);
+        if self.who.member_id == Some(member.id) && self.who.role == kite_domain::Role::Member {
+            return Ok(Some(Initiator::Member));
+        }
+        if on(&member.org_path) {
+            return Ok(Some(Initiator::Sending));
+        }
+        let inflow_path = match flows::checked_in_to(tx, member.id).await? {
+            Some(id) => orgs::by_id(tx, id).await?.map(|o| o.path),
+            None => None,
+        };
+        Ok(inflow_path.as_deref().is_some_and(on).then_some(Initiator::Receiving))
+    }
+
+    /// The name of a member the caller may ask a transfer for (the form's heading);
+    /// anyone else's is not found (audited). The identity number is not shown.
+    pub async fn transfer_subject(&self, member_id: i64) -> Result<String, StoreError> {
+        let mut tx = self.store.read().await?;
+        if let Some(m) = members::by_id(&mut tx, member_id).await? {
+            if self.asker(&mut tx, &m).await?.is_some() {
+                return Ok(m.name);
+            }
+        }
+        drop(tx);
+        self.audit_denial(Action::Transfer.code(), "member", &member_id.to_string()).await?;
+        Err(StoreError::NotFound)
     }
 
     /// Asks for a transfer of a member's record.
@@ -123,24 +170,13 @@ impl Guard<'_> {
             (None, Some(_)) => None,
         };
         let open = flows::open_for(&mut tx, member.id).await?;
-        let inflow_path = match open.and_then(|(_, i)| i) {
-            Some(id) => orgs::by_id(&mut tx, id).await?.map(|o| o.path),
-            None => None,
-        };
-        // Who asks: the member, the sending side, or the receiving side for a member
-        // checked in to its subtree and a destination in it.
         let on = |path: &str| self.who.transfer_sides(path, None, -1).contains(&Side::Sending);
-        let initiator = if self.who.member_id == Some(member.id) && self.who.role == kite_domain::Role::Member {
-            Initiator::Member
-        } else if on(&member.org_path) {
-            Initiator::Sending
-        } else if inflow_path.as_deref().is_some_and(on) {
-            Initiator::Receiving
-        } else {
+        let Some(initiator) = self.asker(&mut tx, &member).await? else {
             drop(tx);
             return denied().await;
         };
-        if initiator == Initiator::Receiving && to.as_ref().is_some_and(|o| !on(&o.path)) {
+        // The receiving side asks to an organization of its own subtree, in the system.
+        if initiator == Initiator::Receiving && (to_text.is_some() || to.as_ref().is_some_and(|o| !on(&o.path))) {
             e.add("to_org_code", "transfer.not_your_org");
         }
         if !e.is_empty() {
@@ -255,7 +291,7 @@ impl Guard<'_> {
             if let Some(to_org) = t.to_org_id {
                 let o = orgs::by_id(&mut tx, to_org).await?.ok_or(StoreError::NotFound)?;
                 if o.status == OrgStatus::Dissolved {
-                    return Err(StoreError::invalid("to_org_code", "org.dissolved"));
+                    return Err(StoreError::Conflict("org.dissolved"));
                 }
             }
         }
