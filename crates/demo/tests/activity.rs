@@ -70,17 +70,27 @@ async fn the_demo_leaves_waiting_check_ins_and_evaluations() {
             assert!(partners.iter().any(|p| p.partner.org_code.as_deref() == Some("GN") && p.readable));
 
             // Transfers in each state the accounts reach; Suzhou sees those coming to it.
-            assert_eq!(kite_demo::transfers(&store).await.expect("demo transfers"), 8);
+            assert_eq!(kite_demo::transfers(&store).await.expect("demo transfers"), 9);
             let guannan = guard_of(&store, "guannan").await;
             let all = guannan.transfers(kite_store::TransferQueue::All).await.unwrap();
             let mut statuses: Vec<&str> = all.iter().map(|t| t.status.code()).collect();
             statuses.sort_unstable();
             assert_eq!(
                 statuses,
-                ["approved", "approved", "done", "received", "refused", "requested", "returned", "withdrawn"]
+                [
+                    "approved",
+                    "approved",
+                    "done",
+                    "first_approved",
+                    "received",
+                    "refused",
+                    "requested",
+                    "returned",
+                    "withdrawn"
+                ]
             );
             assert_eq!(suzhou.transfers(kite_store::TransferQueue::ToReceive).await.unwrap().len(), 1);
-            assert_eq!(guannan.transfers(kite_store::TransferQueue::ToApprove).await.unwrap().len(), 1);
+            assert_eq!(guannan.transfers(kite_store::TransferQueue::ToApprove).await.unwrap().len(), 2);
             assert!(all.iter().any(|t| t.to_org_text.is_some() && t.letter_number.is_some()));
         },
     )

@@ -42,6 +42,21 @@ impl Default for LetterRules {
 }
 
 impl LetterRules {
+    /// Configured limits: at least a day, one to twelve months, and a default that fits
+    /// within the maximum whatever the month (28 days a month).
+    pub fn new(default_days: u32, max_months: u32) -> Result<Self, &'static str> {
+        if default_days == 0 {
+            return Err("transfer.letter_days_invalid");
+        }
+        if !(1..=12).contains(&max_months) {
+            return Err("transfer.letter_months_invalid");
+        }
+        if default_days > 28 * max_months {
+            return Err("transfer.letter_too_long");
+        }
+        Ok(LetterRules { default_days, max_months })
+    }
+
     /// The last day a letter issued on `issued_on` may ever be valid.
     pub fn latest_until(&self, issued_on: NaiveDate) -> NaiveDate {
         issued_on.checked_add_months(Months::new(self.max_months)).unwrap_or(NaiveDate::MAX)
@@ -429,6 +444,17 @@ mod tests {
         assert_eq!(rules.extend(issued, until, day("2026-03-31")), Ok(day("2026-03-31")));
         assert_eq!(rules.extend(issued, until, until), Err("transfer.extend_not_later"));
         assert_eq!(rules.extend(issued, until, day("2026-05-01")), Err("transfer.letter_too_long"));
+    }
+
+    #[test]
+    fn configured_letter_rules_are_checked() {
+        assert_eq!(LetterRules::new(10, 3), Ok(LetterRules::default()));
+        assert_eq!(LetterRules::new(0, 3), Err("transfer.letter_days_invalid"));
+        assert_eq!(LetterRules::new(10, 0), Err("transfer.letter_months_invalid"));
+        assert_eq!(LetterRules::new(10, 13), Err("transfer.letter_months_invalid"));
+        assert_eq!(LetterRules::new(29, 1), Err("transfer.letter_too_long"));
+        let r = LetterRules::new(28, 1).unwrap();
+        assert_eq!(r.valid_until(day("2026-02-01"), None), Ok(day("2026-02-28")));
     }
 
     #[test]

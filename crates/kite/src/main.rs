@@ -21,6 +21,12 @@ struct Cli {
     /// How often inflow organizations evaluate their inflow members: quarter, half_year or year.
     #[arg(long, env = "KITE_EVALUATION_CYCLE", default_value = "half_year", global = true)]
     evaluation_cycle: String,
+    /// Days an introduction letter for a transfer is valid unless the approver says otherwise.
+    #[arg(long, env = "KITE_LETTER_DAYS", default_value_t = kite_domain::transfer::DEFAULT_LETTER_DAYS, global = true)]
+    letter_days: u32,
+    /// The longest an introduction letter may be valid, extensions included, in months (1–12).
+    #[arg(long, env = "KITE_LETTER_MAX_MONTHS", default_value_t = kite_domain::transfer::DEFAULT_LETTER_MAX_MONTHS, global = true)]
+    letter_max_months: u32,
     #[command(subcommand)]
     command: Command,
 }
@@ -96,6 +102,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cycle = kite_domain::EvaluationCycle::from_code(&cli.evaluation_cycle)
         .with_context(|| format!("unknown evaluation cycle {:?} (quarter, half_year, year)", cli.evaluation_cycle))?;
+    let letters = kite_domain::transfer::LetterRules::new(cli.letter_days, cli.letter_max_months).map_err(|code| {
+        anyhow::anyhow!(
+            "--letter-days {} with --letter-max-months {}: {}",
+            cli.letter_days,
+            cli.letter_max_months,
+            kite_server::i18n::t(kite_server::i18n::Lang::En, &format!("err.{code}"))
+        )
+    })?;
     // Settings are checked before the database is touched.
     let notifier = match &cli.command {
         Command::Serve { sms_gateway_url, sms_gateway_token, .. } => {
@@ -106,7 +120,8 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::connect(&cli.database_url)
         .await
         .with_context(|| format!("connecting to {}", cli.database_url))?
-        .with_evaluation_cycle(cycle);
+        .with_evaluation_cycle(cycle)
+        .with_letter_rules(letters);
     store.migrate().await.context("migrating the database")?;
     match cli.command {
         Command::Migrate => println!("migrations applied"),

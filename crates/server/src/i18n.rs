@@ -126,7 +126,12 @@ mod tests {
         ] {
             keys.push(format!("err.{}", r.code()));
         }
-        for c in ["transfer.letter_too_long", "transfer.letter_days_invalid", "transfer.extend_not_later"] {
+        for c in [
+            "transfer.letter_too_long",
+            "transfer.letter_days_invalid",
+            "transfer.letter_months_invalid",
+            "transfer.extend_not_later",
+        ] {
             keys.push(format!("err.{c}"));
         }
         for r in ["home_stationed", "workplace", "same_street", "same_county", "same_city"] {

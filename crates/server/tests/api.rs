@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 52] = [
+const ROUTES: [(&str, &str, bool); 53] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -70,6 +70,7 @@ const ROUTES: [(&str, &str, bool); 52] = [
     ("POST", "/api/v1/service-points", false),
     ("GET", "/api/v1/service-points/{code}", false),
     ("PUT", "/api/v1/service-points/{code}", false),
+    ("PUT", "/api/v1/orgs/{code}/transfer-approval", false),
     ("GET", "/api/v1/transfers", false),
     ("POST", "/api/v1/transfers", false),
     ("GET", "/api/v1/transfers/{id}", false),

@@ -88,6 +88,28 @@ async fn a_transfer_across_two_organizations_and_its_refusals() {
             .await;
         let fields = en.invalid("to_org_code", "transfer.same_org")["fields"].clone();
         assert_eq!(fields[0]["message"], "The receiving organization is the member's own");
+
+        // Two-level approval is set per organization by those who may edit it.
+        let org = s.get("/api/v1/orgs/TA-B1").auth(&w.root).send().await.ok().clone();
+        assert_eq!(org["transfer_two_levels"], false);
+        let url = "/api/v1/orgs/TA-B1/transfer-approval";
+        let on = json!({"two_levels": true, "version": org["version"]});
+        s.put(url).auth(&w.b1_sec).json(&on).send().await.error(403, "forbidden");
+        let set = s.put(url).auth(&w.ta_admin).json(&on).send().await.ok().clone();
+        assert_eq!(
+            (set["transfer_two_levels"].as_bool(), set["version"].as_i64()),
+            (Some(true), org["version"].as_i64().map(|v| v + 1))
+        );
+        s.put(url).auth(&w.ta_admin).json(&on).send().await.error(409, "stale_version");
+        // The next transfer from TA-B1 waits for the committee after the branch.
+        let li = w.member("TA-B2");
+        let v = s
+            .post("/api/v1/transfers")
+            .auth(&w.root)
+            .json(&json!({"member_id": li, "to_org_code": "TA-B1"}))
+            .send()
+            .await;
+        assert_eq!(v.expect(201)["transfer"]["two_levels"], false, "TA-B2 approves at one level");
     })
     .await;
 }

@@ -1854,6 +1854,21 @@ async fn a_transfer_is_asked_for_approved_printed_and_received_through_the_pages
         let (url, receipt) = form_with_id(&page, "step-record_receipt");
         see_other(&b1.post(&url, &receipt).await);
         assert!(b1.page(&at).await.text.contains("回执已返回，转接完成"));
+
+        // A member asks from their own page, and may withdraw what they asked.
+        let li = w.member("TA-B2");
+        w.s.user("lina", kite_domain::Role::Member, None, Some(li)).await;
+        let member = Web::open(&w.s, "lina").await;
+        let own = member.page(&format!("/members/{li}")).await;
+        assert!(own.text.contains(&format!("href=\"/members/{li}/transfer\"")), "{}", own.text);
+        let (action, f) = member.form(&format!("/members/{li}/transfer")).await;
+        let at = see_other(&member.post(&action, &f.with("to_org_code", "TB-B1").with("reason", "随配偶迁居")).await);
+        let page = member.page(&at).await;
+        assert!(page.text.contains("党员本人") && page.text.contains("id=\"step-withdraw\""), "{}", page.text);
+        assert!(!page.text.contains("id=\"step-approve\""), "{}", page.text);
+        // Someone else's record is not found, and asking for it is refused the same way.
+        let other = w.s.get(&format!("/members/{zhang}/transfer")).cookie(&member.cookie).send().await;
+        assert_eq!(other.status, 404, "{}", other.text);
     })
     .await;
 }

@@ -88,6 +88,10 @@ impl Store {
         self
     }
 
+    pub fn letter_rules(&self) -> kite_domain::transfer::LetterRules {
+        self.letter_rules
+    }
+
     pub fn evaluation_cycle(&self) -> kite_domain::EvaluationCycle {
         self.evaluation_cycle
     }

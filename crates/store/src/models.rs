@@ -19,6 +19,8 @@ pub struct Org {
     pub status: OrgStatus,
     /// Number of direct child organizations.
     pub child_count: i64,
+    /// Transfers of its members are approved by it, then by the committee above.
+    pub transfer_two_levels: bool,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

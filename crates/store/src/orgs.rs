@@ -10,7 +10,7 @@ macro_rules! select_org {
     ($($tail:literal)*) => {
         concat!(
             "SELECT o.id, o.code, p.code AS parent_code, o.path, o.name, o.level, o.kind, o.division_code, \
-             o.address, o.phone, o.status, \
+             o.address, o.phone, o.status, o.transfer_two_levels, \
              (SELECT COUNT(*) FROM organizations c WHERE c.parent_id = o.id) AS child_count, \
              o.version, o.created_at, o.updated_at \
              FROM organizations o LEFT JOIN organizations p ON p.id = o.parent_id ",
@@ -32,6 +32,7 @@ struct OrgRow {
     address: Option<String>,
     phone: Option<String>,
     status: String,
+    transfer_two_levels: bool,
     child_count: i64,
     version: i64,
     created_at: DateTime<Utc>,
@@ -58,6 +59,7 @@ impl TryFrom<OrgRow> for Org {
             address: r.address,
             phone: r.phone,
             child_count: r.child_count,
+            transfer_two_levels: r.transfer_two_levels,
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -228,6 +230,26 @@ pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) ->
         exec!(tx, sqlx::query(sql).bind(&new_path).bind(cut).bind(&lo).bind(&hi))?;
     }
     by_id(tx, o.id).await?.ok_or(StoreError::NotFound)
+}
+
+/// Sets whether transfers of the organization's members are approved at two levels,
+/// at the version read.
+pub(crate) async fn set_transfer_levels(tx: &mut Tx, id: i64, two: bool, version: i64) -> Result<Org, StoreError> {
+    let n = exec!(
+        tx,
+        sqlx::query(
+            "UPDATE organizations SET transfer_two_levels = $1, version = version + 1, updated_at = $2 \
+             WHERE id = $3 AND version = $4"
+        )
+        .bind(two)
+        .bind(Utc::now())
+        .bind(id)
+        .bind(version)
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict("stale_version"));
+    }
+    by_id(tx, id).await?.ok_or(StoreError::NotFound)
 }
 
 /// Locks an organization row for a change that counts under it and returns its current

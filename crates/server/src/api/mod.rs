@@ -57,6 +57,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orgs::get, orgs::update))
         .routes(routes!(orgs::children))
         .routes(routes!(orgs::move_org))
+        .routes(routes!(orgs::transfer_levels))
         .routes(routes!(orgs::search))
         .routes(routes!(members::list, members::create))
         .routes(routes!(members::get, members::update))

@@ -185,6 +185,27 @@ pub async fn move_org(
     Ok(axum::Json(who.guard(&state).org_move(&code, &body.parent_code, body.version).await?))
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct TransferLevelsBody {
+    /// Transfers of the organization's members are approved by it, then by the committee above.
+    pub two_levels: bool,
+    pub version: i64,
+}
+
+/// Sets whether transfers of the organization's members need a second approval above it.
+#[utoipa::path(put, path = "/api/v1/orgs/{code}/transfer-approval", tag = "organizations",
+    params(("code" = String, Path)), request_body = TransferLevelsBody,
+    responses((status = 200, body = Org), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn transfer_levels(
+    State(state): State<AppState>,
+    who: Authed,
+    Path(code): Path<String>,
+    Json(body): Json<TransferLevelsBody>,
+) -> Result<axum::Json<Org>, ApiError> {
+    Ok(axum::Json(who.guard(&state).org_set_transfer_levels(&code, body.two_levels, body.version).await?))
+}
+
 #[derive(Deserialize, IntoParams)]
 pub struct OrgSearch {
     /// Part of a name or code.

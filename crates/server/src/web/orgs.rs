@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/orgs/{code}", get(page))
         .route("/orgs/{code}/edit", get(edit_form).post(update))
         .route("/orgs/{code}/move", get(move_form).post(move_submit))
+        .route("/orgs/{code}/transfer-approval", axum::routing::post(transfer_levels))
 }
 
 async fn roots(State(state): State<AppState>, PageLang(lang): PageLang, Viewer(who): Viewer) -> Response {
@@ -241,5 +242,34 @@ async fn move_submit(
             let ctx = context! { org, parent_code => f.parent_code };
             form_again(&state, lang, &who, "org_move.html", ctx, e)
         }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct LevelsForm {
+    csrf: String,
+    version: String,
+    /// Present ("on") when the box is ticked.
+    two_levels: Option<String>,
+}
+
+/// The organization page's switch for two-level transfer approval.
+async fn transfer_levels(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(code): Path<String>,
+    Form(f): Form<LevelsForm>,
+) -> Response {
+    let result = async {
+        who.check_csrf(&f.csrf)?;
+        let version = form_version(&f.version)?;
+        Ok::<_, ApiError>(who.guard(&state).org_set_transfer_levels(&code, f.two_levels.is_some(), version).await?)
+    }
+    .await;
+    match result {
+        Ok(o) => Redirect::to(&format!("/orgs/{}", o.code)).into_response(),
+        Err(e) => error_page(&state, lang, &who, e),
     }
 }

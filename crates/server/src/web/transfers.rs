@@ -60,14 +60,16 @@ async fn detail(
     Path(id): Path<i64>,
 ) -> Response {
     match who.guard(&state).transfer(id).await {
-        Ok(v) => render(&state, "transfer.html", lang, Some(&who), detail_ctx(&v, &StepForm::default())),
+        Ok(v) => {
+            let f = StepForm { letter_days: state.store.letter_rules().default_days.to_string(), ..Default::default() };
+            render(&state, "transfer.html", lang, Some(&who), detail_ctx(&v, &f))
+        }
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
 }
 
 fn detail_ctx(v: &TransferView, f: &StepForm) -> Value {
-    let letter_days = kite_domain::transfer::DEFAULT_LETTER_DAYS;
-    context! { v, tr => &v.transfer, f => context! { reason => &f.reason, letter_days => &f.letter_days, letter_until => &f.letter_until }, default_days => letter_days }
+    context! { v, tr => &v.transfer, f => context! { reason => &f.reason, letter_days => &f.letter_days, letter_until => &f.letter_until } }
 }
 
 /// A step as the page posts it.

@@ -194,6 +194,19 @@ impl<'a> Guard<'a> {
         Ok(after)
     }
 
+    /// Whether transfers of the organization's members need a second approval above it.
+    pub async fn org_set_transfer_levels(&self, code: &str, two: bool, version: i64) -> Result<Org, StoreError> {
+        let mut tx = self.store.write().await?;
+        let before = self.org_in(&mut tx, code, Action::WriteOrg).await?;
+        let after = orgs::set_transfer_levels(&mut tx, before.id, two, version).await?;
+        let mut r = self.record("org.transfer_levels", "ok", "org", code.to_string());
+        r.before = Some(serde_json::json!({ "transfer_two_levels": before.transfer_two_levels }));
+        r.after = Some(serde_json::json!({ "transfer_two_levels": after.transfer_two_levels }));
+        audit::write(&mut tx, r).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
     pub async fn org_move(&self, code: &str, new_parent: &str, version: i64) -> Result<Org, StoreError> {
         let mut tx = self.store.write().await?;
         let o = self.org_in(&mut tx, code, Action::MoveOrg).await?;
