@@ -9,6 +9,8 @@ use kite_domain::Role;
 use kite_server::notify::{self, Gateway, Notifier};
 use kite_store::{NewUser, Store, StoreError};
 
+mod screen;
+
 const DEFAULT_DATABASE_URL: &str = "sqlite://./kite-data/kite.db";
 const DEMO_MEMBERS: usize = 20_000;
 
@@ -63,6 +65,24 @@ enum Command {
     Demo {
         #[arg(long, default_value_t = DEMO_MEMBERS)]
         members: usize,
+    },
+    /// Compare a roster from another department (CSV, TSV or .xlsx) with the member
+    /// registry: for each row, the best member found, its band and what it means for the
+    /// place screened. Writes a CSV; changes no member record; the run is audited.
+    Screen {
+        /// The roster file.
+        #[arg(long)]
+        roster: std::path::PathBuf,
+        /// Organization code: compare with the members of its subtree only (default: all).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Organization code of the place screened (default: the scope): members recorded
+        /// or checked in there are "known_here", others "candidate_inflow".
+        #[arg(long)]
+        place: Option<String>,
+        /// Where the results go.
+        #[arg(long, default_value = "screening.csv")]
+        out: std::path::PathBuf,
     },
     /// Manage accounts.
     User {
@@ -128,6 +148,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Daily => {
             let n = store.run_daily(kite_server::rules::today()).await?;
             println!("daily rules applied: {n} flows now count as mobile");
+        }
+        Command::Screen { roster, scope, place, out } => {
+            let run = screen::Run { roster: &roster, scope: scope.as_deref(), place: place.as_deref(), out: &out };
+            screen::run(&store, &run).await?;
         }
         Command::Demo { members } => {
             demo(&store, members).await?;

@@ -36,6 +36,7 @@ pub use evaluations::InflowEvaluation;
 pub use guard::{
     Client, FlowView, Guard, PointView, TransferRequest, TransferStepInput, TransferView, MAX_EXPORT_ROWS,
 };
+pub use members::ScreeningMember;
 pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
@@ -243,6 +244,43 @@ impl Admin<'_> {
 
     pub async fn bulk_insert_flows(&self, rows: &[NewFlow]) -> Result<(), StoreError> {
         flows::bulk_insert(self.store, rows).await
+    }
+
+    /// The members a screening run compares rosters with: of the subtree at `root`'s
+    /// code (all when `None`), with where each is checked in, if anywhere.
+    pub async fn screening_members(&self, root: Option<&str>) -> Result<Vec<ScreeningMember>, StoreError> {
+        let mut tx = self.store.read().await?;
+        let path = match root {
+            Some(code) => Some(orgs::by_code(&mut tx, code).await?.ok_or(StoreError::NotFound)?.path),
+            None => None,
+        };
+        members::for_screening(&mut tx, path.as_deref()).await
+    }
+
+    /// An organization's path (for subtree checks made outside the store), if it exists.
+    pub async fn org_path(&self, code: &str) -> Result<Option<String>, StoreError> {
+        Ok(orgs::by_code(&mut self.store.read().await?, code).await?.map(|o| o.path))
+    }
+
+    /// Records a run of the command line's screening in the audit log.
+    pub async fn audit_screening(&self, after: serde_json::Value) -> Result<(), StoreError> {
+        let mut tx = self.store.write().await?;
+        audit::write(
+            &mut tx,
+            audit::Record {
+                user_id: None,
+                username: None,
+                client: Some("cli"),
+                action: "screen.run",
+                outcome: "ok",
+                target_type: "screening",
+                target_id: String::new(),
+                before: None,
+                after: Some(after),
+            },
+        )
+        .await?;
+        tx.commit().await
     }
 
     /// Recomputes every organization's counters from the rows.

@@ -439,3 +439,35 @@ mod tests {
         assert!(decode_cursor("aTpub3RhbnVtYmVy").is_err());
     }
 }
+
+/// A member as screening compares rosters with it: what a roster may hold, where the
+/// formal record is, and where the member is checked in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScreeningMember {
+    pub id: i64,
+    pub name: String,
+    pub gender: String,
+    pub birth_date: chrono::NaiveDate,
+    pub id_number: String,
+    pub phone: Option<String>,
+    pub residence_address: Option<String>,
+    pub org_code: String,
+    pub org_path: String,
+    pub mobility: String,
+    /// The inflow organization's path of an open flow checked in somewhere.
+    pub inflow_path: Option<String>,
+}
+
+pub(crate) async fn for_screening(tx: &mut Tx, root: Option<&str>) -> Result<Vec<ScreeningMember>, StoreError> {
+    let (lo, hi) = match root {
+        Some(r) => kite_domain::org::subtree_range(r),
+        None => (String::new(), "\u{10FFFF}".to_string()),
+    };
+    Ok(on!(tx, c => sqlx::query_as(
+        "SELECT m.id, m.name, m.gender, m.birth_date, m.id_number, m.phone, m.residence_address, \
+         o.code AS org_code, m.org_path, m.mobility, f.inflow_path FROM members m \
+         JOIN organizations o ON o.id = m.org_id \
+         LEFT JOIN flows f ON f.member_id = m.id AND f.status = 'checked_in' \
+         WHERE m.org_path >= $1 AND m.org_path < $2 ORDER BY m.id")
+        .bind(&lo).bind(&hi).fetch_all(c).await)?)
+}
