@@ -162,14 +162,21 @@ mod tests {
             .collect()
     }
 
+    /// The files with extension `ext` under `dir`, subdirectories included.
     fn sources(dir: &str, ext: &str) -> Vec<(String, String)> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-        std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == ext))
-            .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).expect("readable")))
-            .collect()
+        fn walk(dir: &std::path::Path, ext: &str, out: &mut Vec<(String, String)>) {
+            let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+                if p.is_dir() {
+                    walk(&p, ext, out);
+                } else if p.extension().is_some_and(|x| x == ext) {
+                    out.push((p.display().to_string(), std::fs::read_to_string(&p).expect("readable")));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir), ext, &mut out);
+        out
     }
 
     #[test]
@@ -198,13 +205,16 @@ mod tests {
     fn every_error_code_the_store_returns_has_a_message() {
         let (zh, en) = catalogues();
         let mut checked = 0;
-        for (file, text) in sources("../store/src", "rs") {
+        let files = [sources("../store/src", "rs"), sources("../domain/src", "rs")].concat();
+        for (file, text) in files {
             let mut codes = literals_after(&text, "Conflict(\"");
-            for (i, _) in text.match_indices("StoreError::invalid(\"") {
-                // invalid("field", "code"): the second literal is the code.
-                let call = text[i..].split(')').next().unwrap_or_default();
-                if let Some(code) = call.split('"').nth(3) {
-                    codes.push(code);
+            // invalid("field", "code") and errors.add("field", "code"): the second literal.
+            for marker in ["StoreError::invalid(\"", ".add(\""] {
+                for (i, _) in text.match_indices(marker) {
+                    let call = text[i..].split(')').next().unwrap_or_default();
+                    if let Some(code) = call.split('"').nth(3).filter(|c| !c.is_empty() && !c.contains(' ')) {
+                        codes.push(code);
+                    }
                 }
             }
             for code in codes {

@@ -1866,6 +1866,9 @@ async fn a_transfer_is_asked_for_approved_printed_and_received_through_the_pages
         let page = member.page(&at).await;
         assert!(page.text.contains("党员本人") && page.text.contains("id=\"step-withdraw\""), "{}", page.text);
         assert!(!page.text.contains("id=\"step-approve\""), "{}", page.text);
+        // Their own transfers, and only theirs, are listed for them.
+        let mine = member.page("/transfers?queue=all").await;
+        assert!(mine.text.contains(&format!("href=\"{at}\"")) && !mine.text.contains("张伟"), "{}", mine.text);
         // Someone else's record is not found, and asking for it is refused the same way.
         let other = w.s.get(&format!("/members/{zhang}/transfer")).cookie(&member.cookie).send().await;
         assert_eq!(other.status, 404, "{}", other.text);

@@ -228,6 +228,14 @@ pub(crate) async fn list(
     rows.into_iter().map(|r| r.record(today)).collect()
 }
 
+/// One member's transfers, newest first.
+pub(crate) async fn for_member(tx: &mut Tx, member_id: i64) -> Result<Vec<TransferRecord>, StoreError> {
+    let sql = format!("{SELECT} WHERE t.member_id = $1 ORDER BY t.id DESC");
+    let rows: Vec<Row> = on!(tx, c => sqlx::query_as(&sql).bind(member_id).fetch_all(c).await)?;
+    let today = crate::today();
+    rows.into_iter().map(|r| r.record(today)).collect()
+}
+
 pub(crate) async fn counts(tx: &mut Tx, root: Option<&str>) -> Result<TransferCounts, StoreError> {
     let (lo, hi, today, cutoff) = queue_args(root);
     let mut n = [0i64; 3];

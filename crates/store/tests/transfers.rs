@@ -205,6 +205,8 @@ async fn two_levels_refusals_returns_and_expired_letters() {
         // The member asks; the branch sends it back for a correction, with a reason.
         let v = member.transfer_request(&request(&w.member, "TB-B1")).await.unwrap();
         assert_eq!(v.may, vec!["withdraw"]);
+        let own = member.transfers(TransferQueue::ToApprove).await.unwrap();
+        assert_eq!(own.iter().map(|t| t.id).collect::<Vec<_>>(), vec![v.transfer.id], "a member lists their own");
         assert_invalid(branch.transfer_step(v.transfer.id, &step("return", &v)).await, "reason", "required");
         let returned = branch
             .transfer_step(
@@ -291,6 +293,28 @@ async fn the_daily_job_expires_letters_and_the_sending_side_extends_them() {
             .transfer_step(v.transfer.id, &step("receive", &extended))
             .await
             .expect("received on the extended letter");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn approving_and_withdrawing_at_once_take_one_step() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let sending = guard(&store, at(11, "ta_b1_sec", Role::Secretary, &w.ta_b1));
+        let colleague = guard(&store, at(12, "ta_b1_sec2", Role::Secretary, &w.ta_b1));
+        let v = sending.transfer_request(&request(&w.member, "TB-B1")).await.unwrap();
+        let (approve, withdraw) = (step("approve", &v), step("withdraw", &v));
+        let (a, b) = tokio::join!(
+            sending.transfer_step(v.transfer.id, &approve),
+            colleague.transfer_step(v.transfer.id, &withdraw)
+        );
+        assert!(a.is_ok() != b.is_ok(), "exactly one step: {a:?} / {b:?}");
+        let loser = if a.is_ok() { b } else { a };
+        assert!(matches!(loser, Err(StoreError::Conflict("stale_version" | "transfer.wrong_status"))), "{loser:?}");
+        let after = sending.transfer(v.transfer.id).await.unwrap();
+        assert_eq!(after.steps.len(), 2, "one history row besides the request");
+        assert!(matches!(after.transfer.status, Status::Approved | Status::Withdrawn));
     })
     .await;
 }

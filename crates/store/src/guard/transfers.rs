@@ -205,8 +205,12 @@ impl Guard<'_> {
         Ok(view)
     }
 
-    /// A queue of transfers touching the caller's subtree (the member's own for a member).
+    /// A queue of transfers touching the caller's subtree; for a member, their own.
     pub async fn transfers(&self, queue: Queue) -> Result<Vec<TransferRecord>, StoreError> {
+        // A member's list is their own transfers, whatever the queue.
+        if let (kite_domain::Role::Member, Some(id)) = (self.who.role, self.who.member_id) {
+            return transfers::for_member(&mut self.store.read().await?, id).await;
+        }
         if !self.who.role.may(Action::Transfer) {
             self.audit_denial(Action::Transfer.code(), "transfer", "list").await?;
             return Err(StoreError::Forbidden);
