@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod agreement;
+pub mod certificate;
 pub mod checkin;
 pub mod enums;
 pub mod evaluation;

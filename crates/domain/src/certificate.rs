@@ -1,0 +1,235 @@
+//! The activity certificate (流动党员活动证): issued by the basic-level committee of the
+//! outflow side to a mobile member, shown at the inflow side, verified by anyone by its
+//! number. Here are the rules over values: who may issue, the states and their steps,
+//! the validity of a period, what the public sees, and the rule reminders.
+
+use chrono::{Months, NaiveDate};
+
+use crate::validation::{self, FieldErrors};
+use crate::{FlowReason, OrgLevel};
+
+/// The longest period a certificate covers; it is re-issued after.
+pub const MAX_PERIOD_MONTHS: u32 = 36;
+/// Companions at one place from which the inflow side should organize a branch there
+/// (three or more besides the member: a branch needs three full members).
+pub const BRANCH_HINT_COMPANIONS: usize = 3;
+/// Public lookups allowed per client address and minute.
+pub const LOOKUPS_PER_MINUTE: u32 = 10;
+
+/// Where a certificate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Issued,
+    /// Handed back on coming home (交回查验).
+    Returned,
+    Revoked,
+    /// Reported lost; a new one was issued in its place.
+    Lost,
+    /// The record was transferred: the certificate no longer applies.
+    Void,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [Status::Issued, Status::Returned, Status::Revoked, Status::Lost, Status::Void];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Status::Issued => "issued",
+            Status::Returned => "returned",
+            Status::Revoked => "revoked",
+            Status::Lost => "lost",
+            Status::Void => "void",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.code() == code)
+    }
+}
+
+/// Whether an organization of this level may issue certificates: the basic-level
+/// committee (township, street, institution or enterprise committee), not a branch.
+pub fn may_issue(level: OrgLevel) -> bool {
+    level == OrgLevel::Committee
+}
+
+/// Whether a certificate in `status` covering `from..=until` is valid on `today`.
+pub fn valid_on(status: Status, from: NaiveDate, until: NaiveDate, today: NaiveDate) -> bool {
+    status == Status::Issued && from <= today && today <= until
+}
+
+/// What a certificate says about its holder's trip, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub destination_division: String,
+    pub destination: Option<String>,
+    pub reason: FlowReason,
+    pub valid_from: NaiveDate,
+    pub valid_until: NaiveDate,
+}
+
+/// The form's values as typed.
+#[derive(Debug, Clone, Default)]
+pub struct IssueInput<'a> {
+    pub destination_division: &'a str,
+    pub destination: &'a str,
+    pub reason: &'a str,
+    pub valid_from: &'a str,
+    pub valid_until: &'a str,
+}
+
+/// Validates a certificate's contents: a known division, a reason of the flow's list, a
+/// period that starts by `today` plus a month at most and lasts at most
+/// [`MAX_PERIOD_MONTHS`].
+pub fn validate(
+    input: &IssueInput,
+    division_known: impl Fn(&str) -> bool,
+    today: NaiveDate,
+) -> Result<Issue, FieldErrors> {
+    let mut e = FieldErrors::default();
+    let division = input.destination_division.trim();
+    if division.is_empty() {
+        e.add("destination_division", "required");
+    } else if !division_known(division) {
+        e.add("destination_division", "unknown");
+    }
+    let destination = validation::text(&mut e, "destination", input.destination, false, 200);
+    let reason = match FlowReason::from_code(input.reason.trim()) {
+        Some(r) => Some(r),
+        None => {
+            e.add("reason", if input.reason.trim().is_empty() { "required" } else { "invalid" });
+            None
+        }
+    };
+    let date = |e: &mut FieldErrors, field: &'static str, value: &str| match value.trim() {
+        "" => {
+            e.add(field, "required");
+            None
+        }
+        v => crate::member::parse_date(v).or_else(|| {
+            e.add(field, "invalid_date");
+            None
+        }),
+    };
+    let from = date(&mut e, "valid_from", input.valid_from);
+    let until = date(&mut e, "valid_until", input.valid_until);
+    if let Some(f) = from {
+        if today.checked_add_months(Months::new(1)).is_some_and(|limit| f > limit) {
+            e.add("valid_from", "certificate.starts_too_late");
+        }
+    }
+    if let (Some(f), Some(u)) = (from, until) {
+        if u < f {
+            e.add("valid_until", "certificate.ends_before_start");
+        } else if f.checked_add_months(Months::new(MAX_PERIOD_MONTHS)).is_some_and(|max| u > max) {
+            e.add("valid_until", "certificate.period_too_long");
+        }
+    }
+    match (reason, from, until) {
+        (Some(reason), Some(valid_from), Some(valid_until)) if e.is_empty() => {
+            Ok(Issue { destination_division: division.to_string(), destination, reason, valid_from, valid_until })
+        }
+        _ => Err(e),
+    }
+}
+
+/// A certificate's number: the issuing committee's code, the year and a sequence, e.g.
+/// `GN-2026-00042`.
+pub fn number(org_code: &str, year: i32, seq: u32) -> String {
+    format!("{org_code}-{year}-{seq:05}")
+}
+
+/// A number as someone typed or scanned it: trimmed, upper-case, no inner spaces; `None`
+/// for what cannot be a number (so that a lookup never reaches the database with it).
+pub fn clean_number(input: &str) -> Option<String> {
+    let n: String = input.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
+    let ok = (6..=48).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(n)
+}
+
+/// The name as public verification shows it: the surname, then one `*` per character
+/// (张伟 → 张*, 欧阳娜娜 → 欧***; a dotted name keeps its first part's first character).
+pub fn masked_name(name: &str) -> String {
+    let mut chars = name.trim().chars();
+    match chars.next() {
+        None => String::new(),
+        Some(first) => {
+            let rest = chars.filter(|c| !c.is_whitespace()).count();
+            format!("{first}{}", "*".repeat(rest.max(1)))
+        }
+    }
+}
+
+/// Whether the inflow side should be told to organize a branch: three or more other
+/// mobile members of the same home at the same place.
+pub fn branch_hint(companions: usize) -> bool {
+    companions >= BRANCH_HINT_COMPANIONS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn input<'a>(from: &'a str, until: &'a str) -> IssueInput<'a> {
+        IssueInput {
+            destination_division: "320505",
+            destination: "苏州高新区狮山街道",
+            reason: "work",
+            valid_from: from,
+            valid_until: until,
+        }
+    }
+
+    #[test]
+    fn only_committees_issue_and_only_issued_certificates_in_their_period_are_valid() {
+        assert!(may_issue(OrgLevel::Committee));
+        assert!(!may_issue(OrgLevel::Branch) && !may_issue(OrgLevel::GeneralBranch));
+        let (from, until) = (day("2026-01-01"), day("2026-12-31"));
+        assert!(valid_on(Status::Issued, from, until, day("2026-12-31")));
+        assert!(!valid_on(Status::Issued, from, until, day("2027-01-01")));
+        assert!(!valid_on(Status::Issued, from, until, day("2025-12-31")));
+        for s in [Status::Returned, Status::Revoked, Status::Lost, Status::Void] {
+            assert!(!valid_on(s, from, until, day("2026-06-01")), "{s:?}");
+            assert_eq!(Status::from_code(s.code()), Some(s));
+        }
+    }
+
+    #[test]
+    fn a_period_is_checked() {
+        let today = day("2026-11-24");
+        let ok = validate(&input("2026-11-24", "2027-11-23"), |_| true, today).unwrap();
+        assert_eq!((ok.reason, ok.valid_until), (FlowReason::Work, day("2027-11-23")));
+        let e = validate(&input("2026-11-24", "2026-11-01"), |_| true, today).unwrap_err();
+        assert_eq!(e.get("valid_until"), Some("certificate.ends_before_start"));
+        let e = validate(&input("2026-11-24", "2029-11-25"), |_| true, today).unwrap_err();
+        assert_eq!(e.get("valid_until"), Some("certificate.period_too_long"));
+        assert!(validate(&input("2026-11-24", "2029-11-24"), |_| true, today).is_ok());
+        let e = validate(&input("2027-01-01", "2027-06-01"), |_| true, today).unwrap_err();
+        assert_eq!(e.get("valid_from"), Some("certificate.starts_too_late"));
+        let e = validate(&IssueInput { reason: "fun", ..input("x", "") }, |_| false, today).unwrap_err();
+        assert_eq!(e.get("destination_division"), Some("unknown"));
+        assert_eq!(e.get("reason"), Some("invalid"));
+        assert_eq!(e.get("valid_from"), Some("invalid_date"));
+        assert_eq!(e.get("valid_until"), Some("required"));
+    }
+
+    #[test]
+    fn numbers_names_and_hints() {
+        assert_eq!(number("GN", 2026, 42), "GN-2026-00042");
+        assert_eq!(clean_number(" gn-2026-00042 "), Some("GN-2026-00042".into()));
+        assert_eq!(clean_number("GN 2026 00042"), Some("GN202600042".into()));
+        assert_eq!(clean_number("gn'; drop"), None);
+        assert_eq!(clean_number("ab"), None);
+        assert_eq!(masked_name("张伟"), "张*");
+        assert_eq!(masked_name("欧阳娜娜"), "欧***");
+        assert_eq!(masked_name("买买提·艾力"), "买*****");
+        assert_eq!(masked_name("王"), "王*");
+        assert_eq!(masked_name(""), "");
+        assert!(!branch_hint(2) && branch_hint(3));
+    }
+}
