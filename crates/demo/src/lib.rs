@@ -762,13 +762,15 @@ pub async fn transfers(store: &Store) -> anyhow::Result<usize> {
     let (m, to, _) = next!(count);
     let v = suzhou.transfer_request(&ask(m, Some(to), None, "")).await?;
     guannan.transfer_step(v.transfer.id, &step("return", &v, Some("请补充转接原因和现工作单位"))).await?;
+    count += 1;
     let (m, to, _) = next!(count);
     let v = suzhou.transfer_request(&ask(m, Some(to), None, settled)).await?;
     guannan.transfer_step(v.transfer.id, &step("refuse", &v, Some("该同志明年初返乡，暂不转出"))).await?;
+    count += 1;
     let (m, to, _) = next!(count);
     let v = guannan.transfer_request(&ask(m, Some(to), None, "拟转入流入地党支部")).await?;
     guannan.transfer_step(v.transfer.id, &step("withdraw", &v, None)).await?;
-    count += 3;
+    count += 1;
     // A branch that approves at two levels: approved by it (here the system administrator
     // on its behalf), waiting for the committee above.
     let admin = acting_as(store, "admin").await?;

@@ -120,9 +120,10 @@ pub fn validate(
         }
     }
     if let (Some(f), Some(u)) = (from, until) {
-        if u < f {
+        if u < f || u < today {
             e.add("valid_until", "certificate.ends_before_start");
-        } else if f.checked_add_months(Months::new(MAX_PERIOD_MONTHS)).is_some_and(|max| u > max) {
+        } else if f.checked_add_months(Months::new(MAX_PERIOD_MONTHS)).is_some_and(|end| u >= end) {
+            // Three years from the first day: the day before the same date three years on.
             e.add("valid_until", "certificate.period_too_long");
         }
     }
@@ -148,17 +149,10 @@ pub fn clean_number(input: &str) -> Option<String> {
     ok.then_some(n)
 }
 
-/// The name as public verification shows it: the surname, then one `*` per character
-/// (张伟 → 张*, 欧阳娜娜 → 欧***; a dotted name keeps its first part's first character).
+/// The name as public verification shows it: the first character and two stars, whatever
+/// the name's length (which would say something too): 张伟 → 张**, 欧阳娜娜 → 欧**.
 pub fn masked_name(name: &str) -> String {
-    let mut chars = name.trim().chars();
-    match chars.next() {
-        None => String::new(),
-        Some(first) => {
-            let rest = chars.filter(|c| !c.is_whitespace()).count();
-            format!("{first}{}", "*".repeat(rest.max(1)))
-        }
-    }
+    name.trim().chars().next().map(|first| format!("{first}**")).unwrap_or_default()
 }
 
 /// Whether the inflow side should be told to organize a branch: three or more other
@@ -206,9 +200,12 @@ mod tests {
         assert_eq!((ok.reason, ok.valid_until), (FlowReason::Work, day("2027-11-23")));
         let e = validate(&input("2026-11-24", "2026-11-01"), |_| true, today).unwrap_err();
         assert_eq!(e.get("valid_until"), Some("certificate.ends_before_start"));
-        let e = validate(&input("2026-11-24", "2029-11-25"), |_| true, today).unwrap_err();
+        let e = validate(&input("2026-11-24", "2029-11-24"), |_| true, today).unwrap_err();
         assert_eq!(e.get("valid_until"), Some("certificate.period_too_long"));
-        assert!(validate(&input("2026-11-24", "2029-11-24"), |_| true, today).is_ok());
+        assert!(validate(&input("2026-11-24", "2029-11-23"), |_| true, today).is_ok());
+        // Already over: nothing to issue.
+        let e = validate(&input("2026-01-01", "2026-06-30"), |_| true, today).unwrap_err();
+        assert_eq!(e.get("valid_until"), Some("certificate.ends_before_start"));
         let e = validate(&input("2027-01-01", "2027-06-01"), |_| true, today).unwrap_err();
         assert_eq!(e.get("valid_from"), Some("certificate.starts_too_late"));
         let e = validate(&IssueInput { reason: "fun", ..input("x", "") }, |_| false, today).unwrap_err();
@@ -225,10 +222,9 @@ mod tests {
         assert_eq!(clean_number("GN 2026 00042"), Some("GN202600042".into()));
         assert_eq!(clean_number("gn'; drop"), None);
         assert_eq!(clean_number("ab"), None);
-        assert_eq!(masked_name("张伟"), "张*");
-        assert_eq!(masked_name("欧阳娜娜"), "欧***");
-        assert_eq!(masked_name("买买提·艾力"), "买*****");
-        assert_eq!(masked_name("王"), "王*");
+        assert_eq!(masked_name("张伟"), "张**");
+        assert_eq!(masked_name("欧阳娜娜"), "欧**");
+        assert_eq!(masked_name("买买提·艾力"), "买**");
         assert_eq!(masked_name(""), "");
         assert!(!branch_hint(2) && branch_hint(3));
     }

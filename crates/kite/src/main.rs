@@ -66,28 +66,44 @@ enum Command {
         #[arg(long, default_value_t = DEMO_MEMBERS)]
         members: usize,
     },
-    /// Compare a roster from another department (CSV, TSV or .xlsx) with the member
-    /// registry: for each row, the best member found, its band and what it means for the
-    /// place screened. Writes a CSV; changes no member record; the run is audited.
+    /// Screening (动态排查): compare rosters from other departments with the registry.
     Screen {
-        /// The roster file.
-        #[arg(long)]
-        roster: std::path::PathBuf,
-        /// Organization code: compare with the members of its subtree only (default: all).
-        #[arg(long)]
-        scope: Option<String>,
-        /// Organization code of the place screened (default: the scope): members recorded
-        /// or checked in there are "known_here", others "candidate_inflow".
-        #[arg(long)]
-        place: Option<String>,
-        /// Where the results go.
-        #[arg(long, default_value = "screening.csv")]
-        out: std::path::PathBuf,
+        #[command(subcommand)]
+        command: ScreenCommand,
     },
     /// Manage accounts.
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScreenCommand {
+    /// Match a roster (CSV, TSV or .xlsx) against the registry: an export (`--members`,
+    /// no database) or the database's. Writes MATCHES.csv with
+    /// `roster_line,member_id_number,score,band`; nothing is written to member records,
+    /// and a run against the database is audited.
+    Match {
+        /// The roster file.
+        #[arg(long)]
+        roster: std::path::PathBuf,
+        /// A registry export (姓名,公民身份号码,性别,出生日期,手机号码,现居住地) instead of the database.
+        #[arg(long)]
+        members: Option<std::path::PathBuf>,
+        /// Organization code: compare with the members of its subtree only (default: all).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Organization code of the place screened, for --outcomes (default: the scope).
+        #[arg(long)]
+        place: Option<String>,
+        #[arg(long, default_value = "MATCHES.csv")]
+        out: std::path::PathBuf,
+        /// Also write, per roster row, the member found (ID number masked) and what it
+        /// means for the place: known_here, candidate_inflow, lost_contact_found, to_review,
+        /// no_match, or unreadable with the reason.
+        #[arg(long)]
+        outcomes: Option<std::path::PathBuf>,
     },
 }
 
@@ -130,6 +146,21 @@ async fn main() -> anyhow::Result<()> {
             kite_server::i18n::t(kite_server::i18n::Lang::En, &format!("err.{code}"))
         )
     })?;
+    // A registry export needs no database.
+    if let Command::Screen {
+        command: ScreenCommand::Match { roster, members: Some(members), scope, place, out, outcomes },
+    } = &cli.command
+    {
+        let run = screen::Run {
+            roster,
+            members: Some(members),
+            scope: scope.as_deref(),
+            place: place.as_deref(),
+            out,
+            outcomes: outcomes.as_deref(),
+        };
+        return screen::run(None, &run).await;
+    }
     // Settings are checked before the database is touched.
     let notifier = match &cli.command {
         Command::Serve { sms_gateway_url, sms_gateway_token, .. } => {
@@ -149,9 +180,16 @@ async fn main() -> anyhow::Result<()> {
             let n = store.run_daily(kite_server::rules::today()).await?;
             println!("daily rules applied: {n} flows now count as mobile");
         }
-        Command::Screen { roster, scope, place, out } => {
-            let run = screen::Run { roster: &roster, scope: scope.as_deref(), place: place.as_deref(), out: &out };
-            screen::run(&store, &run).await?;
+        Command::Screen { command: ScreenCommand::Match { roster, members, scope, place, out, outcomes } } => {
+            let run = screen::Run {
+                roster: &roster,
+                members: members.as_deref(),
+                scope: scope.as_deref(),
+                place: place.as_deref(),
+                out: &out,
+                outcomes: outcomes.as_deref(),
+            };
+            screen::run(Some(&store), &run).await?;
         }
         Command::Demo { members } => {
             demo(&store, members).await?;

@@ -3,7 +3,6 @@
 //! demo registry; each row gets the right member (or none), what it means for the place
 //! screened, and the run is audited. Nothing is written to member records.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -28,54 +27,116 @@ fn mistyped(id: &str) -> String {
     String::from_utf8(b).expect("ASCII")
 }
 
+fn kite_fails(url: &str, args: &[&str]) -> String {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_kite")).arg("--database-url").arg(url).args(args).output().expect("kite runs");
+    assert!(!out.status.success(), "kite {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `file`'s CSV rows after the header, as fields.
+fn csv_rows(file: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(file).expect("results");
+    text.trim_start_matches('\u{feff}').lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
 async fn screen_on(url: &str, dir: &Path, what: &str) {
     kite(url, &["demo", "--members", "600"]);
     let store = Store::connect(url).await.expect("store");
     let members: Vec<ScreeningMember> = store.admin().screening_members(None).await.expect("members");
-    let home = members.iter().find(|m| m.org_code.starts_with("SZ")).expect("a member recorded in Suzhou");
-    let away: Vec<&ScreeningMember> = members.iter().filter(|m| !m.org_code.starts_with("SZ")).take(6).collect();
+    let sz = store.admin().org_path("SZ").await.expect("read").expect("the demo's Suzhou");
+    let in_sz = |p: &str| kite_domain::org::is_within(p, &sz);
+    let lost =
+        members.iter().find(|m| m.mobility == "lost_contact" && !in_sz(&m.org_path)).expect("a lost-contact member");
+    let recorded = members.iter().find(|m| in_sz(&m.org_path)).expect("a member recorded in Suzhou");
+    let checked_in = members
+        .iter()
+        .find(|m| !in_sz(&m.org_path) && m.inflow_path.as_deref().is_some_and(in_sz) && m.mobility != "lost_contact")
+        .expect("a member checked in to Suzhou");
+    let elsewhere: Vec<&ScreeningMember> = members
+        .iter()
+        .filter(|m| !in_sz(&m.org_path) && m.inflow_path.is_none() && m.mobility != "lost_contact")
+        .take(3)
+        .collect();
+    // (person, expected outcome) from data row 1 (line 3: a title, then the header).
+    let mut people: Vec<(&ScreeningMember, &str)> = elsewhere.iter().map(|m| (*m, "candidate_inflow")).collect();
+    people.extend([(lost, "lost_contact_found"), (recorded, "known_here"), (checked_in, "known_here")]);
 
-    // Line 1 is a title, line 2 the header; data from line 3.
     let mut csv = String::from("苏州市流动人口登记表\n姓名,公民身份号码,联系电话\n");
-    for m in away.iter().chain([&home]) {
+    for (m, _) in &people {
         csv.push_str(&format!("{},{},{}\n", m.name, m.id_number, m.phone.clone().unwrap_or_default()));
     }
-    let typo = away[0];
+    let typo = elsewhere[0];
     csv.push_str(&format!("{},{},\n", typo.name, mistyped(&typo.id_number)));
     csv.push_str("陌生人,320101199001011234,13800000000\n");
     csv.push_str("\"只有,一格\"\n");
     let roster = dir.join(format!("roster-{what}.csv"));
     std::fs::write(&roster, csv).expect("roster written");
-    let out_csv = dir.join(format!("out-{what}.csv"));
-    let args = ["screen", "--roster", roster.to_str().unwrap(), "--place", "SZ", "--out", out_csv.to_str().unwrap()];
-    let out = kite(url, &args);
+    let (matches, outcomes) = (dir.join(format!("matches-{what}.csv")), dir.join(format!("outcomes-{what}.csv")));
+    let path = |p: &Path| p.to_str().expect("a UTF-8 path").to_string();
+    let base = ["screen", "match", "--roster"];
+    // Outcomes need a place.
+    let err = kite_fails(url, &[&base[..], &[&path(&roster), "--outcomes", &path(&outcomes)]].concat());
+    assert!(err.contains("--place"), "{what}: {err}");
+    let out = kite(
+        url,
+        &[&base[..], &[&path(&roster), "--place", "SZ", "--out", &path(&matches), "--outcomes", &path(&outcomes)]]
+            .concat(),
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
-    assert_eq!((summary["rows"].as_u64(), summary["unreadable"].as_u64()), (Some(9), Some(1)), "{what}: {summary}");
+    let n = people.len() as u64 + 2;
+    assert_eq!((summary["rows"].as_u64(), summary["unreadable"].as_u64()), (Some(n), Some(1)), "{what}: {summary}");
 
-    let text = std::fs::read_to_string(&out_csv).expect("results");
-    let rows: HashMap<u64, Vec<String>> = text
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<String> = l.split(',').map(str::to_string).collect();
-            (f[0].parse().expect("a line number"), f)
-        })
-        .collect();
-    let (band, member, outcome) = (1, 3, 7);
-    for (i, m) in away.iter().enumerate() {
-        let r = &rows[&(3 + i as u64)];
-        assert_eq!((r[band].as_str(), r[member].as_str()), ("match", m.id.to_string().as_str()), "{what}: {r:?}");
-        // Recorded elsewhere: a member to contact and check in here, or one found again.
-        let expected = if m.mobility == "lost_contact" { "lost_contact_found" } else { "candidate_inflow" };
-        assert_eq!(r[outcome], expected, "{what}: {r:?}");
-        assert!(!r.join(",").contains(&m.id_number), "{what}: the full ID number is not written out");
+    // MATCHES.csv: the interface of the issue, best candidate first for each data row.
+    let m_rows = csv_rows(&matches);
+    let first = |row: u64| m_rows.iter().find(|r| r[0] == row.to_string()).cloned();
+    for (i, (m, _)) in people.iter().enumerate() {
+        let r = first(i as u64 + 1).unwrap_or_else(|| panic!("{what}: no match for data row {}", i + 1));
+        assert_eq!((r[1].as_str(), r[3].as_str()), (m.id_number.as_str(), "match"), "{what}: {r:?}");
     }
-    let r = &rows[&9];
-    assert_eq!((r[member].as_str(), r[outcome].as_str()), (home.id.to_string().as_str(), "known_here"), "{what}");
-    let r = &rows[&10];
-    assert_eq!((r[band].as_str(), r[member].as_str()), ("match", typo.id.to_string().as_str()), "{what}: {r:?}");
-    assert_eq!(rows[&11][outcome], "no_match", "{what}");
-    assert_eq!((rows[&12][band].as_str(), rows[&12][outcome].as_str()), ("unreadable", "row.too_few_fields"), "{what}");
+    let typo_row = first(people.len() as u64 + 1).expect("the mistyped row matched");
+    assert_eq!(typo_row[1], typo.id_number, "{what}: repaired to the member");
+    assert!(first(people.len() as u64 + 2).is_none(), "{what}: the stranger has no candidate");
+
+    // Outcomes: one row per roster row in order, ID numbers masked.
+    let o_rows = csv_rows(&outcomes);
+    assert_eq!(o_rows.len() as u64, n + 1, "{what}: {o_rows:?}");
+    for (i, (m, expected)) in people.iter().enumerate() {
+        let r = &o_rows[i];
+        assert_eq!((r[3].as_str(), r[7].as_str()), (m.id.to_string().as_str(), *expected), "{what}: {r:?}");
+        assert!(!r.join(",").contains(&m.id_number), "{what}: the full ID number is not in the outcomes");
+    }
+    assert_eq!(o_rows[people.len() + 1][7], "no_match", "{what}");
+    assert_eq!(
+        (o_rows[people.len() + 2][1].as_str(), o_rows[people.len() + 2][7].as_str()),
+        ("unreadable", "row.too_few_fields")
+    );
+
+    // The same matches from a registry export, with no database.
+    let export = dir.join(format!("members-{what}.csv"));
+    let mut text = String::from("姓名,公民身份号码,性别,出生日期,手机号码,现居住地\n");
+    for m in &members {
+        let gender = if m.gender == "female" { "女" } else { "男" };
+        let (phone, address) = (m.phone.clone().unwrap_or_default(), m.residence_address.clone().unwrap_or_default());
+        text.push_str(&format!(
+            "{},{},{gender},{},{phone},{}\n",
+            m.name,
+            m.id_number,
+            m.birth_date,
+            address.replace(',', " ")
+        ));
+    }
+    std::fs::write(&export, text).expect("export written");
+    let from_file = dir.join(format!("matches-file-{what}.csv"));
+    kite(
+        "sqlite:///nonexistent/never.db",
+        &[&base[..], &[&path(&roster), "--members", &path(&export), "--out", &path(&from_file)]].concat(),
+    );
+    let f_rows = csv_rows(&from_file);
+    for (i, (m, _)) in people.iter().enumerate() {
+        let r = f_rows.iter().find(|r| r[0] == (i + 1).to_string()).expect("a match from the export");
+        assert_eq!(r[1], m.id_number, "{what}: {r:?}");
+    }
 
     // Audited; member records untouched.
     let admin = kite_domain::Principal {
@@ -87,11 +148,10 @@ async fn screen_on(url: &str, dir: &Path, what: &str) {
         service_point_id: None,
     };
     let audit = store.guard(admin, kite_store::Client::default()).audit_recent(20).await.expect("audit");
-    assert!(audit
-        .iter()
-        .any(|a| a.action == "screen.run" && a.after_data.as_deref().is_some_and(|d| d.contains("\"rows\":9"))));
+    let runs = audit.iter().filter(|a| a.action == "screen.run").count();
+    assert_eq!(runs, 1, "{what}: one audited run (the refused one and the export's are not against the database)");
     let again: Vec<ScreeningMember> = store.admin().screening_members(None).await.expect("members");
-    assert_eq!(again.len(), members.len());
+    assert_eq!(format!("{again:?}"), format!("{members:?}"), "{what}: member records untouched");
     store.close().await;
 }
 

@@ -262,14 +262,15 @@ impl Admin<'_> {
         Ok(orgs::by_code(&mut self.store.read().await?, code).await?.map(|o| o.path))
     }
 
-    /// Records a run of the command line's screening in the audit log.
-    pub async fn audit_screening(&self, after: serde_json::Value) -> Result<(), StoreError> {
+    /// Records a run of the command line's screening in the audit log, with the system
+    /// user who ran it.
+    pub async fn audit_screening(&self, system_user: &str, after: serde_json::Value) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         audit::write(
             &mut tx,
             audit::Record {
                 user_id: None,
-                username: None,
+                username: Some(system_user).filter(|u| !u.is_empty()),
                 client: Some("cli"),
                 action: "screen.run",
                 outcome: "ok",
