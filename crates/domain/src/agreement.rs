@@ -6,7 +6,6 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::member::parse_date;
 use crate::validation::{self, FieldErrors};
 
 use crate::{AgreementStatus, ConsultationCycle};
@@ -111,24 +110,6 @@ fn party(
     Party { org_code, name, contact_name, contact_phone }
 }
 
-fn date(e: &mut FieldErrors, field: &'static str, value: &str, required: bool) -> Option<NaiveDate> {
-    match value.trim() {
-        "" => {
-            if required {
-                e.add(field, "required");
-            }
-            None
-        }
-        s => {
-            let d = parse_date(s);
-            if d.is_none() {
-                e.add(field, "invalid_date");
-            }
-            d
-        }
-    }
-}
-
 fn yuan(e: &mut FieldErrors, field: &'static str, value: &str) -> Option<i64> {
     match value.trim() {
         "" => None,
@@ -158,12 +139,12 @@ pub fn validate(input: &AgreementInput, today: NaiveDate) -> Result<Agreement, F
     if outflow.org_code.is_some() && outflow.org_code == inflow.org_code {
         e.add("inflow.org_code", "agreement.same_party");
     }
-    let signed_on = date(&mut e, "signed_on", input.signed_on, false);
+    let signed_on = validation::date(&mut e, "signed_on", input.signed_on, false);
     if signed_on.is_some_and(|d| d > today) {
         e.add("signed_on", "in_future");
     }
-    let starts_on = date(&mut e, "starts_on", input.starts_on, true);
-    let ends_on = date(&mut e, "ends_on", input.ends_on, false);
+    let starts_on = validation::date(&mut e, "starts_on", input.starts_on, true);
+    let ends_on = validation::date(&mut e, "ends_on", input.ends_on, false);
     if let (Some(a), Some(b)) = (starts_on, ends_on) {
         if b < a {
             e.add("ends_on", "agreement.range_reversed");

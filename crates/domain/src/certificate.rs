@@ -102,18 +102,8 @@ pub fn validate(
             None
         }
     };
-    let date = |e: &mut FieldErrors, field: &'static str, value: &str| match value.trim() {
-        "" => {
-            e.add(field, "required");
-            None
-        }
-        v => crate::member::parse_date(v).or_else(|| {
-            e.add(field, "invalid_date");
-            None
-        }),
-    };
-    let from = date(&mut e, "valid_from", input.valid_from);
-    let until = date(&mut e, "valid_until", input.valid_until);
+    let from = validation::date(&mut e, "valid_from", input.valid_from, true);
+    let until = validation::date(&mut e, "valid_until", input.valid_until, true);
     if let Some(f) = from {
         if today.checked_add_months(Months::new(1)).is_some_and(|limit| f > limit) {
             e.add("valid_from", "certificate.starts_too_late");

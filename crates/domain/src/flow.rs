@@ -2,7 +2,6 @@
 
 use chrono::{Datelike, Months, NaiveDate};
 
-use crate::member::parse_date;
 use crate::validation::{self, FieldErrors};
 use crate::{FlowReason, FlowStatus};
 
@@ -58,15 +57,7 @@ pub fn validate_return(
 
 /// A required date, not after `today`.
 fn date_field(e: &mut FieldErrors, field: &'static str, value: &str, today: NaiveDate) -> Option<NaiveDate> {
-    if value.trim().is_empty() {
-        e.add(field, "required");
-        return None;
-    }
-    match parse_date(value) {
-        None => {
-            e.add(field, "invalid_date");
-            None
-        }
+    match validation::date(e, field, value, true) {
         Some(d) if d > today => {
             e.add(field, "in_future");
             None
@@ -148,18 +139,8 @@ pub fn validate_list_filter(side: Side, input: &ListFilterInput) -> Result<ListF
             None
         }
     };
-    let mut date = |field: &'static str, v: &str| match v.trim() {
-        "" => None,
-        s => {
-            let d = parse_date(s);
-            if d.is_none() {
-                e.add(field, "invalid_date");
-            }
-            d
-        }
-    };
-    let left_from = date("left_from", input.left_from);
-    let left_to = date("left_to", input.left_to);
+    let left_from = validation::date(&mut e, "left_from", input.left_from, false);
+    let left_to = validation::date(&mut e, "left_to", input.left_to, false);
     if let (Some(a), Some(b)) = (left_from, left_to) {
         if a > b {
             e.add("left_to", "flow.range_reversed");
@@ -228,25 +209,12 @@ pub fn validate_departure(
     if reason.is_none() {
         e.add("reason", if input.reason.trim().is_empty() { "required" } else { "invalid" });
     }
-    let left_on = if input.left_on.trim().is_empty() {
-        e.add("left_on", "required");
-        None
-    } else {
-        match parse_date(input.left_on) {
-            None => {
-                e.add("left_on", "invalid_date");
-                None
-            }
-            Some(d) if d > today => {
-                e.add("left_on", "in_future");
-                None
-            }
-            Some(d) if d < joined_on => {
-                e.add("left_on", "flow.left_before_joining");
-                None
-            }
-            d => d,
+    let left_on = match date_field(&mut e, "left_on", input.left_on, today) {
+        Some(d) if d < joined_on => {
+            e.add("left_on", "flow.left_before_joining");
+            None
         }
+        d => d,
     };
     let expected_months = match input.expected_months.trim() {
         "" => None,
@@ -286,6 +254,7 @@ pub fn validate_departure(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::member::parse_date;
 
     fn d(s: &str) -> NaiveDate {
         parse_date(s).unwrap()

@@ -37,6 +37,26 @@ impl FieldErrors {
     }
 }
 
+/// A date field as typed (the formats of [`crate::member::parse_date`]): `None` when
+/// empty (an error if `required`) or unreadable (an error).
+pub fn date(errors: &mut FieldErrors, field: &'static str, value: &str, required: bool) -> Option<chrono::NaiveDate> {
+    match value.trim() {
+        "" => {
+            if required {
+                errors.add(field, "required");
+            }
+            None
+        }
+        s => {
+            let d = crate::member::parse_date(s);
+            if d.is_none() {
+                errors.add(field, "invalid_date");
+            }
+            d
+        }
+    }
+}
+
 /// Trims a free-text field and checks its length in characters.
 pub fn text(
     errors: &mut FieldErrors,
