@@ -90,6 +90,23 @@ pub enum Queue {
     All,
 }
 
+impl Queue {
+    pub const ALL: [Queue; 4] = [Queue::ToApprove, Queue::ToReceive, Queue::Overdue, Queue::All];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Queue::ToApprove => "to_approve",
+            Queue::ToReceive => "to_receive",
+            Queue::Overdue => "overdue",
+            Queue::All => "all",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Queue> {
+        Queue::ALL.into_iter().find(|q| q.code() == code.trim())
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: i64,

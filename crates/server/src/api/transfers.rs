@@ -18,13 +18,10 @@ pub struct TransferListQuery {
 }
 
 fn queue(q: Option<&str>) -> Result<TransferQueue, ApiError> {
-    Ok(match q.map(str::trim).unwrap_or("") {
-        "" | "all" => TransferQueue::All,
-        "to_approve" => TransferQueue::ToApprove,
-        "to_receive" => TransferQueue::ToReceive,
-        "overdue" => TransferQueue::Overdue,
-        _ => return Err(ApiError::field("queue", "invalid")),
-    })
+    match q.map(str::trim).unwrap_or("") {
+        "" => Ok(TransferQueue::All),
+        code => TransferQueue::from_code(code).ok_or_else(|| ApiError::field("queue", "invalid")),
+    }
 }
 
 /// A queue of transfers touching the caller's subtree, newest first (at most 200).

@@ -25,8 +25,6 @@ pub fn router() -> Router<AppState> {
         .route("/members/{id}/transfer", get(new_form).post(create))
 }
 
-const QUEUES: [&str; 4] = ["to_approve", "to_receive", "overdue", "all"];
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct ListQuery {
@@ -39,16 +37,16 @@ async fn list(
     Viewer(who): Viewer,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let (queue, code) = match q.queue.as_str() {
-        "to_receive" => (TransferQueue::ToReceive, "to_receive"),
-        "overdue" => (TransferQueue::Overdue, "overdue"),
-        "all" => (TransferQueue::All, "all"),
-        _ => (TransferQueue::ToApprove, "to_approve"),
-    };
+    // The page opens on the queue to approve.
+    let queue = TransferQueue::from_code(&q.queue).unwrap_or(TransferQueue::ToApprove);
     match who.guard(&state).transfers(queue).await {
-        Ok(items) => {
-            render(&state, "transfers.html", lang, Some(&who), context! { items, queue => code, queues => QUEUES })
-        }
+        Ok(items) => render(
+            &state,
+            "transfers.html",
+            lang,
+            Some(&who),
+            context! { items, queue => queue.code(), queues => TransferQueue::ALL.map(TransferQueue::code) },
+        ),
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
 }

@@ -82,6 +82,12 @@ impl Guard<'_> {
         Ok(TransferView { transfer: t, steps, may })
     }
 
+    /// Whether the caller acts on transfers for the organization at `path`.
+    fn acts_for(&self, path: &str) -> bool {
+        use kite_domain::access::{decide, Decision, Target};
+        decide(&self.who, Action::Transfer, Target { org_path: path, member_id: None }) == Decision::Allow
+    }
+
     /// With two levels, the first approval is the sending organization's own (or a system
     /// administrator's), the second the committee's above it, by someone else.
     fn may_approve_level(&self, t: &TransferRecord, steps: &[TransferStep]) -> bool {
@@ -102,18 +108,17 @@ impl Guard<'_> {
     /// On whose behalf the caller would ask for `member`'s transfer: the member, the
     /// sending side, or the receiving side for a member checked in to its subtree.
     async fn asker(&self, tx: &mut Tx, member: &crate::Member) -> Result<Option<Initiator>, StoreError> {
-        let on = |path: &str| self.who.transfer_sides(path, None, -1).contains(&Side::Sending);
         if self.who.member_id == Some(member.id) && self.who.role == kite_domain::Role::Member {
             return Ok(Some(Initiator::Member));
         }
-        if on(&member.org_path) {
+        if self.acts_for(&member.org_path) {
             return Ok(Some(Initiator::Sending));
         }
         let inflow_path = match flows::checked_in_to(tx, member.id).await? {
             Some(id) => orgs::by_id(tx, id).await?.map(|o| o.path),
             None => None,
         };
-        Ok(inflow_path.as_deref().is_some_and(on).then_some(Initiator::Receiving))
+        Ok(inflow_path.as_deref().is_some_and(|p| self.acts_for(p)).then_some(Initiator::Receiving))
     }
 
     /// The name of a member the caller may ask a transfer for (the form's heading);
@@ -170,13 +175,14 @@ impl Guard<'_> {
             (None, Some(_)) => None,
         };
         let open = flows::open_for(&mut tx, member.id).await?;
-        let on = |path: &str| self.who.transfer_sides(path, None, -1).contains(&Side::Sending);
         let Some(initiator) = self.asker(&mut tx, &member).await? else {
             drop(tx);
             return denied().await;
         };
         // The receiving side asks to an organization of its own subtree, in the system.
-        if initiator == Initiator::Receiving && (to_text.is_some() || to.as_ref().is_some_and(|o| !on(&o.path))) {
+        if initiator == Initiator::Receiving
+            && (to_text.is_some() || to.as_ref().is_some_and(|o| !self.acts_for(&o.path)))
+        {
             e.add("to_org_code", "transfer.not_your_org");
         }
         if !e.is_empty() {
