@@ -63,6 +63,7 @@ impl Role {
                     | ReadAgreements
                     | WriteAgreements
                     | Transfer
+                    | Certificates
             ),
             Role::Secretary => matches!(
                 action,
@@ -76,6 +77,7 @@ impl Role {
                     | EvaluateInflow
                     | ReadAgreements
                     | Transfer
+                    | Certificates
             ),
             Role::ServiceStaff => matches!(action, ReadOrg | TakeCheckin),
             Role::Member => matches!(action, ReadMember | ViewFullId),
@@ -129,6 +131,10 @@ pub enum Action {
     WriteAgreements,
     /// Ask for and act on transfers of the formal record, for the side the subtree is on.
     Transfer,
+    /// Activity certificates: issue and act on them for the subtree's members (decided on
+    /// the issuing committee); check them and ask for them in reverse for members checked
+    /// in to the subtree (decided on the inflow organization).
+    Certificates,
 }
 
 impl Action {
@@ -147,6 +153,7 @@ impl Action {
             Action::ReadAgreements => "agreement.read",
             Action::WriteAgreements => "agreement.write",
             Action::Transfer => "transfer.act",
+            Action::Certificates => "certificate.act",
         }
     }
 }

@@ -20,6 +20,10 @@ pub const LOOKUPS_PER_MINUTE: u32 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Asked for by the inflow side (反向发证), waiting for the issuing committee.
+    Requested,
+    /// The request was refused, with a reason.
+    Refused,
     Issued,
     /// Handed back on coming home (交回查验).
     Returned,
@@ -31,10 +35,20 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Issued, Status::Returned, Status::Revoked, Status::Lost, Status::Void];
+    pub const ALL: [Status; 7] = [
+        Status::Requested,
+        Status::Refused,
+        Status::Issued,
+        Status::Returned,
+        Status::Revoked,
+        Status::Lost,
+        Status::Void,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
+            Status::Requested => "requested",
+            Status::Refused => "refused",
             Status::Issued => "issued",
             Status::Returned => "returned",
             Status::Revoked => "revoked",
@@ -45,6 +59,61 @@ impl Status {
 
     pub fn from_code(code: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|s| s.code() == code)
+    }
+}
+
+/// What the issuing committee does to a certificate (the inflow side only asks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Issue a certificate asked for in reverse.
+    Issue,
+    /// Refuse a reverse request, with a reason.
+    Refuse,
+    /// Handed back on coming home (交回查验).
+    Return,
+    /// Withdrawn, with a reason.
+    Revoke,
+    /// Reported lost: this one is no longer valid and a new one is issued in its place.
+    ReportLost,
+}
+
+impl Step {
+    pub const ALL: [Step; 5] = [Step::Issue, Step::Refuse, Step::Return, Step::Revoke, Step::ReportLost];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Step::Issue => "issue",
+            Step::Refuse => "refuse",
+            Step::Return => "return",
+            Step::Revoke => "revoke",
+            Step::ReportLost => "report_lost",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| s.code() == code.trim())
+    }
+
+    pub fn needs_reason(self) -> bool {
+        matches!(self, Step::Refuse | Step::Revoke)
+    }
+
+    /// The status a step leads to from `from`; `None` when the step does not apply there.
+    pub fn next(self, from: Status) -> Option<Status> {
+        match (from, self) {
+            (Status::Requested, Step::Issue) => Some(Status::Issued),
+            (Status::Requested, Step::Refuse) => Some(Status::Refused),
+            (Status::Issued, Step::Return) => Some(Status::Returned),
+            (Status::Issued, Step::Revoke) => Some(Status::Revoked),
+            (Status::Issued, Step::ReportLost) => Some(Status::Lost),
+            _ => None,
+        }
+    }
+
+    /// The steps open from `from`.
+    pub fn open_from(from: Status) -> Vec<Step> {
+        Step::ALL.into_iter().filter(|s| s.next(from).is_some()).collect()
     }
 }
 
@@ -125,6 +194,18 @@ pub fn validate(
     }
 }
 
+/// A number out of what a scanner typed: the number itself, or the verification link its
+/// QR code holds (`…/verify/GN-2026-00042`, possibly with a query or a fragment).
+pub fn number_from_scan(input: &str) -> Option<String> {
+    let s = input.trim();
+    let s = s.split(['?', '#']).next().unwrap_or(s).trim_end_matches('/');
+    let last = match s.contains("://") || s.contains('/') {
+        true => s.rsplit('/').next().unwrap_or(""),
+        false => s,
+    };
+    clean_number(last)
+}
+
 /// A certificate's number: the issuing committee's code, the year and a sequence, e.g.
 /// `GN-2026-00042`.
 pub fn number(org_code: &str, year: i32, seq: u32) -> String {
@@ -177,7 +258,7 @@ mod tests {
         assert!(valid_on(Status::Issued, from, until, day("2026-12-31")));
         assert!(!valid_on(Status::Issued, from, until, day("2027-01-01")));
         assert!(!valid_on(Status::Issued, from, until, day("2025-12-31")));
-        for s in [Status::Returned, Status::Revoked, Status::Lost, Status::Void] {
+        for s in [Status::Requested, Status::Refused, Status::Returned, Status::Revoked, Status::Lost, Status::Void] {
             assert!(!valid_on(s, from, until, day("2026-06-01")), "{s:?}");
             assert_eq!(Status::from_code(s.code()), Some(s));
         }
@@ -217,5 +298,27 @@ mod tests {
         assert_eq!(masked_name("买买提·艾力"), "买**");
         assert_eq!(masked_name(""), "");
         assert!(!branch_hint(2) && branch_hint(3));
+        assert_eq!(number_from_scan("https://kite.example/verify/gn-2026-00042?x=1"), Some("GN-2026-00042".into()));
+        assert_eq!(number_from_scan("/verify/GN-2026-00042/"), Some("GN-2026-00042".into()));
+        assert_eq!(number_from_scan("GN-2026-00042"), Some("GN-2026-00042".into()));
+        assert_eq!(number_from_scan("https://kite.example/verify/"), None);
+    }
+
+    #[test]
+    fn steps_follow_the_states() {
+        assert_eq!(Step::Issue.next(Status::Requested), Some(Status::Issued));
+        assert_eq!(Step::Refuse.next(Status::Requested), Some(Status::Refused));
+        assert_eq!(Step::Return.next(Status::Issued), Some(Status::Returned));
+        assert_eq!(Step::Revoke.next(Status::Issued), Some(Status::Revoked));
+        assert_eq!(Step::ReportLost.next(Status::Issued), Some(Status::Lost));
+        for from in [Status::Refused, Status::Returned, Status::Revoked, Status::Lost, Status::Void] {
+            assert!(Step::open_from(from).is_empty(), "{from:?}");
+        }
+        assert_eq!(Step::open_from(Status::Requested), vec![Step::Issue, Step::Refuse]);
+        assert_eq!(Step::Return.next(Status::Requested), None);
+        assert!(Step::Refuse.needs_reason() && Step::Revoke.needs_reason() && !Step::Return.needs_reason());
+        for s in Step::ALL {
+            assert_eq!(Step::from_code(s.code()), Some(s));
+        }
     }
 }

@@ -70,6 +70,12 @@ pub struct CheckinRecord {
     pub occupation: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_note: Option<String>,
+    /// The activity certificate the inflow side checked, whether it is one of the system's
+    /// (otherwise issued outside and taken as shown), and who checked it when.
+    pub certificate_number: Option<String>,
+    pub certificate_in_system: Option<bool>,
+    pub certificate_checked_at: Option<DateTime<Utc>>,
+    pub certificate_checked_by: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
@@ -157,6 +163,10 @@ struct Row {
     occupation: Option<String>,
     decided_at: Option<DateTime<Utc>>,
     decision_note: Option<String>,
+    certificate_number: Option<String>,
+    certificate_in_system: Option<bool>,
+    certificate_checked_at: Option<DateTime<Utc>>,
+    certificate_checked_by: Option<String>,
     version: i64,
     created_at: DateTime<Utc>,
 }
@@ -188,6 +198,10 @@ impl TryFrom<Row> for CheckinRecord {
             occupation: r.occupation,
             decided_at: r.decided_at,
             decision_note: r.decision_note,
+            certificate_number: r.certificate_number,
+            certificate_in_system: r.certificate_in_system,
+            certificate_checked_at: r.certificate_checked_at,
+            certificate_checked_by: r.certificate_checked_by,
             version: r.version,
             created_at: r.created_at,
             id_number: r.id_number,
@@ -203,7 +217,8 @@ const SELECT: &str = "SELECT c.id, c.channel, c.status, c.service_point_id, sp.c
      sp.name AS point_name, c.inflow_org_id, i.code AS inflow_org_code, i.name AS inflow_org_name, c.inflow_path, \
      c.member_id, c.name_matches, h.code AS home_org_code, h.name AS home_org_name, c.home_path, c.home_org_text, \
      c.name, c.id_number, c.phone, c.division_code, c.address, c.employer, c.occupation, c.decided_at, \
-     c.decision_note, c.version, c.created_at \
+     c.decision_note, c.certificate_number, c.certificate_in_system, c.certificate_checked_at, \
+     c.certificate_checked_by, c.version, c.created_at \
      FROM checkins c JOIN organizations i ON i.id = c.inflow_org_id \
      LEFT JOIN organizations h ON h.id = c.home_org_id \
      LEFT JOIN service_points sp ON sp.id = c.service_point_id";

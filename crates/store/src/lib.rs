@@ -14,6 +14,7 @@ mod models;
 mod accounts;
 mod agreements;
 mod audit;
+mod certificates;
 mod checkins;
 mod evaluations;
 mod flows;
@@ -29,12 +30,16 @@ mod transfers;
 pub use accounts::{Accounts, NewUser, SessionInfo, User};
 pub use agreements::{AgreementFile, AgreementParty, AgreementQuery, AgreementRecord, AgreementSummary, Partner};
 pub use audit::AuditEntry;
+pub use certificates::{
+    CertificateCounts, CertificateRecord, CertificateStep, PublicCertificate, Queue as CertificateQueue,
+};
 pub use checkins::{CheckinQuery, CheckinReceipt, CheckinRecord, CheckinTarget, SuggestedOrg};
 pub use db::{Backend, Tx};
 pub use error::StoreError;
 pub use evaluations::InflowEvaluation;
 pub use guard::{
-    Client, FlowView, Guard, PointView, TransferRequest, TransferStepInput, TransferView, MAX_EXPORT_ROWS,
+    CertificateDraft, CertificateStepInput, CertificateView, Client, FlowView, Guard, PointView, TransferRequest,
+    TransferStepInput, TransferView, MAX_CERTIFICATE_PHOTO_BYTES, MAX_EXPORT_ROWS,
 };
 pub use members::ScreeningMember;
 pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};

@@ -23,6 +23,17 @@ impl<'a> Public<'a> {
         checkins::target(&mut tx, kind, code).await?.ok_or(StoreError::NotFound)
     }
 
+    /// Public verification of an activity certificate: whether it is valid, who issued it
+    /// for which period and a masked name; nothing else. Numbers that cannot be one are
+    /// not looked up.
+    pub async fn verify_certificate(&self, number: &str) -> Result<Option<crate::PublicCertificate>, StoreError> {
+        let Some(number) = kite_domain::certificate::number_from_scan(number) else {
+            return Ok(None);
+        };
+        let mut tx = self.store.read().await?;
+        crate::certificates::public(&mut tx, &number).await
+    }
+
     /// Active organizations by name, code or division, for naming one's home organization.
     pub async fn find_orgs(&self, q: &str, limit: i64) -> Result<Vec<Org>, StoreError> {
         let q = q.trim();

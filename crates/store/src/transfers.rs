@@ -448,6 +448,9 @@ async fn move_member(tx: &mut Tx, t: &TransferRecord, today: NaiveDate) -> Resul
         }
     }
     crate::members::set_mobility(tx, t.member_id, Mobility::Resident).await?;
+    // The activity certificate belongs to the flow that has just ended.
+    let by = crate::certificates::By { user_id: None, username: None };
+    crate::certificates::void_for_member(tx, t.member_id, &by).await?;
     let Some(to) = t.to_org_id else { return Ok(()) };
     let path = orgs::lock_path(tx, to).await?;
     // The record must still be where the transfer started: an edit that moved it meanwhile

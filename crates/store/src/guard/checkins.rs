@@ -57,7 +57,7 @@ impl Guard<'_> {
         checkins::list(&mut tx, &self.who.checkin_scope(), q).await
     }
 
-    async fn checkin_in(&self, tx: &mut Tx, id: i64) -> Result<CheckinRecord, StoreError> {
+    pub(super) async fn checkin_in(&self, tx: &mut Tx, id: i64) -> Result<CheckinRecord, StoreError> {
         let rec = checkins::by_id(tx, id).await?;
         match rec {
             Some(r) if self.who.sees_checkin(r.home_path.as_deref(), &r.inflow_path, r.service_point_id) => Ok(r),

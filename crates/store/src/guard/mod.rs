@@ -5,11 +5,16 @@
 //! in the same transaction as each change, and records refusals in the audit log.
 
 mod agreements;
+mod certificates;
 mod checkins;
 mod dual;
 mod network;
 mod transfers;
 
+pub use certificates::{
+    CertificateDraft, CertificateView, StepInput as CertificateStepInput,
+    MAX_PHOTO_BYTES as MAX_CERTIFICATE_PHOTO_BYTES,
+};
 pub use dual::{FlowView, MAX_EXPORT_ROWS};
 pub use network::PointView;
 pub use transfers::{StepInput as TransferStepInput, TransferRequest, TransferView};

@@ -1,0 +1,341 @@
+//! Activity certificates through the guarded API, on SQLite and PostgreSQL: issued by the
+//! committee above the member's branch, checked at check-in, reported lost and re-issued,
+//! asked for in reverse by the inflow side, verified publicly, void once the record moves.
+
+use chrono::{Datelike, Days, NaiveDate};
+use kite_domain::certificate::{Issue, Status};
+use kite_domain::checkin::{self, CheckinInput, LinkKind};
+use kite_domain::flow::{validate_departure, DepartureInput};
+use kite_domain::member::{validate, MemberFields, MemberInput};
+use kite_domain::org::OrgFields;
+use kite_domain::{id_number, FlowReason, Gender, OrgKind, OrgLevel, Principal, Role};
+use kite_store::{
+    CertificateQueue, CertificateStepInput, CertificateView, CheckinQuery, Client, Guard, Member, NewUser, Org, Store,
+    StoreError, TransferRequest, TransferStepInput,
+};
+
+mod common;
+use common::*;
+
+fn fields(name: &str, level: OrgLevel) -> OrgFields {
+    OrgFields {
+        name: name.into(),
+        level,
+        kind: OrgKind::Ordinary,
+        division_code: "320724".into(),
+        address: None,
+        phone: None,
+    }
+}
+
+fn person(name: &str, org: &str, n: u32) -> MemberFields {
+    let birth = NaiveDate::from_ymd_opt(1985, 3, 1).unwrap() + Days::new(u64::from(n));
+    let gender = if n & 1 == 1 { Gender::Female } else { Gender::Male };
+    let id = id_number::compose("320724", birth, n as u16, gender);
+    let birth = birth.format("%Y-%m-%d").to_string();
+    let input = MemberInput {
+        name,
+        gender: gender.code(),
+        ethnicity: "汉族",
+        birth_date: &birth,
+        id_number: id.as_str(),
+        joined_on: "2012-07-01",
+        category: "full",
+        org_code: org,
+        ..Default::default()
+    };
+    validate(&input, &Ctx).expect("a valid member")
+}
+
+fn at(user_id: i64, username: &str, role: Role, org: &Org) -> Principal {
+    Principal {
+        user_id,
+        username: username.into(),
+        role,
+        org_path: Some(org.path.clone()),
+        member_id: None,
+        service_point_id: None,
+    }
+}
+
+fn guard(store: &Store, who: Principal) -> Guard<'_> {
+    store.guard(who, Client::default())
+}
+
+fn today() -> NaiveDate {
+    (chrono::Utc::now() + chrono::TimeDelta::hours(8)).date_naive()
+}
+
+fn issue() -> Issue {
+    Issue {
+        destination_division: "320505".into(),
+        destination: Some("苏州高新区狮山街道".into()),
+        reason: FlowReason::Work,
+        valid_from: today(),
+        valid_until: today().checked_add_days(Days::new(364)).unwrap(),
+    }
+}
+
+fn step(step: &str, v: &CertificateView) -> CertificateStepInput {
+    CertificateStepInput { step: step.into(), version: v.certificate.version, ..Default::default() }
+}
+
+/// TA (甲镇党委) > TA-B1 with 王芳 and 李明, both away; TB (乙镇党委) > TB-B1, where 王芳
+/// checked in and was confirmed.
+struct World {
+    ta: Org,
+    ta_b1: Org,
+    tb_b1: Org,
+    wang: Member,
+    li: Member,
+    checkin_id: i64,
+}
+
+async fn world(store: &Store) -> World {
+    // The confirming account must exist: check-ins name who decided them.
+    let user = NewUser {
+        username: "admin".into(),
+        password_hash: "x".into(),
+        role: Role::Admin,
+        org_code: None,
+        member_id: None,
+        display_name: None,
+        service_point_code: None,
+    };
+    let u = store.accounts().create_user(&user, "test").await.unwrap();
+    let g = guard(store, Principal { user_id: u.id, ..admin() });
+    let ta = g.org_create(None, "TA", fields("甲镇党委", OrgLevel::Committee)).await.unwrap();
+    g.org_create(None, "TB", fields("乙镇党委", OrgLevel::Committee)).await.unwrap();
+    let ta_b1 = g.org_create(Some("TA"), "TA-B1", fields("甲一支部", OrgLevel::Branch)).await.unwrap();
+    let tb_b1 = g.org_create(Some("TB"), "TB-B1", fields("乙一支部", OrgLevel::Branch)).await.unwrap();
+    let wang = g.member_create(person("王芳", "TA-B1", 1)).await.unwrap();
+    let li = g.member_create(person("李明", "TA-B1", 2)).await.unwrap();
+    for m in [&wang, &li] {
+        let input = DepartureInput {
+            destination_division: "320505",
+            reason: "work",
+            left_on: "2024-03-01",
+            ..Default::default()
+        };
+        let d = validate_departure(&input, |_| true, NaiveDate::from_ymd_opt(2012, 7, 1).unwrap(), today()).unwrap();
+        g.record_departure(m.id, d).await.unwrap();
+    }
+    let input = CheckinInput {
+        name: "王芳",
+        id_number: &wang.id_number,
+        phone: "13800000001",
+        home_org_code: "TA-B1",
+        division_code: "320505",
+        ..Default::default()
+    };
+    let c = checkin::validate(&input, |_| true).unwrap();
+    let public = store.public(Client::default());
+    let target = public.checkin_target(LinkKind::Org, "TB-B1").await.unwrap();
+    public.send_code("13800000001", "code-hash", "code").await.unwrap();
+    public.checkin(&target, &c, "cert-world-1", "code-hash").await.unwrap();
+    let rec = g.checkins(&CheckinQuery::default()).await.unwrap().items.remove(0);
+    g.checkin_confirm(rec.id, rec.version, None).await.unwrap();
+    World { ta, ta_b1, tb_b1, wang, li, checkin_id: rec.id }
+}
+
+#[tokio::test]
+async fn the_committee_issues_the_inflow_side_checks_and_a_lost_one_is_replaced() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let year = today().year();
+        let committee = guard(&store, at(11, "ta_admin", Role::OrgAdmin, &w.ta));
+        let branch = guard(&store, at(12, "ta_b1_sec", Role::Secretary, &w.ta_b1));
+        let inflow = guard(&store, at(21, "tb_b1_sec", Role::Secretary, &w.tb_b1));
+
+        // The branch sees the member but does not issue: the committee above does.
+        assert_conflict(branch.certificate_draft(w.wang.id).await, "certificate.not_issuer");
+        assert_conflict(branch.certificate_create(w.wang.id, &issue()).await, "certificate.not_issuer");
+        let draft = committee.certificate_draft(w.wang.id).await.unwrap();
+        assert_eq!((draft.mode.as_str(), draft.issuer_org_code.as_str()), ("issue", "TA"));
+        assert_eq!((draft.destination_division.as_str(), draft.reason.as_str()), ("320505", "work"));
+
+        let v = committee.certificate_create(w.wang.id, &issue()).await.unwrap();
+        let c = &v.certificate;
+        let first = format!("TA-{year}-00001");
+        assert_eq!((c.status, c.number.as_deref(), c.valid_today), (Status::Issued, Some(first.as_str()), true));
+        assert_eq!(v.may, vec!["return", "revoke", "report_lost"]);
+        assert_conflict(committee.certificate_create(w.wang.id, &issue()).await, "certificate.already_open");
+        let li_cert = committee.certificate_create(w.li.id, &issue()).await.unwrap();
+
+        // Anyone may verify: validity, issuer, period and a masked name, nothing else.
+        let public = store.public(Client::default());
+        let p = public.verify_certificate(&first.to_lowercase()).await.unwrap().expect("found");
+        assert_eq!((p.valid, p.masked_name.as_str(), p.issuer_org_name.as_str()), (true, "王**", "甲镇党委"));
+        let json = serde_json::to_value(&p).unwrap();
+        assert!(json.get("member_id").is_none() && json.get("id_number_masked").is_none());
+        assert!(public.verify_certificate("NO-SUCH-1").await.unwrap().is_none());
+        assert!(public.verify_certificate("x'; --").await.unwrap().is_none());
+
+        // The inflow side checks it at check-in, by number or by the QR code's link.
+        assert_not_found(inflow.certificate(v.certificate.id).await);
+        let other = li_cert.certificate.number.clone().unwrap();
+        assert_conflict(inflow.checkin_certificate(w.checkin_id, &other).await, "certificate.other_person");
+        assert_invalid(
+            inflow.checkin_certificate(w.checkin_id, "TA-1999-00009").await,
+            "number",
+            "certificate.unknown",
+        );
+        assert_invalid(inflow.checkin_certificate(w.checkin_id, "??").await, "number", "certificate.number");
+        // The home side sees the check-in but does not check certificates there.
+        assert_forbidden(branch.checkin_certificate(w.checkin_id, &first).await);
+        let link = format!("https://kite.example/verify/{}", first.to_lowercase());
+        let rec = inflow.checkin_certificate(w.checkin_id, &link).await.unwrap();
+        assert_eq!(rec.certificate_number.as_deref(), Some(first.as_str()));
+        assert_eq!((rec.certificate_in_system, rec.certificate_checked_by.as_deref()), (Some(true), Some("tb_b1_sec")));
+
+        // Reported lost: void, and a new number with the same contents in the same step.
+        assert_not_found(inflow.certificate_step(v.certificate.id, &step("report_lost", &v)).await);
+        let replaced = committee.certificate_step(v.certificate.id, &step("report_lost", &v)).await.unwrap();
+        let second = format!("TA-{year}-00003");
+        assert_eq!(replaced.certificate.number.as_deref(), Some(second.as_str()));
+        assert_eq!(replaced.certificate.replaces.as_deref(), Some(first.as_str()));
+        assert_eq!(replaced.certificate.destination.as_deref(), Some("苏州高新区狮山街道"));
+        let old = committee.certificate(v.certificate.id).await.unwrap();
+        assert_eq!(
+            (old.certificate.status, old.certificate.replaced_by.as_deref()),
+            (Status::Lost, Some(second.as_str()))
+        );
+        assert!(old.may.is_empty());
+        let p = public.verify_certificate(&first).await.unwrap().unwrap();
+        assert_eq!((p.valid, p.status), (false, Status::Lost));
+        assert_conflict(inflow.checkin_certificate(w.checkin_id, &first).await, "certificate.not_valid");
+
+        // Revoking needs a reason; two people handing it back at once take one step.
+        assert_invalid(
+            committee.certificate_step(replaced.certificate.id, &step("revoke", &replaced)).await,
+            "reason",
+            "required",
+        );
+        let back = step("return", &replaced);
+        let (a, b) = tokio::join!(
+            committee.certificate_step(replaced.certificate.id, &back),
+            committee.certificate_step(replaced.certificate.id, &back)
+        );
+        let returned = match (a, b) {
+            (Ok(x), Err(e)) | (Err(e), Ok(x)) => {
+                assert!(matches!(e, StoreError::Conflict("stale_version" | "certificate.wrong_status")), "{e:?}");
+                x
+            }
+            other => panic!("exactly one return should pass: {other:?}"),
+        };
+        assert_eq!(returned.certificate.status, Status::Returned);
+        let steps: Vec<&str> = returned.steps.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(steps, vec!["issue", "return"]);
+        assert_conflict(
+            committee.certificate_step(returned.certificate.id, &step("revoke", &returned)).await,
+            "certificate.wrong_status",
+        );
+
+        // The committee's list; the member's page; an outsider sees nothing.
+        let issued = committee.certificates(CertificateQueue::Issued).await.unwrap();
+        assert_eq!(issued.len(), 3);
+        assert_eq!(branch.member_certificates(w.wang.id).await.unwrap().len(), 2);
+        assert!(inflow.certificates(CertificateQueue::All).await.unwrap().is_empty());
+        let staff = guard(&store, at(31, "staff", Role::ServiceStaff, &w.ta));
+        assert_forbidden(staff.certificates(CertificateQueue::All).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_inflow_side_asks_in_reverse_and_hears_the_answer() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let committee = guard(&store, at(11, "ta_admin", Role::OrgAdmin, &w.ta));
+        let inflow = guard(&store, at(21, "tb_b1_sec", Role::Secretary, &w.tb_b1));
+
+        // The inflow side reaches only members checked in to it.
+        assert_not_found(inflow.certificate_draft(w.li.id).await);
+        let draft = inflow.certificate_draft(w.wang.id).await.unwrap();
+        assert_eq!((draft.mode.as_str(), draft.issuer_org_name.as_str()), ("request", "甲镇党委"));
+        let asked = inflow.certificate_create(w.wang.id, &issue()).await.unwrap();
+        let c = &asked.certificate;
+        assert_eq!(
+            (c.status, c.number.as_deref(), c.requester_org_code.as_deref()),
+            (Status::Requested, None, Some("TB-B1"))
+        );
+        assert!(asked.may.is_empty(), "the inflow side only asks");
+        assert_conflict(inflow.certificate_create(w.wang.id, &issue()).await, "certificate.already_open");
+        assert_eq!(committee.certificate_counts().await.unwrap().unwrap().to_decide, 1);
+        let to_decide = committee.certificates(CertificateQueue::ToDecide).await.unwrap();
+        assert_eq!(to_decide.iter().map(|c| c.id).collect::<Vec<_>>(), vec![c.id]);
+
+        let v = committee.certificate(c.id).await.unwrap();
+        assert_eq!(v.may, vec!["issue", "refuse"]);
+        assert_invalid(committee.certificate_step(c.id, &step("refuse", &v)).await, "reason", "required");
+        let refuse =
+            CertificateStepInput { reason: Some("该同志已返回，无需办理".into()), ..step("refuse", &v) };
+        let refused = committee.certificate_step(c.id, &refuse).await.unwrap();
+        assert_eq!(
+            (refused.certificate.status, refused.certificate.note.as_deref()),
+            (Status::Refused, Some("该同志已返回，无需办理"))
+        );
+        // The inflow side is told: an unseen answer until it opens it.
+        assert_eq!(inflow.certificate_counts().await.unwrap().unwrap().answers_unseen, 1);
+        assert!(inflow.certificate(c.id).await.unwrap().certificate.status == Status::Refused);
+        assert_eq!(inflow.certificate_counts().await.unwrap().unwrap().answers_unseen, 0);
+
+        // Asked again, and issued this time: the number is given at issue.
+        let again = inflow.certificate_create(w.wang.id, &issue()).await.unwrap();
+        let v = committee.certificate(again.certificate.id).await.unwrap();
+        let issued = committee.certificate_step(again.certificate.id, &step("issue", &v)).await.unwrap();
+        assert_eq!(issued.certificate.status, Status::Issued);
+        assert!(issued.certificate.number.as_deref().is_some_and(|n| n.starts_with("TA-")));
+        assert_eq!(issued.certificate.issued_on, Some(today()));
+        assert_eq!(inflow.certificate_counts().await.unwrap().unwrap().answers_unseen, 1);
+        assert_eq!(inflow.certificates(CertificateQueue::Asked).await.unwrap().len(), 2);
+        let seen = inflow.certificate(again.certificate.id).await.unwrap();
+        assert_eq!((seen.certificate.valid_today, seen.may.len()), (true, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn photos_members_not_away_and_the_void_at_transfer() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let committee = guard(&store, at(11, "ta_admin", Role::OrgAdmin, &w.ta));
+        let inflow = guard(&store, at(21, "tb_b1_sec", Role::Secretary, &w.tb_b1));
+        let admin_g = guard(&store, admin());
+        let home = admin_g.member_create(person("赵强", "TA-B1", 3)).await.unwrap();
+        assert_conflict(committee.certificate_draft(home.id).await, "certificate.not_away");
+        assert_conflict(committee.certificate_create(home.id, &issue()).await, "certificate.not_away");
+
+        let v = committee.certificate_create(w.wang.id, &issue()).await.unwrap();
+        let id = v.certificate.id;
+        assert!(v.may_set_photo && !v.certificate.has_photo);
+        assert_invalid(committee.certificate_set_photo(id, b"GIF89a...").await, "photo", "certificate.photo_type");
+        let big = [&[0xFFu8, 0xD8, 0xFF][..], &vec![0u8; kite_store::MAX_CERTIFICATE_PHOTO_BYTES]].concat();
+        assert_invalid(committee.certificate_set_photo(id, &big).await, "photo", "certificate.photo_too_large");
+        let png = [&[0x89u8, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A][..], b"rest"].concat();
+        let with = committee.certificate_set_photo(id, &png).await.unwrap();
+        assert!(with.certificate.has_photo);
+        assert_eq!(committee.certificate_photo(id).await.unwrap(), ("image/png".to_string(), png.clone()));
+        assert_not_found(inflow.certificate_photo(id).await);
+
+        // The record moves to TB-B1: the certificate no longer applies.
+        let sending = guard(&store, at(12, "ta_b1_sec", Role::Secretary, &w.ta_b1));
+        let r = TransferRequest { member_id: w.wang.id, to_org_code: Some("TB-B1".into()), ..Default::default() };
+        let t = sending.transfer_request(&r).await.unwrap();
+        let s = |name: &str, v: &kite_store::TransferView| TransferStepInput {
+            step: name.into(),
+            version: v.transfer.version,
+            ..Default::default()
+        };
+        let t = sending.transfer_step(t.transfer.id, &s("approve", &t)).await.unwrap();
+        inflow.transfer_step(t.transfer.id, &s("receive", &t)).await.unwrap();
+        let after = committee.certificate(id).await.unwrap();
+        assert_eq!((after.certificate.status, after.certificate.valid_today), (Status::Void, false));
+        assert_eq!(after.steps.last().map(|s| s.step.as_str()), Some("void_on_transfer"));
+        let number = after.certificate.number.unwrap();
+        let p = store.public(Client::default()).verify_certificate(&number).await.unwrap().unwrap();
+        assert_eq!((p.valid, p.status), (false, Status::Void));
+        assert_conflict(committee.certificate_set_photo(id, &png).await, "certificate.wrong_status");
+    })
+    .await;
+}
