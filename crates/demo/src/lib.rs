@@ -698,6 +698,62 @@ pub async fn agreements(store: &Store) -> anyhow::Result<usize> {
     Ok(4)
 }
 
+/// Activity certificates of Guannan's members checked in to Suzhou, in each state the
+/// accounts reach: issued by Guannan, asked for by Suzhou and issued (reverse issuing),
+/// asked for and waiting, refused, handed back, reported lost and re-issued, revoked. Run
+/// before [`transfers`], whose receipts make some of them void. Returns how many.
+pub async fn certificates(store: &Store) -> anyhow::Result<usize> {
+    use kite_domain::certificate::Issue;
+    use kite_store::{CertificateStepInput, CertificateView};
+    let guannan = acting_as(store, "guannan").await?;
+    let suzhou = acting_as(store, "suzhou").await?;
+    let inflow = suzhou.flows(Side::Inflow, &FlowQuery { limit: Some(200), ..Default::default() }).await?;
+    let people: Vec<_> = inflow
+        .items
+        .iter()
+        .filter(|f| f.outflow_org_code == "GN" || f.outflow_org_code.starts_with("GN-"))
+        .map(|f| (f.member_id, f.destination_division.clone(), f.destination_address.clone(), f.reason))
+        .collect();
+    let today = chrono::Utc::now().date_naive();
+    let issue = |division: &str, address: &Option<String>, reason| Issue {
+        destination_division: division.to_string(),
+        destination: address.clone(),
+        reason,
+        valid_from: today,
+        valid_until: today.checked_add_months(chrono::Months::new(12)).unwrap_or(today),
+    };
+    let step = |name: &str, v: &CertificateView, reason: Option<&str>| CertificateStepInput {
+        step: name.to_string(),
+        version: v.certificate.version,
+        reason: reason.map(str::to_string),
+    };
+    // What happens to each person's certificate, in order.
+    const PLAN: [&str; 9] = ["issued", "issued", "issued", "issued", "reverse", "asked", "refused", "returned", "lost"];
+    let mut count = 0;
+    for ((member, division, address, reason), what) in people.iter().zip(PLAN.iter().chain(["revoked"].iter())) {
+        let i = issue(division, address, *reason);
+        let v = match *what {
+            "reverse" | "asked" | "refused" => suzhou.certificate_create(*member, &i).await?,
+            _ => guannan.certificate_create(*member, &i).await?,
+        };
+        let id = v.certificate.id;
+        match *what {
+            "reverse" => drop(guannan.certificate_step(id, &step("issue", &v, None)).await?),
+            "refused" => {
+                drop(guannan.certificate_step(id, &step("refuse", &v, Some("经核实该同志已返乡，无需办理"))).await?)
+            }
+            "returned" => drop(guannan.certificate_step(id, &step("return", &v, None)).await?),
+            "lost" => drop(guannan.certificate_step(id, &step("report_lost", &v, None)).await?),
+            "revoked" => {
+                drop(guannan.certificate_step(id, &step("revoke", &v, Some("该同志已受党纪处分，收回活动证"))).await?)
+            }
+            _ => {}
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// Transfers of the formal record between Guannan (home) and Suzhou (where the members
 /// checked in), one in each state the accounts can reach by their own steps: asked for by
 /// Suzhou, approved with the letter issued, received, done with the receipt back,

@@ -293,10 +293,11 @@ async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {
     }
     let (checkins, evaluations) = kite_demo::activity(store, members).await?;
     let agreements = kite_demo::agreements(store).await?;
+    let certificates = kite_demo::certificates(store).await?;
     let transfers = kite_demo::transfers(store).await?;
     println!(
         "demo region loaded: {m} members, {f} away, {checkins} check-ins waiting, {evaluations} evaluations, \
-         {agreements} co-management agreements, {transfers} transfers"
+         {agreements} co-management agreements, {certificates} activity certificates, {transfers} transfers"
     );
     Ok(())
 }

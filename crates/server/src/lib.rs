@@ -7,6 +7,7 @@ pub mod error;
 pub mod export;
 pub mod extract;
 pub mod i18n;
+pub mod limits;
 pub mod notify;
 pub mod rules;
 pub mod web;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Poked when a message is queued, so the delivery loop sends it without waiting.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Public certificate lookups allowed per client and minute.
+    pub lookups: Arc<limits::Lookups>,
 }
 
 impl AppState {
@@ -39,6 +42,7 @@ impl AppState {
             secure_cookies: false,
             public_url: None,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            lookups: Arc::new(limits::Lookups::default()),
         }
     }
 }

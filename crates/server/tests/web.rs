@@ -451,7 +451,11 @@ async fn the_login_stays_on_site_and_refuses_wrong_passwords_in_chinese() {
 
 /// The first POST form of a page: the header's logout button.
 fn form_of_first(page: &Reply) -> (String, Fields) {
-    let start = page.text.find("<form method=\"post\"").expect("a form");
+    form_from(page, page.text.find("<form method=\"post\"").expect("a form"))
+}
+
+/// The form of a page that starts at `start`, alone.
+fn form_from(page: &Reply, start: usize) -> (String, Fields) {
     let end = start + page.text[start..].find("</form>").expect("end of form") + "</form>".len();
     let only = Reply {
         what: page.what.clone(),
@@ -459,6 +463,7 @@ fn form_of_first(page: &Reply) -> (String, Fields) {
         headers: page.headers.clone(),
         text: page.text[start..end].to_string(),
         json: Value::Null,
+        bytes: Vec::new(),
     };
     form_of(&only)
 }
@@ -1785,16 +1790,7 @@ async fn service_points_are_kept_from_their_pages() {
 /// The post form whose `id` attribute is `id`.
 fn form_with_id(page: &Reply, id: &str) -> (String, Fields) {
     let at = page.text.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{}: no form {id}", page.what));
-    let start = page.text[..at].rfind("<form method=\"post\"").expect("the form's start");
-    let end = start + page.text[start..].find("</form>").expect("end of form") + "</form>".len();
-    let only = Reply {
-        what: page.what.clone(),
-        status: page.status,
-        headers: page.headers.clone(),
-        text: page.text[start..end].to_string(),
-        json: Value::Null,
-    };
-    form_of(&only)
+    form_from(page, page.text[..at].rfind("<form method=\"post\"").expect("the form's start"))
 }
 
 #[tokio::test]
@@ -1872,6 +1868,79 @@ async fn a_transfer_is_asked_for_approved_printed_and_received_through_the_pages
         // Someone else's record is not found, and asking for it is refused the same way.
         let other = w.s.get(&format!("/members/{zhang}/transfer")).cookie(&member.cookie).send().await;
         assert_eq!(other.status, 404, "{}", other.text);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_certificate_is_issued_printed_checked_at_check_in_and_verified_through_the_pages() {
+    on_each_backend(|s| async move {
+        let d = dest(s).await;
+        away_two(&d).await;
+        let w = &d.w;
+        w.s.user("cty_admin", kite_domain::Role::OrgAdmin, Some("CTY"), None).await;
+        let cty = Web::open(&w.s, "cty_admin").await;
+        let dst = Web::open(&w.s, "dst_admin").await;
+        let zhang = w.member("TA-B1");
+
+        // From the member's page to the form, filled from the departure; a period too long is named.
+        let member = cty.page(&format!("/members/{zhang}")).await;
+        assert!(member.text.contains(&format!("href=\"/members/{zhang}/certificate\"")), "{}", member.text);
+        let (action, f) = cty.form(&format!("/members/{zhang}/certificate")).await;
+        assert_eq!((f.get("destination_division"), f.get("reason")), (Some(DEST_DIVISION), Some("work")));
+        let too_long = (rules::today() + chrono::Months::new(37)).to_string();
+        let r = cty.post(&action, &f.clone().with("valid_until", &too_long)).await;
+        assert_refused(
+            &r,
+            400,
+            "提交的内容有误，请检查标出的项目",
+            &[("valid_until", "活动证有效期不能超过三年，到期后重新办理")],
+        );
+        let at = see_other(&cty.post(&action, &f).await);
+        let page = cty.page(&at).await;
+        assert!(page.text.contains("id=\"print-certificate\"") && page.text.contains("灌南县委"), "{}", page.text);
+        let number =
+            page.text.split("id=\"certificate-number\">").nth(1).and_then(|t| t.split('<').next()).unwrap().to_string();
+        assert!(number.starts_with("CTY-"), "{number}");
+
+        // The print layout: the card, the number and the QR code pointing at public verification.
+        let print = cty.page(&format!("{at}/print")).await;
+        assert!(print.text.contains("流动党员活动证") && print.text.contains("<svg"), "{}", print.text);
+        let link = format!("&#x2f;verify&#x2f;{number}</small>");
+        assert!(print.text.contains(&link) && print.text.contains("不赋予"), "{}", print.text);
+        assert!(!print.text.contains("<?xml"), "the QR code is inline SVG");
+
+        // The inflow side checks it on the check-in's page; a wrong number is said beside the form.
+        let checkins = dst.page("/checkins?status=confirmed").await;
+        let cid =
+            checkins.text.split("href=\"/checkins/").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
+        let detail = dst.page(&format!("/checkins/{cid}")).await;
+        let (url, check) = form_with_id(&detail, "check-certificate");
+        let r = dst.post(&url, &check.clone().with("number", "CTY-1990-00001")).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("number", "系统中没有这个活动证编号，请核对")]);
+        see_other(&dst.post(&url, &check.with("number", &number)).await);
+        let detail = dst.page(&format!("/checkins/{cid}")).await;
+        assert!(
+            detail.text.contains("id=\"checked-certificate\"") && detail.text.contains("查验有效"),
+            "{}",
+            detail.text
+        );
+
+        // Anyone verifies it without an account: the masked name, never the full one.
+        let public = w.s.get(&format!("/verify/{number}")).send().await;
+        assert_eq!(public.status, 200, "{}", public.text);
+        assert!(public.text.contains("张**") && !public.text.contains("张伟"), "{}", public.text);
+        assert!(public.text.contains("id=\"verify-verdict\">有效"), "{}", public.text);
+        assert_eq!(w.s.get("/verify?number=NOPE-0001").send().await.status, 404);
+
+        // Reported lost: the page moves to the replacement, and the old number is no longer valid.
+        let (url, lost) = form_with_id(&page, "step-report_lost");
+        let next = see_other(&cty.post(&url, &lost).await);
+        assert_ne!(next, at);
+        assert!(cty.page(&next).await.text.contains(&number), "the replacement names the number it replaces");
+        let old = w.s.get(&format!("/verify/{number}")).send().await;
+        assert!(old.text.contains("无效") && old.text.contains("已挂失"), "{}", old.text);
+        assert!(cty.page("/").await.text.contains("id=\"certificate-counts\""));
     })
     .await;
 }

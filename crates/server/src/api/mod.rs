@@ -3,6 +3,7 @@
 
 pub mod agreements;
 mod auth;
+pub mod certificates;
 pub mod checkin;
 mod divisions;
 pub mod flows;
@@ -89,6 +90,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfers::list, transfers::create))
         .routes(routes!(transfers::get))
         .routes(routes!(transfers::step))
+        .routes(routes!(certificates::list, certificates::create))
+        .routes(routes!(certificates::get))
+        .routes(routes!(certificates::step))
+        .routes(routes!(certificates::draft))
+        .routes(routes!(certificates::for_member))
+        .routes(routes!(certificates::check))
+        .routes(routes!(certificates::verify))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(certificates::photo, certificates::set_photo))
+                .layer(axum::extract::DefaultBodyLimit::max(certificates::UPLOAD_BODY_LIMIT)),
+        )
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(agreements::attach))

@@ -140,7 +140,7 @@ async fn submit(
 
 /// The absolute address of a path, for QR codes: the configured public address, or
 /// the one the request came to.
-fn absolute(state: &AppState, headers: &HeaderMap, path: &str) -> String {
+pub(super) fn absolute(state: &AppState, headers: &HeaderMap, path: &str) -> String {
     let base = match &state.public_url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {

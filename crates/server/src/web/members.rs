@@ -57,13 +57,14 @@ async fn detail(
             g.member(id).await?,
             g.member_flows(id).await?,
             g.member_evaluations(id).await?,
+            g.member_certificates(id).await?,
         ))
     }
     .await;
     match result {
-        Ok((m, flows, evaluations)) => {
+        Ok((m, flows, evaluations, certificates)) => {
             let away = flows.iter().any(|f| f.status.is_open());
-            render(&state, "member.html", lang, Some(&who), context! { m, flows, away, evaluations })
+            render(&state, "member.html", lang, Some(&who), context! { m, flows, away, evaluations, certificates })
         }
         Err(e) => error_page(&state, lang, &who, e.into()),
     }

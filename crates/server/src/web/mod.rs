@@ -2,6 +2,7 @@
 //! One file per capability; this one holds what every page shares.
 
 mod agreements;
+mod certificates;
 mod checkin;
 mod flows;
 mod members;
@@ -59,6 +60,12 @@ pub fn templates() -> Environment<'static> {
         ("point.html", include_str!("../../templates/point.html")),
         ("point_form.html", include_str!("../../templates/point_form.html")),
         ("transfers.html", include_str!("../../templates/transfers.html")),
+        ("certificates.html", include_str!("../../templates/certificates.html")),
+        ("certificate.html", include_str!("../../templates/certificate.html")),
+        ("certificate_form.html", include_str!("../../templates/certificate_form.html")),
+        ("certificate_print.html", include_str!("../../templates/certificate_print.html")),
+        ("certificate_request_letter.html", include_str!("../../templates/certificate_request_letter.html")),
+        ("verify.html", include_str!("../../templates/verify.html")),
         ("transfer.html", include_str!("../../templates/transfer.html")),
         ("transfer_form.html", include_str!("../../templates/transfer_form.html")),
         ("transfer_letter.html", include_str!("../../templates/transfer_letter.html")),
@@ -95,6 +102,7 @@ pub fn router() -> Router<AppState> {
         .merge(flows::router())
         .merge(agreements::router())
         .merge(transfers::router())
+        .merge(certificates::router())
         .merge(points::router())
         .route("/assets/pico.min.css", get(|| async { asset(CSS, include_str!("../../assets/vendor/pico.min.css")) }))
         .route("/assets/app.css", get(|| async { asset(CSS, include_str!("../../assets/app.css")) }))
@@ -241,6 +249,7 @@ fn render(state: &AppState, name: &str, lang: Lang, who: Option<&Authed>, ctx: V
         may_read_agreements => may(Action::ReadAgreements),
         may_write_agreements => may(Action::WriteAgreements),
         may_transfer => may(Action::Transfer),
+        may_certificates => may(Action::Certificates),
         // Forms read `errors[field]`; pages without errors get an empty map.
         errors => BTreeMap::<String, String>::new(),
     };
@@ -317,9 +326,18 @@ pub fn error_status_page(state: &AppState, lang: Lang, status: StatusCode, code:
 
 async fn overview(State(state): State<AppState>, PageLang(lang): PageLang, Viewer(who): Viewer) -> Response {
     let g = who.guard(&state);
-    let result = async { Ok::<_, kite_store::StoreError>((g.overview(None).await?, g.transfer_counts().await?)) }.await;
+    let result = async {
+        Ok::<_, kite_store::StoreError>((
+            g.overview(None).await?,
+            g.transfer_counts().await?,
+            g.certificate_counts().await?,
+        ))
+    }
+    .await;
     match result {
-        Ok((counts, transfers)) => render(&state, "overview.html", lang, Some(&who), context! { counts, transfers }),
+        Ok((counts, transfers, certificates)) => {
+            render(&state, "overview.html", lang, Some(&who), context! { counts, transfers, certificates })
+        }
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
 }

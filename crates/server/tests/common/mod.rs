@@ -207,6 +207,11 @@ impl Call {
         Call(self.0.header(name, value))
     }
 
+    /// A body sent as these bytes.
+    pub fn body(self, bytes: Vec<u8>) -> Self {
+        Call(self.0.body(bytes))
+    }
+
     pub fn cookie(self, cookie: &str) -> Self {
         Call(self.0.header(COOKIE, cookie))
     }
@@ -222,9 +227,10 @@ impl Call {
         let res = client.execute(req).await.unwrap_or_else(|e| panic!("{what}: {e}"));
         let status = res.status();
         let headers = res.headers().clone();
-        let text = res.text().await.unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+        let bytes = res.bytes().await.unwrap_or_else(|e| panic!("{what}: reading the body: {e}")).to_vec();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { what, status, headers, text, json }
+        Reply { what, status, headers, text, json, bytes }
     }
 }
 
@@ -236,6 +242,7 @@ pub struct Reply {
     pub headers: HeaderMap,
     pub text: String,
     pub json: Value,
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
