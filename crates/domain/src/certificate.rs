@@ -32,10 +32,12 @@ pub enum Status {
     Lost,
     /// The record was transferred: the certificate no longer applies.
     Void,
+    /// Its period ended.
+    Expired,
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Requested,
         Status::Refused,
         Status::Issued,
@@ -43,6 +45,7 @@ impl Status {
         Status::Revoked,
         Status::Lost,
         Status::Void,
+        Status::Expired,
     ];
 
     pub fn code(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Status {
             Status::Revoked => "revoked",
             Status::Lost => "lost",
             Status::Void => "void",
+            Status::Expired => "expired",
         }
     }
 
@@ -198,18 +202,20 @@ pub fn validate(
 /// QR code holds (`…/verify/GN-2026-00042`, possibly with a query or a fragment).
 pub fn number_from_scan(input: &str) -> Option<String> {
     let s = input.trim();
-    let s = s.split(['?', '#']).next().unwrap_or(s).trim_end_matches('/');
-    let last = match s.contains("://") || s.contains('/') {
-        true => s.rsplit('/').next().unwrap_or(""),
-        false => s,
+    let s = s.split(['?', '#']).next().unwrap_or(s);
+    let number = match s.rfind("/verify/") {
+        Some(i) => s[i + "/verify/".len()..].split('/').next().unwrap_or(""),
+        None if s.contains('/') => s.trim_end_matches('/').rsplit('/').next().unwrap_or(""),
+        None => s,
     };
-    clean_number(last)
+    clean_number(number)
 }
 
 /// A certificate's number: the issuing committee's code, the year and a sequence, e.g.
 /// `GN-2026-00042`.
 pub fn number(org_code: &str, year: i32, seq: u32) -> String {
-    format!("{org_code}-{year}-{seq:05}")
+    // Upper case, as numbers are typed and scanned (see [`clean_number`]).
+    format!("{}-{year}-{seq:05}", org_code.to_uppercase())
 }
 
 /// A number as someone typed or scanned it: trimmed, upper-case, no inner spaces; `None`
@@ -289,6 +295,7 @@ mod tests {
     #[test]
     fn numbers_names_and_hints() {
         assert_eq!(number("GN", 2026, 42), "GN-2026-00042");
+        assert_eq!(number("gn-town", 2026, 1), "GN-TOWN-2026-00001");
         assert_eq!(clean_number(" gn-2026-00042 "), Some("GN-2026-00042".into()));
         assert_eq!(clean_number("GN 2026 00042"), Some("GN202600042".into()));
         assert_eq!(clean_number("gn'; drop"), None);
@@ -311,7 +318,7 @@ mod tests {
         assert_eq!(Step::Return.next(Status::Issued), Some(Status::Returned));
         assert_eq!(Step::Revoke.next(Status::Issued), Some(Status::Revoked));
         assert_eq!(Step::ReportLost.next(Status::Issued), Some(Status::Lost));
-        for from in [Status::Refused, Status::Returned, Status::Revoked, Status::Lost, Status::Void] {
+        for from in [Status::Refused, Status::Returned, Status::Revoked, Status::Lost, Status::Void, Status::Expired] {
             assert!(Step::open_from(from).is_empty(), "{from:?}");
         }
         assert_eq!(Step::open_from(Status::Requested), vec![Step::Issue, Step::Refuse]);

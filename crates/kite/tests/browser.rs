@@ -654,3 +654,64 @@ async fn a_transfer_goes_from_request_to_receipt_across_two_branches_and_its_let
         transfer_walk(&driver, backend).await;
     }
 }
+
+async fn certificate_walk(driver: &Driver, backend: Backend) {
+    let store = testing::store(backend).await;
+    let who = two_places(&store).await;
+    account(&store, "gn_admin", SECRETARY_PASSWORD, Role::OrgAdmin, "GN").await;
+    let base = serve(store.clone()).await;
+
+    // The county committee issues it from the member's page, the form filled from the departure.
+    let c = driver.browser(Screen::Desktop).await;
+    c.goto(&format!("{base}/members/{}", who.member_id)).await.expect("open the member");
+    log_in(&c, "gn_admin", SECRETARY_PASSWORD).await;
+    wait_for_path(&c, &format!("/members/{}", who.member_id)).await;
+    click(&c, "#issue-certificate").await;
+    wait_for_path(&c, &format!("/members/{}/certificate", who.member_id)).await;
+    assert_eq!(value(&c, "#f-reason").await, "work", "{backend:?}");
+    click(&c, "#certificate-submit").await;
+    wait_for_url(&c, "the certificate's page", |u| u.path().starts_with("/certificates/")).await;
+    assert_eq!(text(&c, "#certificate-status").await, "有效", "{backend:?}");
+    let number = text(&c, "#certificate-number").await;
+    assert!(number.starts_with("GN-"), "{backend:?}: {number}");
+
+    // The certificate's layout: cover and inside page on one A4 sheet, with the QR code.
+    click(&c, "#print-certificate").await;
+    wait_for_url(&c, "the printable certificate", |u| u.path().ends_with("/print")).await;
+    let card = text(&c, "#certificate-card").await;
+    for part in ["流动党员活动证", "灌南县委", who.name, &number, "扫码核验"] {
+        assert!(card.contains(part), "{backend:?}: no {part} in {card}");
+    }
+    let qr = c.find(Locator::Css(".certificate-qr svg")).await.expect("the QR code");
+    let size = qr.rectangle().await.expect("its size");
+    assert!(size.2 >= 60.0 && size.3 >= 60.0, "{backend:?}: a QR code too small to scan: {size:?}");
+    let pdf = print_a4(&c).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).ok();
+    std::fs::write(dir.join(format!("certificate-{backend:?}.pdf")), &pdf).ok();
+    assert!(pdf.starts_with(b"%PDF-"), "{backend:?}: not a PDF");
+    assert_eq!(pdf_pages(&pdf), 1, "{backend:?}: the certificate should fit one A4 page");
+    keep_screenshot(&c, &format!("certificate-{backend:?}")).await;
+    c.close().await.expect("close");
+
+    // Anyone checks it on a phone without an account: valid, a masked name, nothing more.
+    let phone = driver.browser(Screen::Phone).await;
+    phone.goto(&format!("{base}/verify")).await.expect("open verification");
+    type_into(&phone, "#f-number", &number.to_lowercase()).await;
+    click(&phone, "#verify-form button").await;
+    assert_eq!(text(&phone, "#verify-verdict").await, "有效", "{backend:?}");
+    assert_eq!(text(&phone, "#verify-name").await, "张**", "{backend:?}");
+    let page = phone.source().await.expect("page");
+    assert!(!page.contains(who.name) && !page.contains(&who.id_number), "{backend:?}: the holder leaked");
+    assert_fits(&phone, "verification on a phone").await;
+    phone.close().await.expect("close");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_is_issued_prints_on_a4_and_is_verified_on_a_phone() {
+    let driver = Driver::start();
+    for backend in BACKENDS {
+        certificate_walk(&driver, backend).await;
+    }
+}

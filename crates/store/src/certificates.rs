@@ -469,19 +469,39 @@ pub(crate) async fn void_for_member(tx: &mut Tx, member_id: i64, by: &By<'_>) ->
     for (id, status) in &open {
         let from = Status::from_code(status).ok_or_else(|| bad("status", status))?;
         let to = if from == Status::Issued { Status::Void } else { Status::Refused };
-        exec!(
+        // Guarded by the status read: a step committed meanwhile is a conflict to retry.
+        let n = exec!(
             tx,
             sqlx::query(
                 "UPDATE certificates SET status = $1, answer_unseen = (requester_path IS NOT NULL AND status = 'requested'), \
-                 version = version + 1, updated_at = $2 WHERE id = $3"
+                 version = version + 1, updated_at = $2 WHERE id = $3 AND status = $4"
             )
             .bind(to.code())
             .bind(now)
             .bind(id)
+            .bind(status)
         )?;
+        if n == 0 {
+            return Err(StoreError::Conflict("stale_version"));
+        }
         record_step(tx, *id, "void_on_transfer", Some(from), to, by, None).await?;
     }
     Ok(open.len() as u64)
+}
+
+/// Issued certificates whose period ended before `today` become `expired` (the daily job,
+/// and before a new one is issued to `member`), each with its history step. Returns how many.
+pub(crate) async fn expire_lapsed(tx: &mut Tx, member: Option<i64>, today: NaiveDate) -> Result<u64, StoreError> {
+    let now = Utc::now();
+    let ids: Vec<i64> = on!(&mut *tx, c => sqlx::query_scalar(
+        "UPDATE certificates SET status = 'expired', version = version + 1, updated_at = $1 \
+         WHERE status = 'issued' AND valid_until < $2 AND ($3 IS NULL OR member_id = $3) RETURNING id")
+        .bind(now).bind(today).bind(member).fetch_all(c).await)?;
+    let by = By { user_id: None, username: None };
+    for id in &ids {
+        record_step(tx, *id, "expire", Some(Status::Issued), Status::Expired, &by, None).await?;
+    }
+    Ok(ids.len() as u64)
 }
 
 /// What the public lookup answers for a number; `None` when no certificate has it.

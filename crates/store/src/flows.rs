@@ -439,6 +439,19 @@ pub(crate) async fn close_with_return(
 
 /// The daily date rule: open flows whose departure is [`kite_domain::flow::MOBILE_AFTER_MONTHS`]
 /// or more behind `today` count as mobile from now on. Returns how many changed.
+/// Other members from the same home county checked in to the same organization as this
+/// flow's member (the three-companions rule: enough of them should form a branch there).
+pub(crate) async fn companions(tx: &mut Tx, flow_id: i64) -> Result<i64, StoreError> {
+    Ok(on!(tx, c => sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM flows f \
+         JOIN organizations o ON o.id = f.outflow_org_id \
+         JOIN flows g ON g.inflow_org_id = f.inflow_org_id AND g.id <> f.id AND g.status = 'checked_in' \
+         JOIN organizations h ON h.id = g.outflow_org_id \
+         WHERE f.id = $1 AND f.inflow_org_id IS NOT NULL \
+         AND SUBSTR(h.division_code, 1, 6) = SUBSTR(o.division_code, 1, 6)")
+        .bind(flow_id).fetch_one(c).await)?)
+}
+
 pub(crate) async fn mark_mobile(tx: &mut Tx, today: NaiveDate) -> Result<u64, StoreError> {
     Ok(exec!(
         tx,

@@ -103,46 +103,25 @@ impl Store {
     }
 
     /// The daily date rules applied for `today` ([`kite_domain::flow::counts_as_mobile`];
-    /// introduction letters past their last day become `expired`, with a history step);
+    /// introduction letters and activity certificates past their last day become `expired`,
+    /// with a history step);
     /// idempotent, so it runs at start and then on a timer. Returns how many flows changed.
     pub async fn run_daily(&self, today: chrono::NaiveDate) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let letters = transfers::expire_letters(&mut tx, today).await?;
-        if letters > 0 {
-            audit::write(
-                &mut tx,
-                audit::Record {
-                    user_id: None,
-                    username: None,
-                    client: None,
-                    action: "job.expire_letters",
-                    outcome: "ok",
-                    target_type: "transfer",
-                    target_id: String::new(),
-                    before: None,
-                    after: Some(serde_json::json!({ "date": today, "transfers": letters })),
-                },
-            )
-            .await?;
-        }
+        job_audit(
+            &mut tx,
+            "job.expire_letters",
+            "transfer",
+            serde_json::json!({ "date": today, "transfers": letters }),
+            letters,
+        )
+        .await?;
+        let lapsed = certificates::expire_lapsed(&mut tx, None, today).await?;
+        let after = serde_json::json!({ "date": today, "certificates": lapsed });
+        job_audit(&mut tx, "job.expire_certificates", "certificate", after, lapsed).await?;
         let n = flows::mark_mobile(&mut tx, today).await?;
-        if n > 0 {
-            audit::write(
-                &mut tx,
-                audit::Record {
-                    user_id: None,
-                    username: None,
-                    client: None,
-                    action: "job.mark_mobile",
-                    outcome: "ok",
-                    target_type: "flow",
-                    target_id: String::new(),
-                    before: None,
-                    after: Some(serde_json::json!({ "date": today, "flows": n })),
-                },
-            )
-            .await?;
-        }
+        job_audit(&mut tx, "job.mark_mobile", "flow", serde_json::json!({ "date": today, "flows": n }), n).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -211,6 +190,31 @@ impl Store {
 }
 
 /// Today's date in China Standard Time, in which dates are recorded.
+/// The audit record of a daily job's run, when it changed anything.
+async fn job_audit(
+    tx: &mut Tx,
+    action: &str,
+    target_type: &str,
+    after: serde_json::Value,
+    changed: u64,
+) -> Result<(), StoreError> {
+    if changed == 0 {
+        return Ok(());
+    }
+    let record = audit::Record {
+        user_id: None,
+        username: None,
+        client: None,
+        action,
+        outcome: "ok",
+        target_type,
+        target_id: String::new(),
+        before: None,
+        after: Some(after),
+    };
+    audit::write(tx, record).await
+}
+
 pub(crate) fn today() -> chrono::NaiveDate {
     (chrono::Utc::now() + chrono::TimeDelta::hours(8)).date_naive()
 }

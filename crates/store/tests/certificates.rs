@@ -111,19 +111,26 @@ async fn world(store: &Store) -> World {
     let wang = g.member_create(person("王芳", "TA-B1", 1)).await.unwrap();
     let li = g.member_create(person("李明", "TA-B1", 2)).await.unwrap();
     for m in [&wang, &li] {
-        let input = DepartureInput {
-            destination_division: "320505",
-            reason: "work",
-            left_on: "2024-03-01",
-            ..Default::default()
-        };
-        let d = validate_departure(&input, |_| true, NaiveDate::from_ymd_opt(2012, 7, 1).unwrap(), today()).unwrap();
-        g.record_departure(m.id, d).await.unwrap();
+        depart(&g, m).await;
     }
+    let checkin_id = check_in(store, &g, &wang, 1).await;
+    World { ta, ta_b1, tb_b1, wang, li, checkin_id }
+}
+
+async fn depart(g: &Guard<'_>, m: &Member) {
+    let input =
+        DepartureInput { destination_division: "320505", reason: "work", left_on: "2024-03-01", ..Default::default() };
+    let d = validate_departure(&input, |_| true, NaiveDate::from_ymd_opt(2012, 7, 1).unwrap(), today()).unwrap();
+    g.record_departure(m.id, d).await.unwrap();
+}
+
+/// A self-service check-in of `m` at TB-B1, confirmed by `g`; returns the check-in's id.
+async fn check_in(store: &Store, g: &Guard<'_>, m: &Member, n: u32) -> i64 {
+    let phone = format!("138000000{n:02}");
     let input = CheckinInput {
-        name: "王芳",
-        id_number: &wang.id_number,
-        phone: "13800000001",
+        name: &m.name,
+        id_number: &m.id_number,
+        phone: &phone,
         home_org_code: "TA-B1",
         division_code: "320505",
         ..Default::default()
@@ -131,11 +138,13 @@ async fn world(store: &Store) -> World {
     let c = checkin::validate(&input, |_| true).unwrap();
     let public = store.public(Client::default());
     let target = public.checkin_target(LinkKind::Org, "TB-B1").await.unwrap();
-    public.send_code("13800000001", "code-hash", "code").await.unwrap();
-    public.checkin(&target, &c, "cert-world-1", "code-hash").await.unwrap();
-    let rec = g.checkins(&CheckinQuery::default()).await.unwrap().items.remove(0);
+    let hash = format!("code-hash-{n}");
+    public.send_code(&phone, &hash, "code").await.unwrap();
+    public.checkin(&target, &c, &format!("cert-world-{n}"), &hash).await.unwrap();
+    let all = g.checkins(&CheckinQuery::default()).await.unwrap().items;
+    let rec = all.into_iter().find(|r| r.member_id == Some(m.id)).unwrap();
     g.checkin_confirm(rec.id, rec.version, None).await.unwrap();
-    World { ta, ta_b1, tb_b1, wang, li, checkin_id: rec.id }
+    rec.id
 }
 
 #[tokio::test]
@@ -336,6 +345,92 @@ async fn photos_members_not_away_and_the_void_at_transfer() {
         let p = store.public(Client::default()).verify_certificate(&number).await.unwrap().unwrap();
         assert_eq!((p.valid, p.status), (false, Status::Void));
         assert_conflict(committee.certificate_set_photo(id, &png).await, "certificate.wrong_status");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_inflow_side_is_told_when_three_companions_could_form_a_branch() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let inflow = guard(&store, at(21, "tb_b1_sec", Role::Secretary, &w.tb_b1));
+        let g = guard(&store, admin());
+        let flow_of = |m: i64| {
+            let g = &g;
+            async move { g.member_flows(m).await.unwrap()[0].id }
+        };
+        let wang_flow = flow_of(w.wang.id).await;
+        assert_eq!(
+            (inflow.flow(wang_flow).await.unwrap().companions, inflow.flow(wang_flow).await.unwrap().branch_hint),
+            (0, false)
+        );
+        let mut others = vec![w.li.clone()];
+        for (name, n) in [("赵强", 5), ("孙丽", 6)] {
+            let m = g.member_create(person(name, "TA-B1", n)).await.unwrap();
+            depart(&g, &m).await;
+            others.push(m);
+        }
+        for (i, m) in others.iter().enumerate().take(2) {
+            check_in(&store, &g, m, 2 + i as u32).await;
+        }
+        assert_eq!(inflow.flow(wang_flow).await.unwrap().companions, 2);
+        assert!(!inflow.flow(wang_flow).await.unwrap().branch_hint);
+        check_in(&store, &g, &others[2], 4).await;
+        let v = inflow.flow(wang_flow).await.unwrap();
+        assert_eq!((v.companions, v.branch_hint), (3, true));
+        // The outflow side is not the one to organize a branch there.
+        let home = g.flow(wang_flow).await.unwrap();
+        assert_eq!((home.side.as_str(), home.branch_hint), ("outflow", false));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_lapsed_certificate_expires_and_makes_way_for_a_new_one() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let committee = guard(&store, at(11, "ta_admin", Role::OrgAdmin, &w.ta));
+        let inflow = guard(&store, at(21, "tb_b1_sec", Role::Secretary, &w.tb_b1));
+        let wang = committee.certificate_create(w.wang.id, &issue()).await.unwrap();
+        let li = committee.certificate_create(w.li.id, &issue()).await.unwrap();
+        // An optional note is still checked: no control characters, no 10 kB.
+        let nul = CertificateStepInput { reason: Some("a\0b".into()), ..step("return", &wang) };
+        assert_invalid(committee.certificate_step(wang.certificate.id, &nul).await, "reason", "invalid");
+        kite_store::testing::run_sql(
+            &store,
+            "UPDATE certificates SET valid_from = '2023-01-01', valid_until = '2024-01-01'",
+        )
+        .await;
+
+        // The daily job expires what lapsed, with a history step; the public sees it invalid.
+        store.run_daily(today()).await.unwrap();
+        let old = committee.certificate(wang.certificate.id).await.unwrap();
+        assert_eq!((old.certificate.status, old.may.len()), (Status::Expired, 0));
+        assert_eq!(old.steps.last().map(|s| (s.step.as_str(), s.username.is_none())), Some(("expire", true)));
+        let number = old.certificate.number.clone().unwrap();
+        let p = store.public(Client::default()).verify_certificate(&number).await.unwrap().unwrap();
+        assert_eq!((p.valid, p.status), (false, Status::Expired));
+        // A new one may be issued (or asked for) now.
+        committee.certificate_create(w.wang.id, &issue()).await.expect("a new certificate after the old one expired");
+        let li = committee.certificate(li.certificate.id).await.unwrap();
+        assert_eq!(li.certificate.status, Status::Expired, "every lapsed certificate, not only the one asked about");
+        // The printed request is only for a home side outside the system.
+        assert_conflict(inflow.certificate_request_letter(w.checkin_id).await, "certificate.request_letter_not_needed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dissolved_committee_issues_nothing_the_one_above_does() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let g = guard(&store, admin());
+        g.org_create(None, "CTY", fields("县委", OrgLevel::Committee)).await.unwrap();
+        let top = g.org("CTY").await.unwrap();
+        g.org_move("TA", "CTY", w.ta.version).await.unwrap();
+        kite_store::testing::run_sql(&store, "UPDATE organizations SET status = 'dissolved' WHERE code = 'TA'").await;
+        let draft = g.certificate_draft(w.wang.id).await.unwrap();
+        assert_eq!(draft.issuer_org_code, top.code);
     })
     .await;
 }

@@ -147,7 +147,10 @@ async fn set_photo(
 ) -> Response {
     let result = async {
         let (_, bytes, texts) = crate::api::agreements::file_part(form).await.map_err(|e| match e {
-            ApiError::Invalid(_) => ApiError::field("photo", "certificate.photo_too_large"),
+            ApiError::Invalid(f) if f.get("file") == Some("agreement.file_too_large") => {
+                ApiError::field("photo", "certificate.photo_too_large")
+            }
+            ApiError::Invalid(_) => ApiError::field("photo", "certificate.photo_type"),
             e => e,
         })?;
         let csrf = texts.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
@@ -287,8 +290,13 @@ async fn check(
     match result {
         Ok(_) => Redirect::to(&format!("/checkins/{id}")).into_response(),
         Err(e) if matches!(e, ApiError::Invalid(_) | ApiError::Conflict(_)) => {
-            match who.guard(&state).checkin(id).await {
-                Ok(c) => form_again(&state, lang, &who, "checkin_detail.html", context! { c, number => &f.number }, e),
+            let g = who.guard(&state);
+            match g.checkin(id).await {
+                Ok(c) => {
+                    let inflow_side = g.on_inflow_side(&c);
+                    let ctx = context! { c, inflow_side, number => &f.number };
+                    form_again(&state, lang, &who, "checkin_detail.html", ctx, e)
+                }
                 Err(_) => error_page(&state, lang, &who, e),
             }
         }
@@ -305,7 +313,7 @@ async fn request_letter(
 ) -> Response {
     let g = who.guard(&state);
     let result = async {
-        let c = g.checkin_letter(id).await?;
+        let c = g.certificate_request_letter(id).await?;
         let inflow = g.org(&c.inflow_org_code).await?;
         Ok::<_, kite_store::StoreError>((c, inflow))
     }

@@ -271,8 +271,12 @@ async fn detail(
     Viewer(who): Viewer,
     Path(id): Path<i64>,
 ) -> Response {
-    match who.guard(&state).checkin(id).await {
-        Ok(c) => render(&state, "checkin_detail.html", lang, Some(&who), context! { c }),
+    let g = who.guard(&state);
+    match g.checkin(id).await {
+        Ok(c) => {
+            let inflow_side = g.on_inflow_side(&c);
+            render(&state, "checkin_detail.html", lang, Some(&who), context! { c, inflow_side })
+        }
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
 }
@@ -332,7 +336,10 @@ async fn decided(state: &AppState, lang: Lang, who: &Authed, id: i64, f: &Decisi
     match result {
         Ok(_) => Redirect::to(&format!("/checkins/{id}")).into_response(),
         Err(e) => match g.checkin(id).await {
-            Ok(c) => form_again(state, lang, who, "checkin_detail.html", context! { c }, e),
+            Ok(c) => {
+                let inflow_side = g.on_inflow_side(&c);
+                form_again(state, lang, who, "checkin_detail.html", context! { c, inflow_side }, e)
+            }
             Err(_) => error_page(state, lang, who, e),
         },
     }

@@ -4,7 +4,7 @@
 
 use kite_domain::access::{decide, Action, Decision, Target};
 use kite_domain::certificate::{self, Issue, Status, Step};
-use kite_domain::{transfer, Role};
+use kite_domain::{transfer, validation, CheckinStatus, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -78,7 +78,8 @@ impl Guard<'_> {
     async fn issuing_committee(&self, tx: &mut Tx, path: &str) -> Result<Option<Org>, StoreError> {
         for id in kite_domain::org::ids(path).into_iter().rev() {
             if let Some(o) = orgs::by_id(tx, id).await? {
-                if certificate::may_issue(o.level) {
+                // A dissolved committee issues nothing: the one above it does.
+                if certificate::may_issue(o.level) && o.status != kite_domain::OrgStatus::Dissolved {
                     return Ok(Some(o));
                 }
             }
@@ -152,6 +153,9 @@ impl Guard<'_> {
         if flows::open_for(&mut tx, m.id).await?.is_none() {
             return Err(StoreError::Conflict("certificate.not_away"));
         }
+        // A certificate whose period is over no longer stands in the way of a new one.
+        let today = crate::today();
+        certificates::expire_lapsed(&mut tx, Some(m.id), today).await?;
         let requester = match mode {
             Mode::Issue => None,
             Mode::Request => {
@@ -213,8 +217,9 @@ impl Guard<'_> {
     pub async fn certificate(&self, id: i64) -> Result<CertificateView, StoreError> {
         let mut tx = self.store.read().await?;
         let c = self.certificate_in(&mut tx, id).await?;
-        let (_, requester, _) = self.certificate_sides(&c);
-        if requester && c.answer_unseen {
+        // Only the requesting side's own opening counts as seen (not an account above both).
+        let (issuer, requester, _) = self.certificate_sides(&c);
+        if requester && !issuer && c.answer_unseen {
             drop(tx);
             let mut w = self.store.write().await?;
             certificates::mark_answer_seen(&mut w, id).await?;
@@ -274,7 +279,14 @@ impl Guard<'_> {
         }
         let note = match step.needs_reason() {
             true => Some(transfer::reason(input.reason.as_deref().unwrap_or("")).map_err(StoreError::Invalid)?),
-            false => input.reason.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
+            false => {
+                let mut e = kite_domain::FieldErrors::default();
+                let note = validation::multiline(&mut e, "reason", input.reason.as_deref().unwrap_or(""), false, 500);
+                if !e.is_empty() {
+                    return Err(StoreError::Invalid(e));
+                }
+                note
+            }
         };
         let today = crate::today();
         if step == Step::Issue && c.valid_until < today {
@@ -313,7 +325,13 @@ impl Guard<'_> {
         audit::write(&mut tx, rec).await?;
         let shown = match shown == id {
             true => after,
-            false => certificates::by_id(&mut tx, shown).await?.ok_or(StoreError::NotFound)?,
+            false => {
+                let replacement = certificates::by_id(&mut tx, shown).await?.ok_or(StoreError::NotFound)?;
+                let mut rec = self.record("certificate.issue", "ok", "certificate", shown.to_string());
+                rec.after = snapshot(&replacement);
+                audit::write(&mut tx, rec).await?;
+                replacement
+            }
         };
         let view = self.certificate_view(&mut tx, shown).await?;
         tx.commit().await?;
@@ -358,6 +376,38 @@ impl Guard<'_> {
         Ok(view)
     }
 
+    /// Whether the caller takes check-ins where this one was made: the inflow organization's
+    /// subtree, or the service point it was taken at.
+    pub fn on_inflow_side(&self, rec: &CheckinRecord) -> bool {
+        let at_point = rec.service_point_id.is_some() && self.who.service_point_id == rec.service_point_id;
+        at_point
+            || decide(&self.who, Action::TakeCheckin, Target { org_path: &rec.inflow_path, member_id: None })
+                == Decision::Allow
+    }
+
+    /// A check-in whose home side is outside the system, with the full identity number, for
+    /// the printed request for a certificate (反向发证) the inflow side sends there; the view
+    /// is audited.
+    pub async fn certificate_request_letter(&self, checkin_id: i64) -> Result<CheckinRecord, StoreError> {
+        let rec = {
+            let mut tx = self.store.read().await?;
+            self.checkin_in(&mut tx, checkin_id).await?
+        };
+        if !self.on_inflow_side(&rec) {
+            self.audit_denial("certificate.request_letter", "checkin", &checkin_id.to_string()).await?;
+            return Err(StoreError::Forbidden);
+        }
+        let open = matches!(rec.status, CheckinStatus::HomeUnknown | CheckinStatus::Confirmed);
+        if rec.home_org_text.is_none() || !open {
+            return Err(StoreError::Conflict("certificate.request_letter_not_needed"));
+        }
+        let mut tx = self.store.write().await?;
+        let record = self.record("certificate.request_letter", "ok", "checkin", checkin_id.to_string());
+        audit::write(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
     /// The inflow side checks the certificate a member shows at check-in (its number, or
     /// its QR code's link as a scanner types it) and records it on the check-in. A number
     /// of the system must be valid today and be the same person's; a number unknown here
@@ -367,14 +417,13 @@ impl Guard<'_> {
             .ok_or_else(|| StoreError::invalid("number", "certificate.number"))?;
         let mut tx = self.store.write().await?;
         let rec = self.checkin_in(&mut tx, checkin_id).await?;
-        let at_point = rec.service_point_id.is_some() && self.who.service_point_id == rec.service_point_id;
-        let inflow_side = at_point
-            || decide(&self.who, Action::TakeCheckin, Target { org_path: &rec.inflow_path, member_id: None })
-                == Decision::Allow;
-        if !inflow_side {
+        if !self.on_inflow_side(&rec) {
             drop(tx);
             self.audit_denial("certificate.check", "checkin", &checkin_id.to_string()).await?;
             return Err(StoreError::Forbidden);
+        }
+        if !matches!(rec.status, CheckinStatus::Pending | CheckinStatus::HomeUnknown | CheckinStatus::Confirmed) {
+            return Err(StoreError::Conflict("certificate.checkin_closed"));
         }
         let in_system = match certificates::by_number(&mut tx, &number).await? {
             Some(c) if rec.member_id != Some(c.member_id) => {

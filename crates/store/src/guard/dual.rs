@@ -24,6 +24,10 @@ pub struct FlowView {
     pub evaluations: Vec<InflowEvaluation>,
     /// The period an evaluation would be for today (`2026-H2`).
     pub current_period: String,
+    /// For the inflow side: other members from the same home county checked in to the
+    /// same organization, and whether that is enough to organize a branch of them.
+    pub companions: i64,
+    pub branch_hint: bool,
 }
 
 impl Guard<'_> {
@@ -96,7 +100,18 @@ impl Guard<'_> {
         let (entry, side, _) = self.flow_in(&mut tx, id).await?;
         let evaluations = evaluations::for_flow(&mut tx, id).await?;
         let current = evaluation::Period::containing(crate::today(), self.store.evaluation_cycle());
-        Ok(FlowView { side: side.code().into(), flow: entry, evaluations, current_period: current.label() })
+        let companions = match side {
+            Side::Inflow => flows::companions(&mut tx, id).await?,
+            Side::Outflow => 0,
+        };
+        Ok(FlowView {
+            side: side.code().into(),
+            flow: entry,
+            evaluations,
+            current_period: current.label(),
+            companions,
+            branch_hint: kite_domain::certificate::branch_hint(companions as usize),
+        })
     }
 
     /// The member's evaluations from every inflow organization, for the outflow side.
