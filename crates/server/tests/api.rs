@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 53] = [
+const ROUTES: [(&str, &str, bool); 63] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -75,6 +75,16 @@ const ROUTES: [(&str, &str, bool); 53] = [
     ("POST", "/api/v1/transfers", false),
     ("GET", "/api/v1/transfers/{id}", false),
     ("POST", "/api/v1/transfers/{id}/steps", false),
+    ("GET", "/api/v1/certificates", false),
+    ("POST", "/api/v1/certificates", false),
+    ("GET", "/api/v1/certificates/{id}", false),
+    ("POST", "/api/v1/certificates/{id}/steps", false),
+    ("GET", "/api/v1/certificates/{id}/photo", false),
+    ("PUT", "/api/v1/certificates/{id}/photo", false),
+    ("GET", "/api/v1/members/{id}/certificate-draft", false),
+    ("GET", "/api/v1/members/{id}/certificates", false),
+    ("POST", "/api/v1/checkins/{id}/certificate", false),
+    ("GET", "/api/v1/public/certificates/{number}", true),
 ];
 
 /// A route's path with its parameters filled in.
@@ -84,6 +94,7 @@ fn concrete(path: &str, member: i64) -> String {
         .replace("{code}", "TA")
         .replace("{id}", &member.to_string())
         .replace("{file_id}", "1")
+        .replace("{number}", "TA-2026-00001")
 }
 
 fn method(m: &str) -> reqwest::Method {
