@@ -116,12 +116,15 @@ vocabulary!(
 );
 
 vocabulary!(
-    /// A member's current mobility, kept on the member row for filtering.
+    /// A member's current mobility, kept on the member row for filtering. `transferred_out`:
+    /// the record went to an organization outside the system; kept as history, no longer
+    /// counted or listed as a member here.
     Mobility {
         Resident = "resident",
         NotCheckedIn = "not_checked_in",
         CheckedIn = "checked_in",
         LostContact = "lost_contact",
+        TransferredOut = "transferred_out",
     }
 );
 
@@ -136,7 +139,7 @@ impl Mobility {
     }
 
     pub fn is_away(self) -> bool {
-        self != Self::Resident
+        matches!(self, Self::NotCheckedIn | Self::CheckedIn | Self::LostContact)
     }
 }
 

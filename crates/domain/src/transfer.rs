@@ -329,9 +329,44 @@ pub fn reason(value: &str) -> Result<String, FieldErrors> {
     }
 }
 
+/// The month a member's dues are paid up to, as the letter states it (`2026-10`): typed
+/// `YYYY-MM` (a month field) or `YYYY年M月`; not before 2000, at most a year ahead of
+/// `today` (dues may be paid in advance). `None` when left blank: the letter shows a blank
+/// to fill in by hand.
+pub fn dues_month(input: &str, today: NaiveDate) -> Result<Option<String>, &'static str> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let s = s.replace('年', "-").replace('月', "");
+    let (y, m) = s.split_once('-').ok_or("transfer.dues_month_invalid")?;
+    let (y, m): (i32, u32) = match (y.trim().parse(), m.trim().parse()) {
+        (Ok(y), Ok(m)) if (1..=12).contains(&m) => (y, m),
+        _ => return Err("transfer.dues_month_invalid"),
+    };
+    let first = NaiveDate::from_ymd_opt(y, m, 1).ok_or("transfer.dues_month_invalid")?;
+    let latest = today.checked_add_months(Months::new(12)).unwrap_or(NaiveDate::MAX);
+    if y < 2000 || first > latest {
+        return Err("transfer.dues_month_invalid");
+    }
+    Ok(Some(format!("{y:04}-{m:02}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dues_months_are_read_as_typed() {
+        let today = day("2026-11-24");
+        assert_eq!(dues_month("2026-10", today), Ok(Some("2026-10".into())));
+        assert_eq!(dues_month(" 2026年3月 ", today), Ok(Some("2026-03".into())));
+        assert_eq!(dues_month("", today), Ok(None));
+        assert_eq!(dues_month("2027-11", today), Ok(Some("2027-11".into())), "a year ahead at most");
+        for bad in ["2027-12", "1999-12", "2026-13", "2026", "十月", "2026-0"] {
+            assert_eq!(dues_month(bad, today), Err("transfer.dues_month_invalid"), "{bad}");
+        }
+    }
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

@@ -1819,7 +1819,14 @@ async fn a_transfer_is_asked_for_approved_printed_and_received_through_the_pages
         assert!(!page.text.contains("id=\"step-refuse\""), "the sending side's own request is withdrawn, not refused");
         let r = b1.post(&url, &refuse.clone().with("letter_days", "0")).await;
         assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("letter_days", "介绍信有效天数应为正整数")]);
-        see_other(&b1.post(&url, &refuse.with("letter_days", "15")).await);
+        let r = b1.post(&url, &refuse.clone().with("letter_days", "15").with("dues_paid_until", "2099-01")).await;
+        assert_refused(
+            &r,
+            400,
+            "提交的内容有误，请检查标出的项目",
+            &[("dues_paid_until", "党费交至月份格式应为“2026-10”，不早于2000年、不晚于一年之后")],
+        );
+        see_other(&b1.post(&url, &refuse.with("letter_days", "15").with("dues_paid_until", "2026-10")).await);
         let page = b1.page(&at).await;
         assert!(page.text.contains("已开具介绍信") && page.text.contains("id=\"print-letter\""), "{}", page.text);
         // The same form sent again is stale: said on the page, nothing changes.
@@ -1829,6 +1836,8 @@ async fn a_transfer_is_asked_for_approved_printed_and_received_through_the_pages
         let letter = b1.page(&format!("{at}/letter")).await;
         assert!(
             letter.text.contains("中国共产党党员组织关系介绍信")
+                && letter.text.contains("党费已交到2026-10")
+                && letter.text.contains("系中共正式党员")
                 && letter.text.contains("TA-B1-")
                 && letter.text.contains("回执"),
             "{}",

@@ -297,8 +297,9 @@ pub(crate) async fn search(
         push(&mut conds, "m.org_path >= ? AND m.org_path < ?", vec![Arg::Text(lo), Arg::Text(hi)]);
     }
     match q.mobility.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => {}
-        Some("away") => conds.push("m.mobility <> 'resident'".into()),
+        // Members transferred out of the system are listed only when asked for.
+        None => conds.push("m.mobility <> 'transferred_out'".into()),
+        Some("away") => conds.push("m.mobility IN ('not_checked_in', 'checked_in', 'lost_contact')".into()),
         Some(code) => {
             let m = Mobility::from_code(code).ok_or(StoreError::invalid("mobility", "invalid"))?;
             push(&mut conds, "m.mobility = ?", vec![Arg::Text(m.code().into())]);
@@ -468,6 +469,6 @@ pub(crate) async fn for_screening(tx: &mut Tx, root: Option<&str>) -> Result<Vec
          o.code AS org_code, m.org_path, m.mobility, f.inflow_path FROM members m \
          JOIN organizations o ON o.id = m.org_id \
          LEFT JOIN flows f ON f.member_id = m.id AND f.status = 'checked_in' \
-         WHERE m.org_path >= $1 AND m.org_path < $2 ORDER BY m.id")
+         WHERE m.org_path >= $1 AND m.org_path < $2 AND m.mobility <> 'transferred_out' ORDER BY m.id")
         .bind(&lo).bind(&hi).fetch_all(c).await)?)
 }

@@ -198,7 +198,8 @@ pub struct MemberQuery {
     pub q: Option<String>,
     /// Only members whose formal organization is in this organization's subtree.
     pub org: Option<String>,
-    /// `resident`, `not_checked_in`, `checked_in`, `lost_contact`, or `away` for any of the last three.
+    /// `resident`, `not_checked_in`, `checked_in`, `lost_contact`, `away` for any of those three,
+    /// or `transferred_out` (left out otherwise).
     pub mobility: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<u32>,

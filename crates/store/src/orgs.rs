@@ -297,7 +297,8 @@ pub(crate) async fn recount(tx: &mut Tx) -> Result<(), StoreError> {
         tx,
         sqlx::query(
             "UPDATE organizations SET \
-         member_count = (SELECT COUNT(*) FROM members m WHERE m.org_id = organizations.id), \
+         member_count = (SELECT COUNT(*) FROM members m WHERE m.org_id = organizations.id \
+         AND m.mobility <> 'transferred_out'), \
          outflow_count = (SELECT COUNT(*) FROM flows f WHERE f.outflow_org_id = organizations.id \
                           AND f.status IN ('not_checked_in', 'checked_in', 'lost_contact')), \
          inflow_count = (SELECT COUNT(*) FROM flows f WHERE f.inflow_org_id = organizations.id \

@@ -18,6 +18,12 @@ pub struct TransferRecord {
     pub member_id: i64,
     pub member_name: String,
     pub id_number_masked: String,
+    pub gender: kite_domain::Gender,
+    pub ethnicity: String,
+    /// Full or probationary member, as the letter states.
+    pub category: kite_domain::MemberCategory,
+    /// The month dues are paid up to (`2026-10`), given when the letter is issued.
+    pub dues_paid_until: Option<String>,
     pub from_org_code: String,
     pub from_org_name: String,
     pub to_org_code: Option<String>,
@@ -113,6 +119,10 @@ struct Row {
     member_id: i64,
     member_name: String,
     id_number: String,
+    gender: String,
+    ethnicity: String,
+    category: String,
+    dues_paid_until: Option<String>,
     flow_id: Option<i64>,
     from_org_id: i64,
     from_org_code: String,
@@ -151,6 +161,11 @@ impl Row {
             member_id: self.member_id,
             member_name: self.member_name,
             id_number_masked: id_number::mask(&self.id_number),
+            gender: kite_domain::Gender::from_code(&self.gender).ok_or_else(|| bad("gender", &self.gender))?,
+            ethnicity: self.ethnicity,
+            category: kite_domain::MemberCategory::from_code(&self.category)
+                .ok_or_else(|| bad("category", &self.category))?,
+            dues_paid_until: self.dues_paid_until,
             from_org_code: self.from_org_code,
             from_org_name: self.from_org_name,
             to_org_code: self.to_org_code,
@@ -183,7 +198,8 @@ fn bad(what: &str, value: &str) -> StoreError {
     StoreError::Config(format!("unknown transfer {what} {value:?} in the database"))
 }
 
-const SELECT: &str = "SELECT t.id, t.member_id, m.name AS member_name, m.id_number, t.flow_id, \
+const SELECT: &str = "SELECT t.id, t.member_id, m.name AS member_name, m.id_number, m.gender, m.ethnicity, \
+     m.category, t.dues_paid_until, t.flow_id, \
      t.from_org_id, f.code AS from_org_code, f.name AS from_org_name, t.from_path, \
      t.to_org_id, o.code AS to_org_code, o.name AS to_org_name, t.to_path, t.to_org_text, \
      t.initiator, t.status, t.two_levels, t.reason, t.letter_number, t.letter_issued_on, t.letter_until, \
@@ -365,6 +381,8 @@ pub(crate) struct Change<'a> {
     pub note: Option<&'a str>,
     /// A letter's last valid day: issued with an approval to `approved`, or extended.
     pub letter_until: Option<NaiveDate>,
+    /// The dues month the letter states, given when it is issued.
+    pub dues_paid_until: Option<&'a str>,
     pub user_id: i64,
     pub username: &'a str,
 }
@@ -391,7 +409,8 @@ pub(crate) async fn apply(tx: &mut Tx, t: &TransferRecord, c: &Change<'_>) -> Re
             "UPDATE transfers SET status = $1, letter_number = COALESCE($2, letter_number), \
              letter_issued_on = COALESCE($3, letter_issued_on), letter_until = COALESCE($4, letter_until), \
              received_on = COALESCE($5, received_on), receipt_on = COALESCE($6, receipt_on), \
-             note = COALESCE($7, note), version = version + 1, updated_at = $8 WHERE id = $9 AND version = $10"
+             note = COALESCE($7, note), dues_paid_until = COALESCE($11, dues_paid_until), version = version + 1, \
+             updated_at = $8 WHERE id = $9 AND version = $10"
         )
         .bind(c.to.code())
         .bind(&letter_number)
@@ -403,6 +422,7 @@ pub(crate) async fn apply(tx: &mut Tx, t: &TransferRecord, c: &Change<'_>) -> Re
         .bind(now)
         .bind(t.id)
         .bind(c.version)
+        .bind(if issuing { c.dues_paid_until } else { None })
     )?;
     if n == 0 {
         return Err(StoreError::Conflict("stale_version"));
@@ -416,8 +436,7 @@ pub(crate) async fn apply(tx: &mut Tx, t: &TransferRecord, c: &Change<'_>) -> Re
 
 /// The member's open flow ends as transferred (first, in the order `close_with_return`
 /// takes its locks: the flow, then the counters), then the record moves to the receiving
-/// organization. Outside the system the record stays where it is for now (there is no
-/// "left the system" state yet); only the flow closes.
+/// organization. Outside the system the record stays where it was, marked transferred out.
 async fn move_member(tx: &mut Tx, t: &TransferRecord, today: NaiveDate) -> Result<(), StoreError> {
     let now = Utc::now();
     let open: Option<(i64, i64, Option<i64>, String)> = on!(&mut *tx, c => sqlx::query_as(
@@ -447,11 +466,16 @@ async fn move_member(tx: &mut Tx, t: &TransferRecord, today: NaiveDate) -> Resul
             orgs::adjust_counts(tx, i, 0, 0, -1).await?;
         }
     }
-    crate::members::set_mobility(tx, t.member_id, Mobility::Resident).await?;
     // The activity certificate belongs to the flow that has just ended.
     let by = crate::certificates::By { user_id: None, username: None };
     crate::certificates::void_for_member(tx, t.member_id, &by).await?;
-    let Some(to) = t.to_org_id else { return Ok(()) };
+    let Some(to) = t.to_org_id else {
+        // To an organization outside the system: the member leaves the registry here and
+        // stays as history, no longer counted at the sending organization.
+        crate::members::set_mobility(tx, t.member_id, Mobility::TransferredOut).await?;
+        return orgs::adjust_counts(tx, t.from_org_id, -1, 0, 0).await;
+    };
+    crate::members::set_mobility(tx, t.member_id, Mobility::Resident).await?;
     let path = orgs::lock_path(tx, to).await?;
     // The record must still be where the transfer started: an edit that moved it meanwhile
     // would make the counts wrong.

@@ -8,7 +8,8 @@ use kite_domain::org::OrgFields;
 use kite_domain::transfer::Status;
 use kite_domain::{id_number, Gender, OrgKind, OrgLevel, Principal, Role};
 use kite_store::{
-    Client, Guard, Member, Org, Store, StoreError, TransferQueue, TransferRequest, TransferStepInput, TransferView,
+    Client, Guard, Member, MemberQuery, Org, Store, StoreError, TransferQueue, TransferRequest, TransferStepInput,
+    TransferView,
 };
 
 mod common;
@@ -315,6 +316,58 @@ async fn approving_and_withdrawing_at_once_take_one_step() {
         let after = sending.transfer(v.transfer.id).await.unwrap();
         assert_eq!(after.steps.len(), 2, "one history row besides the request");
         assert!(matches!(after.transfer.status, Status::Approved | Status::Withdrawn));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_member_transferred_outside_the_system_leaves_the_registry_as_history() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let sending = guard(&store, at(11, "ta_b1_sec", Role::Secretary, &w.ta_b1));
+        let outside = TransferRequest {
+            member_id: w.member.id,
+            to_org_text: Some("浙江省杭州市西湖区西溪街道党工委".into()),
+            reason: Some("随配偶迁居杭州".into()),
+            ..Default::default()
+        };
+        let v = sending.transfer_request(&outside).await.unwrap();
+        let v = sending.transfer_step(v.transfer.id, &step("approve", &v)).await.unwrap();
+        assert!(v.may.iter().any(|s| s == "receive"), "the sending side enters the receipt by hand: {:?}", v.may);
+        let admin_g = guard(&store, admin());
+        let before = admin_g.overview(Some("TA-B1")).await.unwrap().members;
+        let done = sending.transfer_step(v.transfer.id, &step("receive", &v)).await.unwrap();
+        assert_eq!(done.transfer.status, Status::Done);
+
+        // Kept as history, no longer counted or listed; asked for by its mobility, it is there.
+        let m = admin_g.member(w.member.id).await.unwrap();
+        assert_eq!((m.org_code.as_str(), m.mobility), ("TA-B1", kite_domain::Mobility::TransferredOut));
+        assert_eq!(admin_g.overview(Some("TA-B1")).await.unwrap().members, before - 1);
+        let listed = |mobility: Option<&str>| {
+            let q =
+                MemberQuery { org: Some("TA-B1".into()), mobility: mobility.map(str::to_string), ..Default::default() };
+            let g = &admin_g;
+            async move { g.members(&q).await.unwrap().items.len() }
+        };
+        assert_eq!((listed(None).await, listed(Some("transferred_out")).await, listed(Some("away")).await), (0, 1, 0));
+        store.admin().recount().await.unwrap();
+        assert_eq!(admin_g.overview(Some("TA-B1")).await.unwrap().members, before - 1, "a recount agrees");
+        // Nothing more is done for the record here.
+        assert_conflict(sending.transfer_request(&outside).await, "member.transferred_out");
+        let d = kite_domain::flow::DepartureInput {
+            destination_division: "320505",
+            reason: "work",
+            left_on: "2025-01-01",
+            ..Default::default()
+        };
+        let d = kite_domain::flow::validate_departure(
+            &d,
+            |_| true,
+            NaiveDate::from_ymd_opt(2012, 7, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        )
+        .unwrap();
+        assert_conflict(admin_g.record_departure(w.member.id, d).await, "member.transferred_out");
     })
     .await;
 }

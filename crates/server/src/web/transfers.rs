@@ -67,7 +67,11 @@ async fn detail(
 }
 
 fn detail_ctx(v: &TransferView, f: &StepForm) -> Value {
-    context! { v, tr => &v.transfer, f => context! { reason => &f.reason, letter_days => &f.letter_days, letter_until => &f.letter_until } }
+    let f = context! {
+        reason => &f.reason, letter_days => &f.letter_days, letter_until => &f.letter_until,
+        dues_paid_until => &f.dues_paid_until,
+    };
+    context! { v, tr => &v.transfer, f }
 }
 
 /// A step as the page posts it.
@@ -80,6 +84,7 @@ struct StepForm {
     reason: String,
     letter_days: String,
     letter_until: String,
+    dues_paid_until: String,
 }
 
 impl StepForm {
@@ -101,6 +106,7 @@ impl StepForm {
             reason: Some(self.reason.clone()),
             letter_days,
             letter_until,
+            dues_paid_until: Some(self.dues_paid_until.clone()),
         })
     }
 }

@@ -364,6 +364,9 @@ impl<'a> Guard<'a> {
     pub async fn record_departure(&self, id: i64, d: Departure) -> Result<Flow, StoreError> {
         let mut tx = self.store.write().await?;
         let m = self.member_in(&mut tx, id, Action::WriteMember).await?;
+        if m.mobility == kite_domain::Mobility::TransferredOut {
+            return Err(StoreError::Conflict("member.transferred_out"));
+        }
         let org = orgs::by_code(&mut tx, &m.org_code).await?.ok_or(StoreError::NotFound)?;
         if d.left_on < m.joined_on {
             return Err(StoreError::invalid("left_on", "flow.left_before_joining"));

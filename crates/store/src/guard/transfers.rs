@@ -42,6 +42,9 @@ pub struct StepInput {
     pub letter_days: Option<u32>,
     /// The letter's new last day when extending.
     pub letter_until: Option<NaiveDate>,
+    /// When approving: the month the member's dues are paid up to (`YYYY-MM`), stated on
+    /// the letter; blank leaves a space to fill in by hand.
+    pub dues_paid_until: Option<String>,
 }
 
 fn text_or_none(s: &Option<String>) -> Option<&str> {
@@ -179,6 +182,9 @@ impl Guard<'_> {
             drop(tx);
             return denied().await;
         };
+        if member.mobility == kite_domain::Mobility::TransferredOut {
+            return Err(StoreError::Conflict("member.transferred_out"));
+        }
         // The receiving side asks to an organization of its own subtree, in the system.
         if initiator == Initiator::Receiving
             && (to_text.is_some() || to.as_ref().is_some_and(|o| !self.acts_for(&o.path)))
@@ -305,12 +311,20 @@ impl Guard<'_> {
                 }
             }
         }
+        let dues = match (step, to) {
+            (Step::Approve, Status::Approved) => {
+                transfer::dues_month(input.dues_paid_until.as_deref().unwrap_or(""), today)
+                    .map_err(|c| StoreError::invalid("dues_paid_until", c))?
+            }
+            _ => None,
+        };
         let change = Change {
             step,
             to,
             version: input.version,
             note: note.as_deref(),
             letter_until,
+            dues_paid_until: dues.as_deref(),
             user_id: self.who.user_id,
             username: &self.who.username,
         };
