@@ -757,8 +757,8 @@ pub async fn certificates(store: &Store) -> anyhow::Result<usize> {
 /// Transfers of the formal record between Guannan (home) and Suzhou (where the members
 /// checked in), one in each state the accounts can reach by their own steps: asked for by
 /// Suzhou, approved with the letter issued, received, done with the receipt back,
-/// returned for correction, refused, withdrawn, and a letter to an organization outside
-/// the system. Returns how many.
+/// returned for correction, refused, withdrawn, a letter that expired, and a letter to an
+/// organization outside the system. Returns how many.
 pub async fn transfers(store: &Store) -> anyhow::Result<usize> {
     use kite_store::{TransferRequest, TransferStepInput, TransferView};
     let guannan = acting_as(store, "guannan").await?;
@@ -835,6 +835,13 @@ pub async fn transfers(store: &Store) -> anyhow::Result<usize> {
     admin.org_set_transfer_levels(&home, true, branch.version).await?;
     let v = suzhou.transfer_request(&ask(m, Some(to), None, settled)).await?;
     admin.transfer_step(v.transfer.id, &step("approve", &v, None)).await?;
+    count += 1;
+    // A letter nobody came to receive: issued a month ago, expired by the daily job.
+    let (m, to, _) = next!(count);
+    let v = suzhou.transfer_request(&ask(m, Some(to), None, settled)).await?;
+    let v = guannan.transfer_step(v.transfer.id, &step("approve", &v, None)).await?;
+    store.admin().backdate_letter(v.transfer.id, 30).await?;
+    store.run_daily(chrono::Utc::now().date_naive()).await?;
     count += 1;
     // To an organization outside the system: the letter is printed.
     let (m, _, _) = next!(count);

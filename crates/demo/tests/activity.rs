@@ -69,8 +69,11 @@ async fn the_demo_leaves_waiting_check_ins_and_evaluations() {
             let partners = suzhou.org_partners("SZ-LY01").await.unwrap();
             assert!(partners.iter().any(|p| p.partner.org_code.as_deref() == Some("GN") && p.readable));
 
+            // Certificates in each state, before the transfers void some of them.
+            assert_eq!(kite_demo::certificates(&store).await.expect("demo certificates"), 10);
+
             // Transfers in each state the accounts reach; Suzhou sees those coming to it.
-            assert_eq!(kite_demo::transfers(&store).await.expect("demo transfers"), 9);
+            assert_eq!(kite_demo::transfers(&store).await.expect("demo transfers"), 10);
             let guannan = guard_of(&store, "guannan").await;
             let all = guannan.transfers(kite_store::TransferQueue::All).await.unwrap();
             let mut statuses: Vec<&str> = all.iter().map(|t| t.status.code()).collect();
@@ -81,6 +84,7 @@ async fn the_demo_leaves_waiting_check_ins_and_evaluations() {
                     "approved",
                     "approved",
                     "done",
+                    "expired",
                     "first_approved",
                     "received",
                     "refused",
@@ -92,6 +96,16 @@ async fn the_demo_leaves_waiting_check_ins_and_evaluations() {
             assert_eq!(suzhou.transfers(kite_store::TransferQueue::ToReceive).await.unwrap().len(), 1);
             assert_eq!(guannan.transfers(kite_store::TransferQueue::ToApprove).await.unwrap().len(), 2);
             assert!(all.iter().any(|t| t.to_org_text.is_some() && t.letter_number.is_some()));
+            let certificates = guannan.certificates(kite_store::CertificateQueue::All).await.unwrap();
+            let mut statuses: Vec<&str> = certificates.iter().map(|c| c.status.code()).collect();
+            statuses.sort_unstable();
+            statuses.dedup();
+            assert_eq!(statuses, ["issued", "lost", "refused", "requested", "returned", "revoked", "void"]);
+            assert!(
+                certificates.iter().any(|c| c.requester_org_code.is_some() && c.number.is_some()),
+                "reverse issuing"
+            );
+            assert_eq!(suzhou.certificates(kite_store::CertificateQueue::Asked).await.unwrap().len(), 3);
         },
     )
     .await;

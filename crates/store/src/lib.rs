@@ -294,6 +294,27 @@ impl Admin<'_> {
     }
 
     /// Recomputes every organization's counters from the rows.
+    /// Dates an issued letter back, as if issued `days` ago with the default validity (demo
+    /// data: a letter that lapsed while nobody received it). The daily job then expires it.
+    pub async fn backdate_letter(&self, transfer_id: i64, days: u64) -> Result<(), StoreError> {
+        let mut tx = self.store.write().await?;
+        let issued = today() - chrono::Days::new(days);
+        let until = self.store.letter_rules.valid_until(issued, None).map_err(|c| StoreError::Config(c.into()))?;
+        let n = exec!(
+            &mut tx,
+            sqlx::query(
+                "UPDATE transfers SET letter_issued_on = $1, letter_until = $2 WHERE id = $3 AND status = 'approved'"
+            )
+            .bind(issued)
+            .bind(until)
+            .bind(transfer_id)
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict("transfer.wrong_status"));
+        }
+        tx.commit().await
+    }
+
     pub async fn recount(&self) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         orgs::recount(&mut tx).await?;
