@@ -329,6 +329,42 @@ pub fn reason(value: &str) -> Result<String, FieldErrors> {
     }
 }
 
+/// A member whose record arrives from an organization outside the system, with the
+/// introduction letter they bring (系统外转入): the member is registered here and the
+/// receipt is printed to send back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrival {
+    pub from_org_text: String,
+    pub letter_number: Option<String>,
+    pub letter_date: Option<NaiveDate>,
+    pub note: Option<String>,
+}
+
+/// The arrival's values as typed.
+#[derive(Debug, Clone, Default)]
+pub struct ArrivalInput<'a> {
+    pub from_org_text: &'a str,
+    pub letter_number: &'a str,
+    pub letter_date: &'a str,
+    pub note: &'a str,
+}
+
+/// Validates an arrival: the sending organization named, a letter dated no later than today.
+pub fn validate_arrival(input: &ArrivalInput, today: NaiveDate) -> Result<Arrival, FieldErrors> {
+    let mut e = FieldErrors::default();
+    let from = validation::text(&mut e, "from_org_text", input.from_org_text, true, 100);
+    let letter_number = validation::text(&mut e, "letter_number", input.letter_number, false, 50);
+    let letter_date = validation::date(&mut e, "letter_date", input.letter_date, false);
+    if letter_date.is_some_and(|d| d > today) {
+        e.add("letter_date", "transfer.letter_date_future");
+    }
+    let note = validation::multiline(&mut e, "note", input.note, false, 500);
+    match from {
+        Some(from_org_text) if e.is_empty() => Ok(Arrival { from_org_text, letter_number, letter_date, note }),
+        _ => Err(e),
+    }
+}
+
 /// The month a member's dues are paid up to, as the letter states it (`2026-10`): typed
 /// `YYYY-MM` (a month field) or `YYYY年M月`; not before 2000, at most a year ahead of
 /// `today` (dues may be paid in advance). `None` when left blank: the letter shows a blank
@@ -355,6 +391,24 @@ pub fn dues_month(input: &str, today: NaiveDate) -> Result<Option<String>, &'sta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_arrival_names_its_sender_and_a_letter_not_from_the_future() {
+        let today = day("2026-11-24");
+        let ok = ArrivalInput {
+            from_org_text: " 浙江省某镇党委 ",
+            letter_number: "ZJ-0012",
+            letter_date: "2026-11-20",
+            note: "",
+        };
+        let a = validate_arrival(&ok, today).unwrap();
+        assert_eq!((a.from_org_text.as_str(), a.letter_date), ("浙江省某镇党委", Some(day("2026-11-20"))));
+        let e = validate_arrival(&ArrivalInput { letter_date: "2026-12-01", ..Default::default() }, today).unwrap_err();
+        assert_eq!(
+            (e.get("from_org_text"), e.get("letter_date")),
+            (Some("required"), Some("transfer.letter_date_future"))
+        );
+    }
 
     #[test]
     fn dues_months_are_read_as_typed() {

@@ -24,6 +24,13 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// Adds another form's problems (two parts of one form checked apart).
+    pub fn extend(&mut self, other: FieldErrors) {
+        for e in other.0 {
+            self.add(e.field, e.code);
+        }
+    }
+
     pub fn get(&self, field: &str) -> Option<&'static str> {
         self.0.iter().find(|e| e.field == field).map(|e| e.code)
     }

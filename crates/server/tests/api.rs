@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 63] = [
+const ROUTES: [(&str, &str, bool); 65] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -85,6 +85,8 @@ const ROUTES: [(&str, &str, bool); 63] = [
     ("GET", "/api/v1/members/{id}/certificates", false),
     ("POST", "/api/v1/checkins/{id}/certificate", false),
     ("GET", "/api/v1/public/certificates/{number}", true),
+    ("GET", "/api/v1/arrivals", false),
+    ("POST", "/api/v1/arrivals", false),
 ];
 
 /// A route's path with its parameters filled in.

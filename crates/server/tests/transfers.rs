@@ -113,3 +113,43 @@ async fn a_transfer_across_two_organizations_and_its_refusals() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_arrival_from_outside_over_the_api() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let s = &w.s;
+        let member = member_body("陈静", "TA-B1", 120);
+        let r = s
+            .post("/api/v1/arrivals")
+            .auth(&w.b1_sec)
+            .json(&json!({"member": member, "letter_date": "2099-01-01"}))
+            .send()
+            .await;
+        r.invalid("from_org_text", "required");
+        r.invalid("letter_date", "transfer.letter_date_future");
+        let mut no_name = member.clone();
+        no_name["name"] = json!("");
+        let r = s
+            .post("/api/v1/arrivals")
+            .auth(&w.b1_sec)
+            .json(&json!({"member": no_name, "from_org_text": "外省某党委"}))
+            .send()
+            .await;
+        r.invalid("name", "required");
+        s.get("/api/v1/arrivals").auth(&w.staff).send().await.error(403, "forbidden");
+        let body =
+            json!({"member": member, "from_org_text": "浙江省杭州市西湖区西溪街道党工委", "letter_number": "XX-031"});
+        let done = s.post("/api/v1/arrivals").auth(&w.b1_sec).json(&body).send().await.expect(201).clone();
+        assert_eq!(
+            (done["member"]["org_code"].as_str(), done["arrival"]["letter_number"].as_str()),
+            (Some("TA-B1"), Some("XX-031"))
+        );
+        let list = s.get("/api/v1/arrivals").auth(&w.ta_admin).send().await;
+        assert_eq!(list.ok().as_array().map(Vec::len), Some(1));
+        // The same person again is the same ID number: refused, nothing written.
+        s.post("/api/v1/arrivals").auth(&w.b1_sec).json(&body).send().await.error(409, "member.id_number.duplicate");
+        assert_eq!(s.get("/api/v1/arrivals").auth(&w.ta_admin).send().await.ok().as_array().map(Vec::len), Some(1));
+    })
+    .await;
+}

@@ -1953,3 +1953,44 @@ async fn a_certificate_is_issued_printed_checked_at_check_in_and_verified_throug
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_member_arriving_from_outside_is_registered_and_the_receipt_printed() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let b1 = Web::open(&w.s, "b1_sec").await;
+        let list = b1.page("/transfers?queue=all").await;
+        assert!(list.text.contains("href=\"/members/new?from_outside=1\""), "{}", list.text);
+        let (action, f) = b1.form("/members/new?from_outside=1").await;
+        assert_eq!(f.get("from_outside"), Some("1"));
+        // The member as the letter describes them (birth date and gender agree with the ID number).
+        let id = id_of(120);
+        let birth = format!("{}-{}-{}", &id[6..10], &id[10..12], &id[12..14]);
+        let sex = if gender(120) == kite_domain::Gender::Female { "female" } else { "male" };
+        let filled = f
+            .clone()
+            .with("name", "陈静")
+            .with("id_number", &id)
+            .with("birth_date", &birth)
+            .with("gender", sex)
+            .with("joined_on", "2015-07-01")
+            .with("org_code", "TA-B1");
+        // The sending organization is required; a letter from the future is refused.
+        let r = b1.post(&action, &filled.clone().with("letter_date", "2099-01-01")).await;
+        assert_refused(
+            &r,
+            400,
+            "提交的内容有误，请检查标出的项目",
+            &[("from_org_text", "必填"), ("letter_date", "介绍信日期不能晚于今天")],
+        );
+        let done = filled.with("from_org_text", "浙江省杭州市西湖区西溪街道党工委").with("letter_number", "XX-031");
+        let at = see_other(&b1.post(&action, &done).await);
+        let page = b1.page(&at).await;
+        assert!(page.text.contains("id=\"arrival\"") && page.text.contains("西溪街道党工委"), "{}", page.text);
+        let receipt = b1.page(&format!("{at}/arrival-receipt")).await;
+        assert!(receipt.text.contains("党员组织关系介绍信回执") && receipt.text.contains("XX-031"), "{}", receipt.text);
+        let list = b1.page("/transfers?queue=all").await;
+        assert!(list.text.contains("id=\"arrival-list\"") && list.text.contains("陈静"), "{}", list.text);
+    })
+    .await;
+}

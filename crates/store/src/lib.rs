@@ -46,7 +46,7 @@ pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
 pub use service_points::{NewServicePoint, PointStaff, ServicePoint};
-pub use transfers::{Queue as TransferQueue, TransferCounts, TransferRecord, TransferStep};
+pub use transfers::{ArrivalRecord, Queue as TransferQueue, TransferCounts, TransferRecord, TransferStep};
 
 use db::Pools;
 

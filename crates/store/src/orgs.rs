@@ -226,6 +226,10 @@ pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) ->
         "UPDATE checkins SET inflow_path = $1 || substr(inflow_path, $2) WHERE inflow_path >= $3 AND inflow_path < $4",
         "UPDATE transfers SET from_path = $1 || substr(from_path, $2) WHERE from_path >= $3 AND from_path < $4",
         "UPDATE transfers SET to_path = $1 || substr(to_path, $2) WHERE to_path >= $3 AND to_path < $4",
+        "UPDATE certificates SET issuer_path = $1 || substr(issuer_path, $2) WHERE issuer_path >= $3 AND issuer_path < $4",
+        "UPDATE certificates SET requester_path = $1 || substr(requester_path, $2) \
+         WHERE requester_path >= $3 AND requester_path < $4",
+        "UPDATE arrivals SET org_path = $1 || substr(org_path, $2) WHERE org_path >= $3 AND org_path < $4",
     ] {
         exec!(tx, sqlx::query(sql).bind(&new_path).bind(cut).bind(&lo).bind(&hi))?;
     }

@@ -497,3 +497,52 @@ async fn move_member(tx: &mut Tx, t: &TransferRecord, today: NaiveDate) -> Resul
     orgs::adjust_counts(tx, t.from_org_id, -1, 0, 0).await?;
     orgs::adjust_counts(tx, to, 1, 0, 0).await
 }
+
+/// A member whose record arrived from outside the system, with the letter they brought.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ArrivalRecord {
+    pub id: i64,
+    pub member_id: i64,
+    pub member_name: String,
+    pub org_code: String,
+    pub org_name: String,
+    pub from_org_text: String,
+    pub letter_number: Option<String>,
+    pub letter_date: Option<NaiveDate>,
+    pub received_on: NaiveDate,
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+const ARRIVALS: &str = "SELECT a.id, a.member_id, m.name AS member_name, o.code AS org_code, o.name AS org_name, \
+     a.from_org_text, a.letter_number, a.letter_date, a.received_on, a.note, a.created_at \
+     FROM arrivals a JOIN members m ON m.id = a.member_id JOIN organizations o ON o.id = a.org_id";
+
+pub(crate) async fn insert_arrival(
+    tx: &mut Tx,
+    member_id: i64,
+    org: &Org,
+    a: &transfer::Arrival,
+    user_id: i64,
+) -> Result<ArrivalRecord, StoreError> {
+    let id: i64 = on!(&mut *tx, c => sqlx::query_scalar(
+        "INSERT INTO arrivals (member_id, org_id, org_path, from_org_text, letter_number, letter_date, received_on, \
+         note, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
+        .bind(member_id).bind(org.id).bind(&org.path).bind(&a.from_org_text).bind(&a.letter_number)
+        .bind(a.letter_date).bind(crate::today()).bind(&a.note).bind(user_id).bind(Utc::now())
+        .fetch_one(c).await)?;
+    let sql = format!("{ARRIVALS} WHERE a.id = $1");
+    Ok(on!(tx, c => sqlx::query_as(&sql).bind(id).fetch_one(c).await)?)
+}
+
+/// Arrivals at the subtree at `root` (`None`: everywhere), newest first.
+pub(crate) async fn arrivals(tx: &mut Tx, root: Option<&str>, limit: i64) -> Result<Vec<ArrivalRecord>, StoreError> {
+    let (lo, hi, _, _) = queue_args(root);
+    let sql = format!("{ARRIVALS} WHERE a.org_path >= $1 AND a.org_path < $2 ORDER BY a.id DESC LIMIT $3");
+    Ok(on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).bind(limit).fetch_all(c).await)?)
+}
+
+pub(crate) async fn arrival_of(tx: &mut Tx, member_id: i64) -> Result<Option<ArrivalRecord>, StoreError> {
+    let sql = format!("{ARRIVALS} WHERE a.member_id = $1");
+    Ok(on!(tx, c => sqlx::query_as(&sql).bind(member_id).fetch_optional(c).await)?)
+}

@@ -427,7 +427,15 @@ async fn a_dissolved_committee_issues_nothing_the_one_above_does() {
         let g = guard(&store, admin());
         g.org_create(None, "CTY", fields("县委", OrgLevel::Committee)).await.unwrap();
         let top = g.org("CTY").await.unwrap();
+        let committee = guard(&store, at(11, "ta_admin", Role::OrgAdmin, &w.ta));
+        committee.certificate_create(w.wang.id, &issue()).await.unwrap();
         g.org_move("TA", "CTY", w.ta.version).await.unwrap();
+        // Moving the committee carries its certificates' paths along.
+        let moved_ta = g.org("TA").await.unwrap();
+        let after_move = guard(&store, at(11, "ta_admin", Role::OrgAdmin, &moved_ta));
+        assert_eq!(after_move.certificates(CertificateQueue::Issued).await.unwrap().len(), 1);
+        let county = guard(&store, at(12, "cty_admin", Role::OrgAdmin, &top));
+        assert_eq!(county.certificates(CertificateQueue::Issued).await.unwrap().len(), 1);
         kite_store::testing::run_sql(&store, "UPDATE organizations SET status = 'dissolved' WHERE code = 'TA'").await;
         let draft = g.certificate_draft(w.wang.id).await.unwrap();
         assert_eq!(draft.issuer_org_code, top.code);

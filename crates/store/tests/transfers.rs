@@ -371,3 +371,37 @@ async fn a_member_transferred_outside_the_system_leaves_the_registry_as_history(
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_member_arrives_from_outside_the_system_with_a_letter() {
+    on_each_backend(|_, store| async move {
+        let w = world(&store).await;
+        let receiving = guard(&store, at(21, "tb_b1_sec", Role::Secretary, &w.tb_b1));
+        let letter = kite_domain::transfer::Arrival {
+            from_org_text: "浙江省杭州市西湖区西溪街道党工委".into(),
+            letter_number: Some("XX-2026-031".into()),
+            letter_date: NaiveDate::from_ymd_opt(2026, 11, 1),
+            note: None,
+        };
+        let (m, a) = receiving.member_arrive(person("陈静", "TB-B1", 7), &letter).await.unwrap();
+        assert_eq!((m.org_code.as_str(), a.member_id, a.org_code.as_str()), ("TB-B1", m.id, "TB-B1"));
+        assert_eq!(a.letter_number.as_deref(), Some("XX-2026-031"));
+        let admin_g = guard(&store, admin());
+        assert_eq!(admin_g.member_arrival(m.id).await.unwrap().map(|a| a.id), Some(a.id));
+        assert_eq!(receiving.arrivals().await.unwrap().len(), 1);
+        assert_eq!(admin_g.overview(Some("TB-B1")).await.unwrap().members, 1, "counted as a member here");
+        // Another branch neither registers arrivals here nor sees them; service staff do neither.
+        let sending = guard(&store, at(11, "ta_b1_sec", Role::Secretary, &w.ta_b1));
+        let refused = sending.member_arrive(person("周明", "TB-B1", 8), &letter).await;
+        assert!(matches!(refused, Err(StoreError::Invalid(_)) | Err(StoreError::Forbidden)), "{refused:?}");
+        assert!(sending.arrivals().await.unwrap().is_empty());
+        assert_not_found(sending.member_arrival(m.id).await);
+        let staff = guard(&store, at(33, "staff", Role::ServiceStaff, &w.tb_b1));
+        assert_forbidden(staff.arrivals().await);
+        assert_forbidden(staff.member_arrive(person("吴刚", "TB-B1", 9), &letter).await);
+        // Nothing half-written: the refused ones left no member behind.
+        assert_eq!(admin_g.overview(Some("TB-B1")).await.unwrap().members, 1);
+        let _ = (&w.ta, &w.tb);
+    })
+    .await;
+}

@@ -15,7 +15,7 @@ use crate::AppState;
 /// A member as sent by a client; dates are `YYYY-MM-DD`, enumerations their codes
 /// (`gender`: male, female; `category`: full, probationary; `education`: postgraduate,
 /// bachelor, college, secondary, high_school, junior_or_below).
-#[derive(Deserialize, serde::Serialize, ToSchema, Default)]
+#[derive(Deserialize, serde::Serialize, ToSchema, Default, Clone)]
 #[serde(default)]
 pub struct MemberBody {
     #[serde(deserialize_with = "crate::extract::nullable")]

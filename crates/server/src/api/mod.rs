@@ -90,6 +90,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfers::list, transfers::create))
         .routes(routes!(transfers::get))
         .routes(routes!(transfers::step))
+        .routes(routes!(transfers::arrivals, transfers::arrive))
         .routes(routes!(certificates::list, certificates::create))
         .routes(routes!(certificates::get))
         .routes(routes!(certificates::step))

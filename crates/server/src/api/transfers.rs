@@ -2,9 +2,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use kite_store::{TransferQueue, TransferRecord, TransferRequest, TransferStepInput, TransferView};
+use kite_store::{ArrivalRecord, TransferQueue, TransferRecord, TransferRequest, TransferStepInput, TransferView};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ErrorBody};
@@ -75,4 +75,67 @@ pub async fn step(
     Json(body): Json<TransferStepInput>,
 ) -> Result<axum::Json<TransferView>, ApiError> {
     Ok(axum::Json(who.guard(&state).transfer_step(id, &body).await?))
+}
+
+/// A member arriving from an organization outside the system, with the letter they brought.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub struct ArrivalBody {
+    /// The member as `POST /api/v1/members` takes it; `org_code` is the receiving organization.
+    pub member: crate::api::members::MemberBody,
+    /// The sending organization's full name.
+    pub from_org_text: String,
+    pub letter_number: String,
+    /// `YYYY-MM-DD`, not after today.
+    pub letter_date: String,
+    pub note: String,
+}
+
+impl ArrivalBody {
+    pub fn validate(&self) -> Result<(kite_domain::member::MemberFields, kite_domain::transfer::Arrival), ApiError> {
+        let member = kite_domain::member::validate(&self.member.input(), &crate::rules::Ctx);
+        let input = kite_domain::transfer::ArrivalInput {
+            from_org_text: &self.from_org_text,
+            letter_number: &self.letter_number,
+            letter_date: &self.letter_date,
+            note: &self.note,
+        };
+        let arrival = kite_domain::transfer::validate_arrival(&input, crate::rules::today());
+        match (member, arrival) {
+            (Ok(m), Ok(a)) => Ok((m, a)),
+            (m, a) => {
+                let mut e = m.err().unwrap_or_default();
+                e.extend(a.err().unwrap_or_default());
+                Err(ApiError::Invalid(e))
+            }
+        }
+    }
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct Arrived {
+    pub member: kite_store::Member,
+    pub arrival: ArrivalRecord,
+}
+
+/// Members arrived from outside the system at the caller's subtree, newest first (at most 200).
+#[utoipa::path(get, path = "/api/v1/arrivals", tag = "transfers",
+    responses((status = 200, body = Vec<ArrivalRecord>), (status = 403, body = ErrorBody)))]
+pub async fn arrivals(State(state): State<AppState>, who: Authed) -> Result<axum::Json<Vec<ArrivalRecord>>, ApiError> {
+    Ok(axum::Json(who.guard(&state).arrivals().await?))
+}
+
+/// Registers a member whose record arrives from an organization outside the system, with
+/// the letter they brought (系统外转入); the receipt is printed from the member's page.
+#[utoipa::path(post, path = "/api/v1/arrivals", tag = "transfers", request_body = ArrivalBody,
+    responses((status = 201, body = Arrived), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn arrive(
+    State(state): State<AppState>,
+    who: Authed,
+    Json(body): Json<ArrivalBody>,
+) -> Result<(StatusCode, axum::Json<Arrived>), ApiError> {
+    let (fields, arrival) = body.validate()?;
+    let (member, arrival) = who.guard(&state).member_arrive(fields, &arrival).await?;
+    Ok((StatusCode::CREATED, axum::Json(Arrived { member, arrival })))
 }

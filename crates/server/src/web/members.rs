@@ -58,13 +58,15 @@ async fn detail(
             g.member_flows(id).await?,
             g.member_evaluations(id).await?,
             g.member_certificates(id).await?,
+            g.member_arrival(id).await?,
         ))
     }
     .await;
     match result {
-        Ok((m, flows, evaluations, certificates)) => {
+        Ok((m, flows, evaluations, certificates, arrival)) => {
             let away = flows.iter().any(|f| f.status.is_open());
-            render(&state, "member.html", lang, Some(&who), context! { m, flows, away, evaluations, certificates })
+            let ctx = context! { m, flows, away, evaluations, certificates, arrival };
+            render(&state, "member.html", lang, Some(&who), ctx)
         }
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
@@ -78,6 +80,33 @@ struct MemberForm {
     version: String,
     #[serde(flatten)]
     body: MemberBody,
+    #[serde(flatten)]
+    arrival: ArrivalFields,
+}
+
+/// A new member's record arriving from outside the system: the letter they brought.
+#[derive(Deserialize, serde::Serialize, Default)]
+#[serde(default)]
+struct ArrivalFields {
+    /// "1" when the form registers an arrival.
+    from_outside: String,
+    from_org_text: String,
+    letter_number: String,
+    letter_date: String,
+    note: String,
+}
+
+impl ArrivalFields {
+    fn is_arrival(&self) -> bool {
+        self.from_outside == "1"
+    }
+}
+
+/// The new-member form, with the arrival's part when it registers one.
+fn new_context(lang: Lang, v: &MemberBody, a: &ArrivalFields) -> Value {
+    let title = if a.is_arrival() { "members.arrival" } else { "members.new" };
+    let base = form_context(lang, v, "/members/new".into(), title);
+    context! { ..base, ..context! { arrival => Value::from_serialize(a), from_outside => a.is_arrival() } }
 }
 
 fn form_context(lang: Lang, v: &MemberBody, action: String, title_key: &str) -> Value {
@@ -95,6 +124,8 @@ fn form_context(lang: Lang, v: &MemberBody, action: String, title_key: &str) -> 
 #[derive(Deserialize)]
 struct NewQuery {
     org: Option<String>,
+    /// `1`: a member arriving from outside the system with a letter.
+    from_outside: Option<String>,
 }
 
 async fn new_form(
@@ -117,7 +148,8 @@ async fn new_form(
         category: MemberCategory::Full.code().into(),
         ..Default::default()
     };
-    render(&state, "member_form.html", lang, Some(&who), form_context(lang, &v, "/members/new".into(), "members.new"))
+    let a = ArrivalFields { from_outside: q.from_outside.unwrap_or_default(), ..Default::default() };
+    render(&state, "member_form.html", lang, Some(&who), new_context(lang, &v, &a))
 }
 
 async fn create(
@@ -130,16 +162,25 @@ async fn create(
         return error_page(&state, lang, &who, e);
     }
     let result = async {
-        let fields = member::validate(&f.body.input(), &rules::Ctx).map_err(ApiError::Invalid)?;
-        Ok::<_, ApiError>(who.guard(&state).member_create(fields).await?)
+        if !f.arrival.is_arrival() {
+            let fields = member::validate(&f.body.input(), &rules::Ctx).map_err(ApiError::Invalid)?;
+            return Ok::<_, ApiError>(who.guard(&state).member_create(fields).await?);
+        }
+        let a = &f.arrival;
+        let body = crate::api::transfers::ArrivalBody {
+            member: f.body.clone(),
+            from_org_text: a.from_org_text.clone(),
+            letter_number: a.letter_number.clone(),
+            letter_date: a.letter_date.clone(),
+            note: a.note.clone(),
+        };
+        let (fields, arrival) = body.validate()?;
+        Ok(who.guard(&state).member_arrive(fields, &arrival).await?.0)
     }
     .await;
     match result {
         Ok(m) => Redirect::to(&format!("/members/{}", m.id)).into_response(),
-        Err(e) => {
-            let ctx = form_context(lang, &f.body, "/members/new".into(), "members.new");
-            form_again(&state, lang, &who, "member_form.html", ctx, e)
-        }
+        Err(e) => form_again(&state, lang, &who, "member_form.html", new_context(lang, &f.body, &f.arrival), e),
     }
 }
 

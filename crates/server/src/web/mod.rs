@@ -69,6 +69,7 @@ pub fn templates() -> Environment<'static> {
         ("transfer.html", include_str!("../../templates/transfer.html")),
         ("transfer_form.html", include_str!("../../templates/transfer_form.html")),
         ("transfer_letter.html", include_str!("../../templates/transfer_letter.html")),
+        ("arrival_receipt.html", include_str!("../../templates/arrival_receipt.html")),
     ] {
         env.add_template(name, src).expect("templates compile");
     }

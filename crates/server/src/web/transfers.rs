@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use kite_domain::access::Action;
 use kite_domain::transfer::Status;
 use kite_store::{TransferQueue, TransferRequest, TransferStepInput, TransferView};
 use minijinja::{context, Value};
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/transfers/{id}/steps", post(step))
         .route("/transfers/{id}/letter", get(letter))
         .route("/members/{id}/transfer", get(new_form).post(create))
+        .route("/members/{id}/arrival-receipt", get(arrival_receipt))
 }
 
 #[derive(Deserialize, Default)]
@@ -39,14 +41,23 @@ async fn list(
 ) -> Response {
     // The page opens on the queue to approve.
     let queue = TransferQueue::from_code(&q.queue).unwrap_or(TransferQueue::ToApprove);
-    match who.guard(&state).transfers(queue).await {
-        Ok(items) => render(
-            &state,
-            "transfers.html",
-            lang,
-            Some(&who),
-            context! { items, queue => queue.code(), queues => TransferQueue::ALL.map(TransferQueue::code) },
-        ),
+    let g = who.guard(&state);
+    let result = async {
+        let items = g.transfers(queue).await?;
+        // Arrivals from outside the system, with every transfer of the subtree.
+        let arrivals = match queue == TransferQueue::All && who.user.role.may(Action::Transfer) {
+            true => g.arrivals().await?,
+            false => Vec::new(),
+        };
+        Ok::<_, kite_store::StoreError>((items, arrivals))
+    }
+    .await;
+    match result {
+        Ok((items, arrivals)) => {
+            let queues = TransferQueue::ALL.map(TransferQueue::code);
+            let ctx = context! { items, arrivals, queue => queue.code(), queues };
+            render(&state, "transfers.html", lang, Some(&who), ctx)
+        }
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
 }
@@ -156,6 +167,20 @@ async fn letter(
             render(&state, "transfer_letter.html", lang, Some(&who), context! { tr => &v.transfer })
         }
         Ok(_) => error_page(&state, lang, &who, ApiError::Conflict("transfer.wrong_status")),
+        Err(e) => error_page(&state, lang, &who, e.into()),
+    }
+}
+
+/// The receipt sent back to the organization outside the system a member arrived from.
+async fn arrival_receipt(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(id): Path<i64>,
+) -> Response {
+    match who.guard(&state).member_arrival(id).await {
+        Ok(Some(a)) => render(&state, "arrival_receipt.html", lang, Some(&who), context! { a }),
+        Ok(None) => error_page(&state, lang, &who, ApiError::NotFound),
         Err(e) => error_page(&state, lang, &who, e.into()),
     }
 }

@@ -306,20 +306,46 @@ impl<'a> Guard<'a> {
     pub async fn member_create(&self, f: MemberFields) -> Result<Member, StoreError> {
         self.require(Action::WriteMember).await?;
         let mut tx = self.store.write().await?;
-        let org = orgs::by_code(&mut tx, &f.org_code).await?.ok_or(StoreError::invalid("org_code", "org.unknown"))?;
+        let (m, _) = self.insert_member(&mut tx, &f).await?;
+        tx.commit().await?;
+        Ok(m)
+    }
+
+    /// Registers a member whose record arrives from an organization outside the system,
+    /// with the letter they brought, in one transaction (系统外转入).
+    pub async fn member_arrive(
+        &self,
+        f: MemberFields,
+        a: &kite_domain::transfer::Arrival,
+    ) -> Result<(Member, crate::ArrivalRecord), StoreError> {
+        self.require(Action::WriteMember).await?;
+        self.require(Action::Transfer).await?;
+        let mut tx = self.store.write().await?;
+        let (m, org) = self.insert_member(&mut tx, &f).await?;
+        self.check(Action::Transfer, Target { org_path: &org.path, member_id: None }, "org", &org.code).await?;
+        let arrival = crate::transfers::insert_arrival(&mut tx, m.id, &org, a, self.who.user_id).await?;
+        let mut r = self.record("transfer.arrival", "ok", "member", m.id.to_string());
+        r.after = snapshot(&arrival);
+        audit::write(&mut tx, r).await?;
+        tx.commit().await?;
+        Ok((m, arrival))
+    }
+
+    /// A new member in the organization the fields name, audited, in the caller's transaction.
+    async fn insert_member(&self, tx: &mut Tx, f: &MemberFields) -> Result<(Member, Org), StoreError> {
+        let org = orgs::by_code(tx, &f.org_code).await?.ok_or(StoreError::invalid("org_code", "org.unknown"))?;
         self.check(Action::WriteMember, Target { org_path: &org.path, member_id: None }, "org", &org.code)
             .await
             .map_err(org_out_of_scope)?;
         if org.status != OrgStatus::Active {
             return Err(StoreError::invalid("org_code", "org.dissolved"));
         }
-        let id = members::insert(&mut tx, &f, &org).await?;
-        let m = members::by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let id = members::insert(tx, f, &org).await?;
+        let m = members::by_id(tx, id).await?.ok_or(StoreError::NotFound)?;
         let mut r = self.record("member.create", "ok", "member", id.to_string());
         r.after = snapshot(&m);
-        audit::write(&mut tx, r).await?;
-        tx.commit().await?;
-        Ok(m)
+        audit::write(tx, r).await?;
+        Ok((m, org))
     }
 
     pub async fn member_update(&self, id: i64, f: MemberFields, version: i64) -> Result<Member, StoreError> {

@@ -231,6 +231,23 @@ impl Guard<'_> {
         transfers::list(&mut tx, self.who.org_root(), queue, 200).await
     }
 
+    /// Members arrived from outside the system at the caller's subtree, newest first.
+    pub async fn arrivals(&self) -> Result<Vec<crate::ArrivalRecord>, StoreError> {
+        if !self.who.role.may(Action::Transfer) {
+            self.audit_denial(Action::Transfer.code(), "arrival", "list").await?;
+            return Err(StoreError::Forbidden);
+        }
+        let mut tx = self.store.read().await?;
+        transfers::arrivals(&mut tx, self.who.org_root(), 200).await
+    }
+
+    /// How a member's record arrived from outside the system, if it did (the member's page).
+    pub async fn member_arrival(&self, member_id: i64) -> Result<Option<crate::ArrivalRecord>, StoreError> {
+        let mut tx = self.store.read().await?;
+        self.member_in(&mut tx, member_id, Action::ReadMember).await?;
+        transfers::arrival_of(&mut tx, member_id).await
+    }
+
     /// The caller's queue sizes; nothing for those who do not take part in transfers.
     pub async fn transfer_counts(&self) -> Result<Option<TransferCounts>, StoreError> {
         if !self.who.role.may(Action::Transfer) {
