@@ -177,6 +177,42 @@ pub(crate) async fn update(
     Ok(())
 }
 
+/// A record that left the system comes back at `org` with the fields as given now: resident,
+/// counted again. Guarded by its state, so two arrivals at once bring it back once.
+pub(crate) async fn readmit(tx: &mut Tx, id: i64, f: &MemberFields, org: &Org) -> Result<(), StoreError> {
+    let path = crate::orgs::lock_path(tx, org.id).await?;
+    let n = exec!(
+        tx,
+        sqlx::query(
+            "UPDATE members SET name = $1, name_key = $2, gender = $3, ethnicity = $4, birth_date = $5, phone = $6, \
+             education = $7, joined_on = $8, category = $9, org_id = $10, org_path = $11, residence_division = $12, \
+             residence_address = $13, employer = $14, occupation = $15, mobility = 'resident', \
+             version = version + 1, updated_at = $16 WHERE id = $17 AND mobility = 'transferred_out'"
+        )
+        .bind(&f.name)
+        .bind(kite_domain::text::name_key(&f.name))
+        .bind(f.gender.code())
+        .bind(&f.ethnicity)
+        .bind(f.birth_date)
+        .bind(&f.phone)
+        .bind(f.education.map(|e| e.code()))
+        .bind(f.joined_on)
+        .bind(f.category.code())
+        .bind(org.id)
+        .bind(&path)
+        .bind(&f.residence_division)
+        .bind(&f.residence_address)
+        .bind(&f.employer)
+        .bind(&f.occupation)
+        .bind(chrono::Utc::now())
+        .bind(id)
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict("stale_version"));
+    }
+    crate::orgs::adjust_counts(tx, org.id, 1, 0, 0).await
+}
+
 pub(crate) async fn set_mobility(tx: &mut Tx, id: i64, m: Mobility) -> Result<(), StoreError> {
     exec!(
         tx,

@@ -409,7 +409,8 @@ pub(crate) async fn apply(tx: &mut Tx, t: &TransferRecord, c: &Change<'_>) -> Re
             "UPDATE transfers SET status = $1, letter_number = COALESCE($2, letter_number), \
              letter_issued_on = COALESCE($3, letter_issued_on), letter_until = COALESCE($4, letter_until), \
              received_on = COALESCE($5, received_on), receipt_on = COALESCE($6, receipt_on), \
-             note = COALESCE($7, note), dues_paid_until = COALESCE($11, dues_paid_until), version = version + 1, \
+             note = COALESCE($7, note), \
+             dues_paid_until = CASE WHEN $12 THEN $11 ELSE dues_paid_until END, version = version + 1, \
              updated_at = $8 WHERE id = $9 AND version = $10"
         )
         .bind(c.to.code())
@@ -423,6 +424,7 @@ pub(crate) async fn apply(tx: &mut Tx, t: &TransferRecord, c: &Change<'_>) -> Re
         .bind(t.id)
         .bind(c.version)
         .bind(if issuing { c.dues_paid_until } else { None })
+        .bind(issuing)
     )?;
     if n == 0 {
         return Err(StoreError::Conflict("stale_version"));
@@ -472,7 +474,19 @@ async fn move_member(tx: &mut Tx, t: &TransferRecord, today: NaiveDate) -> Resul
     let Some(to) = t.to_org_id else {
         // To an organization outside the system: the member leaves the registry here and
         // stays as history, no longer counted at the sending organization.
-        crate::members::set_mobility(tx, t.member_id, Mobility::TransferredOut).await?;
+        let n = exec!(
+            tx,
+            sqlx::query(
+                "UPDATE members SET mobility = 'transferred_out', version = version + 1, updated_at = $1 \
+                 WHERE id = $2 AND org_id = $3 AND mobility <> 'transferred_out'"
+            )
+            .bind(now)
+            .bind(t.member_id)
+            .bind(t.from_org_id)
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict("transfer.member_moved"));
+        }
         return orgs::adjust_counts(tx, t.from_org_id, -1, 0, 0).await;
     };
     crate::members::set_mobility(tx, t.member_id, Mobility::Resident).await?;
@@ -543,6 +557,7 @@ pub(crate) async fn arrivals(tx: &mut Tx, root: Option<&str>, limit: i64) -> Res
 }
 
 pub(crate) async fn arrival_of(tx: &mut Tx, member_id: i64) -> Result<Option<ArrivalRecord>, StoreError> {
-    let sql = format!("{ARRIVALS} WHERE a.member_id = $1");
+    // The latest: a member may leave for outside and come back more than once.
+    let sql = format!("{ARRIVALS} WHERE a.member_id = $1 ORDER BY a.id DESC LIMIT 1");
     Ok(on!(tx, c => sqlx::query_as(&sql).bind(member_id).fetch_optional(c).await)?)
 }

@@ -368,6 +368,33 @@ async fn a_member_transferred_outside_the_system_leaves_the_registry_as_history(
         )
         .unwrap();
         assert_conflict(admin_g.record_departure(w.member.id, d).await, "member.transferred_out");
+        let mut moved = person("王芳", "TB-B1", 1);
+        assert_conflict(admin_g.member_update(w.member.id, moved.clone(), m.version).await, "member.transferred_out");
+
+        // Back from outside years later: the old record returns, up to date, at the new branch.
+        moved.employer = Some("苏州某公司".into());
+        let letter = kite_domain::transfer::Arrival {
+            from_org_text: "浙江省杭州市西湖区西溪街道党工委".into(),
+            letter_number: None,
+            letter_date: None,
+            note: None,
+        };
+        let receiving = guard(&store, at(21, "tb_b1_sec", Role::Secretary, &w.tb_b1));
+        let tb_before = admin_g.overview(Some("TB-B1")).await.unwrap().members;
+        let (back, arrival) = receiving.member_arrive(moved, &letter).await.unwrap();
+        assert_eq!(
+            (back.id, back.org_code.as_str(), back.mobility),
+            (w.member.id, "TB-B1", kite_domain::Mobility::Resident)
+        );
+        assert_eq!((back.employer.as_deref(), arrival.member_id), (Some("苏州某公司"), w.member.id));
+        assert_eq!(admin_g.overview(Some("TB-B1")).await.unwrap().members, tb_before + 1);
+        store.admin().recount().await.unwrap();
+        assert_eq!(admin_g.overview(Some("TB-B1")).await.unwrap().members, tb_before + 1, "a recount agrees");
+        // A member still here is not taken over by an arrival: the number is someone's.
+        assert_conflict(
+            receiving.member_arrive(person("王芳", "TB-B1", 1), &letter).await,
+            "member.id_number.duplicate",
+        );
     })
     .await;
 }

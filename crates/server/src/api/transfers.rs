@@ -84,10 +84,14 @@ pub struct ArrivalBody {
     /// The member as `POST /api/v1/members` takes it; `org_code` is the receiving organization.
     pub member: crate::api::members::MemberBody,
     /// The sending organization's full name.
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub from_org_text: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub letter_number: String,
     /// `YYYY-MM-DD`, not after today.
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub letter_date: String,
+    #[serde(deserialize_with = "crate::extract::nullable")]
     pub note: String,
 }
 

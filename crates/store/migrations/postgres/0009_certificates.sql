@@ -7,10 +7,10 @@ CREATE TABLE certificates (
     number                TEXT UNIQUE,
     member_id             BIGINT NOT NULL REFERENCES members(id),
     issuer_org_id         BIGINT NOT NULL REFERENCES organizations(id),
-    issuer_path           TEXT NOT NULL,
+    issuer_path           TEXT COLLATE "C" NOT NULL,
     -- The inflow organization that asked, for a certificate issued in reverse.
     requester_org_id      BIGINT REFERENCES organizations(id),
-    requester_path        TEXT,
+    requester_path        TEXT COLLATE "C",
     destination_division  TEXT NOT NULL,
     destination           TEXT,
     reason                TEXT NOT NULL,

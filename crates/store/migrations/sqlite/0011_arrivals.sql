@@ -2,7 +2,7 @@
 -- the letter they brought. Keep in step with ../postgres/0011_arrivals.sql.
 CREATE TABLE arrivals (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    member_id      INTEGER NOT NULL UNIQUE REFERENCES members(id),
+    member_id      INTEGER NOT NULL REFERENCES members(id),
     org_id         INTEGER NOT NULL REFERENCES organizations(id),
     org_path       TEXT NOT NULL,
     from_org_text  TEXT NOT NULL,
@@ -14,3 +14,4 @@ CREATE TABLE arrivals (
     created_at     TEXT NOT NULL
 );
 CREATE INDEX arrivals_org ON arrivals (org_path);
+CREATE INDEX arrivals_member ON arrivals (member_id);

@@ -322,7 +322,8 @@ async fn read_facts(
          CAST(NULL AS TEXT), expires_at, used_at FROM one_time_codes WHERE phone IN ({p}) AND expires_at > $1 \
          UNION ALL SELECT 'm', m.id, o.id, m.id_number, m.name, o.code, o.name, o.path, \
          CAST(NULL AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ) \
-         FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id_number IN ({m})"
+         FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id_number IN ({m}) \
+         AND m.mobility <> 'transferred_out'"
     );
     type FactRow = (
         String,

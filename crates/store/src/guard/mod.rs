@@ -312,7 +312,8 @@ impl<'a> Guard<'a> {
     }
 
     /// Registers a member whose record arrives from an organization outside the system,
-    /// with the letter they brought, in one transaction (系统外转入).
+    /// with the letter they brought, in one transaction (系统外转入). A member who once
+    /// left the system for outside comes back on their old record, brought up to date.
     pub async fn member_arrive(
         &self,
         f: MemberFields,
@@ -321,8 +322,32 @@ impl<'a> Guard<'a> {
         self.require(Action::WriteMember).await?;
         self.require(Action::Transfer).await?;
         let mut tx = self.store.write().await?;
-        let (m, org) = self.insert_member(&mut tx, &f).await?;
-        self.check(Action::Transfer, Target { org_path: &org.path, member_id: None }, "org", &org.code).await?;
+        // Refusals first: on SQLite nothing may be written before an audited refusal.
+        let org = orgs::by_code(&mut tx, &f.org_code).await?.ok_or(StoreError::invalid("org_code", "org.unknown"))?;
+        self.check(Action::Transfer, Target { org_path: &org.path, member_id: None }, "org", &org.code)
+            .await
+            .map_err(org_out_of_scope)?;
+        let earlier = match members::id_by_id_number(&mut tx, f.id_number.as_str()).await? {
+            Some(id) => members::by_id(&mut tx, id).await?,
+            None => None,
+        };
+        let (m, org) = match earlier {
+            Some(old) if old.mobility == kite_domain::Mobility::TransferredOut => {
+                self.check(Action::WriteMember, Target { org_path: &org.path, member_id: None }, "org", &org.code)
+                    .await
+                    .map_err(org_out_of_scope)?;
+                if org.status != OrgStatus::Active {
+                    return Err(StoreError::invalid("org_code", "org.dissolved"));
+                }
+                members::readmit(&mut tx, old.id, &f, &org).await?;
+                let m = members::by_id(&mut tx, old.id).await?.ok_or(StoreError::NotFound)?;
+                let mut r = self.record("member.readmit", "ok", "member", m.id.to_string());
+                (r.before, r.after) = (snapshot(&old), snapshot(&m));
+                audit::write(&mut tx, r).await?;
+                (m, org)
+            }
+            _ => self.insert_member(&mut tx, &f).await?,
+        };
         let arrival = crate::transfers::insert_arrival(&mut tx, m.id, &org, a, self.who.user_id).await?;
         let mut r = self.record("transfer.arrival", "ok", "member", m.id.to_string());
         r.after = snapshot(&arrival);
@@ -352,6 +377,10 @@ impl<'a> Guard<'a> {
         let mut tx = self.store.write().await?;
         let before = self.member_in(&mut tx, id, Action::WriteMember).await?;
         let org = orgs::by_code(&mut tx, &f.org_code).await?.ok_or(StoreError::invalid("org_code", "org.unknown"))?;
+        // A record transferred out of the system comes back only by an arrival.
+        if org.path != before.org_path && before.mobility == kite_domain::Mobility::TransferredOut {
+            return Err(StoreError::Conflict("member.transferred_out"));
+        }
         if org.path != before.org_path {
             // An open flow belongs to the formal organization: it ends (return) or moves
             // with the record (transfer) before the record moves.
