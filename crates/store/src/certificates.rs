@@ -517,6 +517,40 @@ pub(crate) async fn public(tx: &mut Tx, number: &str) -> Result<Option<PublicCer
     }))
 }
 
+/// What a flow's page says about the member's certificate: the one in force (or asked for)
+/// and the last one the inflow side checked at a check-in of this flow.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct FlowCertificate {
+    pub number: Option<String>,
+    pub status: Option<Status>,
+    pub valid_until: Option<NaiveDate>,
+    pub valid_today: bool,
+    pub checked_number: Option<String>,
+    pub checked_in_system: Option<bool>,
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn for_flow(tx: &mut Tx, flow_id: i64, member_id: i64) -> Result<FlowCertificate, StoreError> {
+    let open: Option<(Option<String>, String, NaiveDate, NaiveDate)> = on!(&mut *tx, c => sqlx::query_as(
+        "SELECT number, status, valid_from, valid_until FROM certificates \
+         WHERE member_id = $1 AND status IN ('requested', 'issued') ORDER BY id DESC LIMIT 1")
+        .bind(member_id).fetch_optional(c).await)?;
+    let checked: Option<(String, Option<bool>, Option<DateTime<Utc>>)> = on!(tx, c => sqlx::query_as(
+        "SELECT certificate_number, certificate_in_system, certificate_checked_at FROM checkins \
+         WHERE flow_id = $1 AND certificate_number IS NOT NULL ORDER BY certificate_checked_at DESC LIMIT 1")
+        .bind(flow_id).fetch_optional(c).await)?;
+    let mut f = FlowCertificate::default();
+    if let Some((number, status, from, until)) = open {
+        let status = Status::from_code(&status).ok_or_else(|| bad("status", &status))?;
+        f.valid_today = certificate::valid_on(status, from, until, crate::today());
+        (f.number, f.status, f.valid_until) = (number, Some(status), Some(until));
+    }
+    if let Some((number, in_system, at)) = checked {
+        (f.checked_number, f.checked_in_system, f.checked_at) = (Some(number), in_system, at);
+    }
+    Ok(f)
+}
+
 /// A certificate checked at check-in: its number, whether it is one of the system's, who
 /// checked it and when.
 pub(crate) async fn record_check(

@@ -31,7 +31,8 @@ pub use accounts::{Accounts, NewUser, SessionInfo, User};
 pub use agreements::{AgreementFile, AgreementParty, AgreementQuery, AgreementRecord, AgreementSummary, Partner};
 pub use audit::AuditEntry;
 pub use certificates::{
-    CertificateCounts, CertificateRecord, CertificateStep, PublicCertificate, Queue as CertificateQueue,
+    CertificateCounts, CertificateRecord, CertificateStep, FlowCertificate, PublicCertificate,
+    Queue as CertificateQueue,
 };
 pub use checkins::{CheckinQuery, CheckinReceipt, CheckinRecord, CheckinTarget, SuggestedOrg};
 pub use db::{Backend, Tx};

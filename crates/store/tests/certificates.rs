@@ -196,6 +196,13 @@ async fn the_committee_issues_the_inflow_side_checks_and_a_lost_one_is_replaced(
         let rec = inflow.checkin_certificate(w.checkin_id, &link).await.unwrap();
         assert_eq!(rec.certificate_number.as_deref(), Some(first.as_str()));
         assert_eq!((rec.certificate_in_system, rec.certificate_checked_by.as_deref()), (Some(true), Some("tb_b1_sec")));
+        // Both sides see it on the member's flow: the certificate in force and the check.
+        let flow_id = guard(&store, admin()).member_flows(w.wang.id).await.unwrap()[0].id;
+        for side in [&inflow, &branch] {
+            let fc = side.flow(flow_id).await.unwrap().certificate;
+            assert_eq!((fc.number.as_deref(), fc.valid_today), (Some(first.as_str()), true));
+            assert_eq!((fc.checked_number.as_deref(), fc.checked_in_system), (Some(first.as_str()), Some(true)));
+        }
 
         // Reported lost: void, and a new number with the same contents in the same step.
         assert_not_found(inflow.certificate_step(v.certificate.id, &step("report_lost", &v)).await);

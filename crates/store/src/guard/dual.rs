@@ -28,6 +28,8 @@ pub struct FlowView {
     /// same organization, and whether that is enough to organize a branch of them.
     pub companions: i64,
     pub branch_hint: bool,
+    /// The member's activity certificate, for both sides.
+    pub certificate: crate::certificates::FlowCertificate,
 }
 
 impl Guard<'_> {
@@ -100,6 +102,7 @@ impl Guard<'_> {
         let (entry, side, _) = self.flow_in(&mut tx, id).await?;
         let evaluations = evaluations::for_flow(&mut tx, id).await?;
         let current = evaluation::Period::containing(crate::today(), self.store.evaluation_cycle());
+        let entry_member = entry.member_id;
         let companions = match side {
             Side::Inflow => flows::companions(&mut tx, id).await?,
             Side::Outflow => 0,
@@ -111,6 +114,7 @@ impl Guard<'_> {
             current_period: current.label(),
             companions,
             branch_hint: kite_domain::certificate::branch_hint(companions as usize),
+            certificate: crate::certificates::for_flow(&mut tx, id, entry_member).await?,
         })
     }
 
