@@ -105,6 +105,16 @@ enum ScreenCommand {
         #[arg(long)]
         outcomes: Option<std::path::PathBuf>,
     },
+    /// Write the registry of a scope as the file `match --members` reads (姓名,公民身份号码,
+    /// 性别,出生日期,手机号码,现居住地), readable by its owner only; the export of full ID
+    /// numbers is audited.
+    Export {
+        /// Organization code: the members of its subtree (default: all).
+        #[arg(long)]
+        scope: Option<String>,
+        #[arg(long, default_value = "MEMBERS.csv")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +200,9 @@ async fn main() -> anyhow::Result<()> {
                 outcomes: outcomes.as_deref(),
             };
             screen::run(Some(&store), &run).await?;
+        }
+        Command::Screen { command: ScreenCommand::Export { scope, out } } => {
+            screen::export(&store, scope.as_deref(), &out).await?;
         }
         Command::Demo { members } => {
             demo(&store, members).await?;

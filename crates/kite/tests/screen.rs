@@ -114,19 +114,14 @@ async fn screen_on(url: &str, dir: &Path, what: &str) {
 
     // The same matches from a registry export, with no database.
     let export = dir.join(format!("members-{what}.csv"));
-    let mut text = String::from("姓名,公民身份号码,性别,出生日期,手机号码,现居住地\n");
-    for m in &members {
-        let gender = if m.gender == "female" { "女" } else { "男" };
-        let (phone, address) = (m.phone.clone().unwrap_or_default(), m.residence_address.clone().unwrap_or_default());
-        text.push_str(&format!(
-            "{},{},{gender},{},{phone},{}\n",
-            m.name,
-            m.id_number,
-            m.birth_date,
-            address.replace(',', " ")
-        ));
+    kite(url, &["screen", "export", "--out", &path(&export)]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&export).expect("the export").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{what}: the export is its owner's only");
     }
-    std::fs::write(&export, text).expect("export written");
+    assert_eq!(csv_rows(&export).len(), members.len(), "{what}: one row per member");
     let from_file = dir.join(format!("matches-file-{what}.csv"));
     kite(
         "sqlite:///nonexistent/never.db",
@@ -150,6 +145,7 @@ async fn screen_on(url: &str, dir: &Path, what: &str) {
     let audit = store.guard(admin, kite_store::Client::default()).audit_recent(20).await.expect("audit");
     let runs = audit.iter().filter(|a| a.action == "screen.run").count();
     assert_eq!(runs, 1, "{what}: one audited run (the refused one and the export's are not against the database)");
+    assert_eq!(audit.iter().filter(|a| a.action == "screen.export").count(), 1, "{what}: the export is audited");
     let again: Vec<ScreeningMember> = store.admin().screening_members(None).await.expect("members");
     assert_eq!(format!("{again:?}"), format!("{members:?}"), "{what}: member records untouched");
     store.close().await;

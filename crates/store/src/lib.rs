@@ -274,7 +274,12 @@ impl Admin<'_> {
 
     /// Records a run of the command line's screening in the audit log, with the system
     /// user who ran it.
-    pub async fn audit_screening(&self, system_user: &str, after: serde_json::Value) -> Result<(), StoreError> {
+    pub async fn audit_screening(
+        &self,
+        system_user: &str,
+        action: &str,
+        after: serde_json::Value,
+    ) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         audit::write(
             &mut tx,
@@ -282,7 +287,7 @@ impl Admin<'_> {
                 user_id: None,
                 username: Some(system_user).filter(|u| !u.is_empty()),
                 client: Some("cli"),
-                action: "screen.run",
+                action,
                 outcome: "ok",
                 target_type: "screening",
                 target_id: String::new(),
