@@ -64,6 +64,7 @@ impl Role {
                     | WriteAgreements
                     | Transfer
                     | Certificates
+                    | Screen
             ),
             Role::Secretary => matches!(
                 action,
@@ -135,6 +136,9 @@ pub enum Action {
     /// the issuing committee); check them and ask for them in reverse for members checked
     /// in to the subtree (decided on the inflow organization).
     Certificates,
+    /// Run screening campaigns over the subtree's registry and review their matches: the
+    /// screening permission of a region, held by its organization administrators.
+    Screen,
 }
 
 impl Action {
@@ -154,6 +158,7 @@ impl Action {
             Action::WriteAgreements => "agreement.write",
             Action::Transfer => "transfer.act",
             Action::Certificates => "certificate.act",
+            Action::Screen => "screen.run",
         }
     }
 }

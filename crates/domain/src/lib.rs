@@ -13,6 +13,7 @@ pub mod flow;
 pub mod id_number;
 pub mod member;
 pub mod org;
+pub mod screening;
 pub mod service_point;
 pub mod text;
 pub mod transfer;

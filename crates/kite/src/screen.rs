@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kite_screen::import::{End, ImportOptions, NormalizedFields, RawFields, Roster};
+use kite_screen::import::{End, ImportOptions, Roster};
 use kite_screen::matcher::{train, Band, MatchConfig, Matcher, Record, RegistryBuilder, RowMatch, TrainOptions};
 use kite_store::{ScreeningMember, Store};
 
@@ -29,31 +29,9 @@ pub struct Run<'a> {
     pub outcomes: Option<&'a Path>,
 }
 
-/// What a matched row means for the place at `place` (a path): a lost-contact member
-/// found again, a member recorded or checked in there, or a member to contact there.
+/// What a matched row means for the place at `place` (a path).
 fn outcome(m: &ScreeningMember, place: &str) -> &'static str {
-    let here = |path: &str| kite_domain::org::is_within(path, place);
-    if m.mobility == kite_domain::Mobility::LostContact.code() {
-        "lost_contact_found"
-    } else if here(&m.org_path) || m.inflow_path.as_deref().is_some_and(here) {
-        "known_here"
-    } else {
-        "candidate_inflow"
-    }
-}
-
-/// The registry's side of a member, as a roster row would give it.
-fn record(m: &ScreeningMember) -> Record {
-    let raw = RawFields {
-        name: Some(m.name.clone()),
-        id_number: Some(m.id_number.clone()),
-        gender: Some(if m.gender == "female" { "女" } else { "男" }.to_string()),
-        birth_date: Some(m.birth_date.to_string()),
-        phone: m.phone.clone(),
-        address: m.residence_address.clone(),
-        ..Default::default()
-    };
-    Record::from_fields(&NormalizedFields::from_raw(&raw, &mut Vec::new()))
+    kite_domain::screening::Outcome::of(&m.mobility, &m.org_path, m.inflow_path.as_deref(), place).code()
 }
 
 /// A file only its owner may read: results hold personal data.
@@ -131,7 +109,7 @@ pub async fn run(store: Option<&Store>, r: &Run<'_>) -> anyhow::Result<()> {
                 store.admin().screening_members(r.scope).await.with_context(|| format!("the scope {:?}", r.scope))?;
             let mut b = RegistryBuilder::new();
             for (i, m) in members.iter().enumerate() {
-                b.push(i as u64, &record(m));
+                b.push(i as u64, &kite_server::screening::record(m));
             }
             (members, b.build())
         }

@@ -10,6 +10,7 @@ pub mod i18n;
 pub mod limits;
 pub mod notify;
 pub mod rules;
+pub mod screening;
 pub mod web;
 
 use std::net::SocketAddr;

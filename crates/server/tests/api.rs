@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 65] = [
+const ROUTES: [(&str, &str, bool); 72] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -87,6 +87,13 @@ const ROUTES: [(&str, &str, bool); 65] = [
     ("GET", "/api/v1/public/certificates/{number}", true),
     ("GET", "/api/v1/arrivals", false),
     ("POST", "/api/v1/arrivals", false),
+    ("GET", "/api/v1/screening/campaigns", false),
+    ("POST", "/api/v1/screening/campaigns", false),
+    ("GET", "/api/v1/screening/campaigns/{id}", false),
+    ("POST", "/api/v1/screening/campaigns/{id}/rosters", false),
+    ("GET", "/api/v1/screening/campaigns/{id}/matches", false),
+    ("POST", "/api/v1/screening/campaigns/{id}/matches/{match_id}/decision", false),
+    ("POST", "/api/v1/screening/campaigns/{id}/close", false),
 ];
 
 /// A route's path with its parameters filled in.
@@ -97,6 +104,7 @@ fn concrete(path: &str, member: i64) -> String {
         .replace("{id}", &member.to_string())
         .replace("{file_id}", "1")
         .replace("{number}", "TA-2026-00001")
+        .replace("{match_id}", "1")
 }
 
 fn method(m: &str) -> reqwest::Method {

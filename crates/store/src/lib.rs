@@ -23,6 +23,7 @@ mod members;
 mod messages;
 mod orgs;
 mod public;
+mod screening;
 mod service_points;
 pub mod testing;
 mod transfers;
@@ -39,13 +40,14 @@ pub use db::{Backend, Tx};
 pub use error::StoreError;
 pub use evaluations::InflowEvaluation;
 pub use guard::{
-    CertificateDraft, CertificateStepInput, CertificateView, Client, FlowView, Guard, PointView, TransferRequest,
-    TransferStepInput, TransferView, MAX_CERTIFICATE_PHOTO_BYTES, MAX_EXPORT_ROWS,
+    CampaignView, CertificateDraft, CertificateStepInput, CertificateView, Client, FlowView, Guard, PointView,
+    TransferRequest, TransferStepInput, TransferView, MAX_CERTIFICATE_PHOTO_BYTES, MAX_EXPORT_ROWS,
 };
 pub use members::ScreeningMember;
 pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
+pub use screening::{CampaignRecord, MatchRecord, NewMatch, NewRoster, RosterRecord};
 pub use service_points::{NewServicePoint, PointStaff, ServicePoint};
 pub use transfers::{ArrivalRecord, Queue as TransferQueue, TransferCounts, TransferRecord, TransferStep};
 

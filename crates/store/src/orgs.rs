@@ -230,6 +230,8 @@ pub(crate) async fn move_to(tx: &mut Tx, o: &Org, parent: &Org, version: i64) ->
         "UPDATE certificates SET requester_path = $1 || substr(requester_path, $2) \
          WHERE requester_path >= $3 AND requester_path < $4",
         "UPDATE arrivals SET org_path = $1 || substr(org_path, $2) WHERE org_path >= $3 AND org_path < $4",
+        "UPDATE screen_campaigns SET scope_path = $1 || substr(scope_path, $2) WHERE scope_path >= $3 AND scope_path < $4",
+        "UPDATE screen_campaigns SET place_path = $1 || substr(place_path, $2) WHERE place_path >= $3 AND place_path < $4",
     ] {
         exec!(tx, sqlx::query(sql).bind(&new_path).bind(cut).bind(&lo).bind(&hi))?;
     }

@@ -10,6 +10,7 @@ pub mod flows;
 pub mod members;
 pub mod orgs;
 pub mod points;
+pub mod screening;
 pub mod transfers;
 
 use axum::extract::Request;
@@ -98,6 +99,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(certificates::for_member))
         .routes(routes!(certificates::check))
         .routes(routes!(certificates::verify))
+        .routes(routes!(screening::list, screening::create))
+        .routes(routes!(screening::get))
+        .routes(routes!(screening::matches))
+        .routes(routes!(screening::decide))
+        .routes(routes!(screening::close))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(screening::upload))
+                .layer(axum::extract::DefaultBodyLimit::max(screening::UPLOAD_BODY_LIMIT)),
+        )
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(certificates::photo, certificates::set_photo))

@@ -9,6 +9,7 @@ mod certificates;
 mod checkins;
 mod dual;
 mod network;
+mod screening;
 mod transfers;
 
 pub use certificates::{
@@ -17,6 +18,7 @@ pub use certificates::{
 };
 pub use dual::{FlowView, MAX_EXPORT_ROWS};
 pub use network::PointView;
+pub use screening::CampaignView;
 pub use transfers::{StepInput as TransferStepInput, TransferRequest, TransferView};
 
 use kite_domain::access::{decide, Action, Decision, Target};

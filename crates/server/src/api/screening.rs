@@ -1,0 +1,184 @@
+//! Screening campaigns (动态排查): campaigns over a region, rosters matched against its
+//! registry, the review of the matches, and closing (which deletes the rosters).
+
+use std::io::Write;
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::State;
+use axum::http::StatusCode;
+use kite_domain::screening::{self, CampaignInput, Decision};
+use kite_store::{CampaignRecord, CampaignView, MatchRecord, NewRoster, RosterRecord};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::AppState;
+
+/// Rosters up to this size are taken in one request; larger ones go through `kite screen`.
+pub const UPLOAD_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub struct CampaignBody {
+    /// The organization whose subtree's registry is screened.
+    pub org_code: String,
+    /// The organization whose area the rosters come from (default: `org_code`'s): members
+    /// found are known there or candidates for it to contact.
+    pub place_org_code: Option<String>,
+    pub name: String,
+    /// `YYYY-MM-DD`.
+    pub starts_on: String,
+    pub ends_on: String,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub struct DecisionBody {
+    /// `accepted` or `rejected`.
+    pub decision: String,
+    pub version: i64,
+    pub note: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub struct CloseBody {
+    pub version: i64,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct MatchQuery {
+    /// `true`: only the matches not yet decided.
+    pub open: Option<bool>,
+}
+
+/// The campaigns over the caller's region, newest first.
+#[utoipa::path(get, path = "/api/v1/screening/campaigns", tag = "screening",
+    responses((status = 200, body = Vec<CampaignRecord>), (status = 403, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, who: Authed) -> Result<axum::Json<Vec<CampaignRecord>>, ApiError> {
+    Ok(axum::Json(who.guard(&state).campaigns().await?))
+}
+
+/// Starts a campaign over the registry of an organization's subtree (the screening
+/// permission of that region is needed).
+#[utoipa::path(post, path = "/api/v1/screening/campaigns", tag = "screening", request_body = CampaignBody,
+    responses((status = 201, body = CampaignRecord), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Authed,
+    Json(body): Json<CampaignBody>,
+) -> Result<(StatusCode, axum::Json<CampaignRecord>), ApiError> {
+    let input = CampaignInput { name: &body.name, starts_on: &body.starts_on, ends_on: &body.ends_on };
+    let c = screening::validate(&input).map_err(ApiError::Invalid)?;
+    let place = body.place_org_code.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    Ok((StatusCode::CREATED, axum::Json(who.guard(&state).campaign_create(body.org_code.trim(), place, &c).await?)))
+}
+
+/// One campaign with its counts and rosters.
+#[utoipa::path(get, path = "/api/v1/screening/campaigns/{id}", tag = "screening", params(("id" = i64, Path)),
+    responses((status = 200, body = CampaignView), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    who: Authed,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<CampaignView>, ApiError> {
+    Ok(axum::Json(who.guard(&state).campaign(id).await?))
+}
+
+/// Uploads a roster (multipart: `file` — CSV, TSV or .xlsx, UTF-8 or GB18030 — and
+/// `source`, the department it came from) and matches it against the campaign's registry.
+/// Unreadable rows are counted and listed with their line and reason.
+#[utoipa::path(post, path = "/api/v1/screening/campaigns/{id}/rosters", tag = "screening", params(("id" = i64, Path)),
+    request_body(content = String, content_type = "multipart/form-data"),
+    responses((status = 201, body = RosterRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn upload(
+    State(state): State<AppState>,
+    who: Authed,
+    Path(id): Path<i64>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, axum::Json<RosterRecord>), ApiError> {
+    let g = who.guard(&state);
+    // Refused before the upload is read; the registry is the campaign's region only.
+    let (campaign, members) = g.campaign_registry(id).await?;
+    let (file_name, bytes, texts) = super::agreements::file_part(form).await.map_err(|e| match e {
+        ApiError::Invalid(_) => ApiError::field("file", "screening.file_unreadable"),
+        e => e,
+    })?;
+    let source = texts.iter().find(|(k, _)| k == "source").map(|(_, v)| v.trim().to_string()).filter(|s| !s.is_empty());
+    let name = file_name.trim().chars().take(200).collect::<String>();
+    let suffix = std::path::Path::new(&name).extension().and_then(|e| e.to_str()).unwrap_or("csv").to_ascii_lowercase();
+    let place = campaign.place().to_string();
+    let content = bytes.clone();
+    // Parsing and matching are CPU work: off the request threads.
+    let run = tokio::task::spawn_blocking(move || {
+        let mut file = tempfile::Builder::new().suffix(&format!(".{suffix}")).tempfile().map_err(|_| "internal")?;
+        file.write_all(&content).map_err(|_| "internal")?;
+        crate::screening::run_roster(file.path(), &members, &place)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+    .map_err(|code| if code == "internal" { ApiError::Internal } else { ApiError::field("file", code) })?;
+    let roster = NewRoster {
+        file_name: if name.is_empty() { "roster" } else { &name },
+        source: source.as_deref(),
+        rows_read: run.rows_read,
+        unreadable: run.unreadable,
+        errors: run.errors,
+        content: &bytes,
+        matches: run.matches,
+    };
+    Ok((StatusCode::CREATED, axum::Json(g.campaign_add_roster(id, &roster).await?)))
+}
+
+/// The campaign's matches, best first (at most 1000): the roster row, the member found
+/// (ID number masked), score, band, outcome for the region and why.
+#[utoipa::path(get, path = "/api/v1/screening/campaigns/{id}/matches", tag = "screening",
+    params(("id" = i64, Path), MatchQuery),
+    responses((status = 200, body = Vec<MatchRecord>), (status = 404, body = ErrorBody)))]
+pub async fn matches(
+    State(state): State<AppState>,
+    who: Authed,
+    Path(id): Path<i64>,
+    Query(q): Query<MatchQuery>,
+) -> Result<axum::Json<Vec<MatchRecord>>, ApiError> {
+    Ok(axum::Json(who.guard(&state).campaign_matches(id, q.open.unwrap_or(false)).await?))
+}
+
+/// Accepts or rejects a match (at the version read); accepting makes it a follow-up.
+#[utoipa::path(post, path = "/api/v1/screening/campaigns/{id}/matches/{match_id}/decision", tag = "screening",
+    params(("id" = i64, Path), ("match_id" = i64, Path)), request_body = DecisionBody,
+    responses((status = 200, body = MatchRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn decide(
+    State(state): State<AppState>,
+    who: Authed,
+    Path((id, match_id)): Path<(i64, i64)>,
+    Json(body): Json<DecisionBody>,
+) -> Result<axum::Json<MatchRecord>, ApiError> {
+    let decision = Decision::from_code(&body.decision).ok_or_else(|| ApiError::field("decision", "invalid"))?;
+    let mut e = kite_domain::FieldErrors::default();
+    let note = kite_domain::validation::multiline(&mut e, "note", body.note.as_deref().unwrap_or(""), false, 500);
+    if !e.is_empty() {
+        return Err(ApiError::Invalid(e));
+    }
+    let g = who.guard(&state);
+    Ok(axum::Json(g.campaign_decide(id, match_id, body.version, decision, note.as_deref()).await?))
+}
+
+/// Closes the campaign: the rosters are deleted, and the roster data of every match not
+/// accepted.
+#[utoipa::path(post, path = "/api/v1/screening/campaigns/{id}/close", tag = "screening", params(("id" = i64, Path)),
+    request_body = CloseBody,
+    responses((status = 200, body = CampaignRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn close(
+    State(state): State<AppState>,
+    who: Authed,
+    Path(id): Path<i64>,
+    Json(body): Json<CloseBody>,
+) -> Result<axum::Json<CampaignRecord>, ApiError> {
+    Ok(axum::Json(who.guard(&state).campaign_close(id, body.version).await?))
+}

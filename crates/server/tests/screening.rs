@@ -1,0 +1,107 @@
+//! Screening campaigns over HTTP on both backends: a region's administrator screens a
+//! roster from the place its members went to, reviews the matches and closes the
+//! campaign, which deletes the roster; others are refused.
+
+mod common;
+
+use common::*;
+use kite_domain::Role;
+use serde_json::{json, Value};
+
+fn campaign(org: &str, place: Option<&str>) -> Value {
+    json!({"org_code": org, "place_org_code": place, "name": "2026年冬季流动党员排查",
+           "starts_on": "2026-11-01", "ends_on": "2026-12-31"})
+}
+
+#[tokio::test]
+async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
+    on_each_backend(|s| async move {
+        let d = dest(s).await;
+        away_two(&d).await;
+        let (s, w) = (&d.w.s, &d.w);
+        let cty = s.user_token("cty_admin", Role::OrgAdmin, Some("CTY")).await;
+
+        // The screening permission of a region: its administrators, over their region only.
+        let url = "/api/v1/screening/campaigns";
+        s.post(url).auth(&w.b1_sec).json(&campaign("TA-B1", None)).send().await.error(403, "forbidden");
+        s.post(url).auth(&w.ta_admin).json(&campaign("CTY", None)).send().await.error(403, "forbidden");
+        let mut bad = campaign("CTY", None);
+        bad["ends_on"] = json!("2026-10-01");
+        s.post(url).auth(&cty).json(&bad).send().await.invalid("ends_on", "screening.ends_before_start");
+        let c = s.post(url).auth(&cty).json(&campaign("CTY", Some("DST"))).send().await.expect(201).clone();
+        let id = c["id"].as_i64().unwrap();
+        assert_eq!((c["status"].as_str(), c["place_org_code"].as_str()), (Some("open"), Some("DST")));
+
+        // A Suzhou roster: 张伟 (checked in there), 李娜 with a mistyped ID digit (away, not
+        // checked in), 王芳 (at home in the county), a stranger, and an unreadable line.
+        let mut li = id_of(2).into_bytes();
+        li[12] = if li[12] == b'5' { b'6' } else { b'5' };
+        let li = String::from_utf8(li).unwrap();
+        let csv = format!(
+            "苏州高新区流动人口登记表\n姓名,公民身份号码,联系电话\n张伟,{},13820000001\n李娜,{li},\n王芳,{},\n\
+             陌生人,320101199001011234,13800000000\n\"只有,一格\"\n",
+            id_of(1),
+            id_of(3)
+        );
+        let rosters = format!("{url}/{id}/rosters");
+        let up = |token: String, body: Vec<u8>| {
+            s.post(&rosters)
+                .auth(&token)
+                .multipart(&[("source", "苏州高新区公安分局")], Some(("流动人口.csv", &body)))
+                .send()
+        };
+        up(w.staff.clone(), csv.clone().into_bytes()).await.error(403, "forbidden");
+        up(cty.clone(), b"\x00\x01\x02 not a roster".to_vec()).await.client_error();
+        let r = up(cty.clone(), csv.clone().into_bytes()).await.expect(201).clone();
+        assert_eq!((r["rows_read"].as_i64(), r["unreadable"].as_i64()), (Some(5), Some(1)), "{r}");
+        assert_eq!(r["errors"][0]["line"], 7, "{r}");
+        assert_eq!(r["source"], "苏州高新区公安分局");
+
+        // The matches: each member once, with what it means for Suzhou; the stranger none.
+        let all = s.get(&format!("{url}/{id}/matches")).auth(&cty).send().await.ok().clone();
+        let by_name = |n: &str| all.as_array().unwrap().iter().find(|m| m["member_name"] == n).cloned();
+        let zhang = by_name("张伟").expect("张伟 found");
+        assert_eq!(zhang["outcome"], "known_here");
+        assert_eq!(by_name("李娜").expect("李娜 found despite the typo")["outcome"], "candidate_inflow");
+        assert_eq!(by_name("王芳").expect("王芳 found")["outcome"], "candidate_inflow");
+        assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+        assert!(!all.to_string().contains(&id_of(1)), "member ID numbers are masked");
+        assert!(zhang["explanation"]["fields"].is_array(), "{zhang}");
+
+        // Review: accept 李娜, reject 王芳; a stale or repeated decision is refused.
+        let decide = |m: &Value, decision: &str| {
+            let u = format!("{url}/{id}/matches/{}/decision", m["id"]);
+            s.post(&u)
+                .auth(&cty)
+                .json(&json!({"decision": decision, "version": m["version"], "note": "已电话联系"}))
+                .send()
+        };
+        let li_match = by_name("李娜").unwrap();
+        decide(&li_match, "maybe").await.invalid("decision", "invalid");
+        assert_eq!(decide(&li_match, "accepted").await.ok()["decision"], "accepted");
+        decide(&li_match, "rejected").await.error(409, "stale_version");
+        decide(&by_name("王芳").unwrap(), "rejected").await.ok();
+        let open = s.get(&format!("{url}/{id}/matches?open=true")).auth(&cty).send().await.ok().clone();
+        assert_eq!(open.as_array().map(Vec::len), Some(1));
+        s.get(&format!("{url}/{id}")).auth(&w.ta_admin).send().await.error(403, "forbidden");
+
+        // Closing deletes the roster file and the rows not accepted.
+        let v = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok().clone();
+        assert_eq!((v["campaign"]["accepted"].as_i64(), v["rosters"][0]["kept"].as_bool()), (Some(1), Some(true)));
+        let closed = s
+            .post(&format!("{url}/{id}/close"))
+            .auth(&cty)
+            .json(&json!({"version": v["campaign"]["version"]}))
+            .send()
+            .await;
+        assert_eq!(closed.ok()["status"], "closed");
+        let after = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok().clone();
+        assert_eq!(after["rosters"][0]["kept"], false);
+        let left = s.get(&format!("{url}/{id}/matches")).auth(&cty).send().await.ok().clone();
+        for m in left.as_array().unwrap() {
+            assert_eq!(m["row"].is_null(), m["decision"] != "accepted", "{m}");
+        }
+        up(cty.clone(), csv.into_bytes()).await.error(409, "screening.closed");
+    })
+    .await;
+}

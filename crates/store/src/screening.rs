@@ -1,0 +1,343 @@
+//! Screening campaigns: the campaign, its rosters and the matches under review. The
+//! matching runs in the server with `kite-screen`; who may do what is decided in
+//! `guard/screening.rs`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kite_domain::id_number;
+use kite_domain::screening::{Campaign, Decision};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::models::Org;
+use crate::{exec, on, StoreError, Tx};
+
+/// A campaign with its counts.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct CampaignRecord {
+    pub id: i64,
+    pub name: String,
+    /// The region screened: this organization's subtree.
+    pub org_code: String,
+    pub org_name: String,
+    /// Where the rosters come from; the region itself when `None`.
+    pub place_org_code: Option<String>,
+    pub place_org_name: Option<String>,
+    pub starts_on: NaiveDate,
+    pub ends_on: NaiveDate,
+    /// `open` or `closed`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub rosters: i64,
+    pub rows_read: i64,
+    pub matches: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    #[serde(skip)]
+    pub scope_path: String,
+    #[serde(skip)]
+    pub place_path: Option<String>,
+}
+
+impl CampaignRecord {
+    /// The path outcomes are decided against.
+    pub fn place(&self) -> &str {
+        self.place_path.as_deref().unwrap_or(&self.scope_path)
+    }
+}
+
+/// A roster as uploaded and matched.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RosterRecord {
+    pub id: i64,
+    pub file_name: String,
+    /// The department it came from.
+    pub source: Option<String>,
+    pub rows_read: i64,
+    pub unreadable: i64,
+    /// Rows with a sure match, and rows to review.
+    pub matched: i64,
+    pub to_review: i64,
+    pub uploaded_at: DateTime<Utc>,
+    /// Whether the file is still kept (until the campaign closes).
+    pub kept: bool,
+    /// Unreadable rows: `[{"line": 7, "reason": "row.too_few_fields"}, …]`.
+    pub errors: Option<serde_json::Value>,
+}
+
+type RosterRow = (i64, String, Option<String>, i64, i64, i64, i64, DateTime<Utc>, bool, Option<String>);
+
+impl From<RosterRow> for RosterRecord {
+    fn from(r: RosterRow) -> Self {
+        let (id, file_name, source, rows_read, unreadable, matched, to_review, uploaded_at, kept, errors) = r;
+        let errors = errors.and_then(|e| serde_json::from_str(&e).ok());
+        RosterRecord { id, file_name, source, rows_read, unreadable, matched, to_review, uploaded_at, kept, errors }
+    }
+}
+
+/// A roster row matched to a member, for review. The member's ID number is masked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MatchRecord {
+    pub id: i64,
+    pub roster_id: i64,
+    pub line: i64,
+    /// The roster row as read (its ID number masked); `None` once the campaign closed
+    /// without accepting it.
+    pub row: Option<serde_json::Value>,
+    pub member_id: i64,
+    pub member_name: String,
+    pub member_id_number_masked: String,
+    pub member_org_name: String,
+    pub score: f64,
+    /// `match` or `review`.
+    pub band: String,
+    /// `lost_contact_found`, `known_here` or `candidate_inflow`.
+    pub outcome: String,
+    /// Each field's agreement level and weight.
+    pub explanation: Option<serde_json::Value>,
+    pub decision: Option<Decision>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+    pub version: i64,
+}
+
+/// A matched row to store.
+#[derive(Debug, Clone)]
+pub struct NewMatch {
+    pub line: i64,
+    pub row: serde_json::Value,
+    pub member_id: i64,
+    pub score: f64,
+    pub band: &'static str,
+    pub outcome: &'static str,
+    pub explanation: serde_json::Value,
+}
+
+/// A roster to store with its matches.
+#[derive(Debug, Clone)]
+pub struct NewRoster<'a> {
+    pub file_name: &'a str,
+    pub source: Option<&'a str>,
+    pub rows_read: i64,
+    pub unreadable: i64,
+    pub errors: serde_json::Value,
+    pub content: &'a [u8],
+    pub matches: Vec<NewMatch>,
+}
+
+const CAMPAIGNS: &str = "SELECT c.id, c.name, o.code AS org_code, o.name AS org_name, p.code AS place_org_code, \
+     p.name AS place_org_name, c.starts_on, c.ends_on, c.status, c.created_at, c.closed_at, c.version, c.scope_path, \
+     c.place_path, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_rosters r WHERE r.campaign_id = c.id) AS rosters, \
+     (SELECT CAST(COALESCE(SUM(r.rows_read), 0) AS BIGINT) FROM screen_rosters r WHERE r.campaign_id = c.id) AS rows_read, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id) AS matches, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id \
+      AND m.decision = 'accepted') AS accepted, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id \
+      AND m.decision = 'rejected') AS rejected \
+     FROM screen_campaigns c JOIN organizations o ON o.id = c.org_id \
+     LEFT JOIN organizations p ON p.id = c.place_org_id";
+
+pub(crate) async fn insert_campaign(
+    tx: &mut Tx,
+    c: &Campaign,
+    org: &Org,
+    place: Option<&Org>,
+    user_id: i64,
+) -> Result<i64, StoreError> {
+    Ok(on!(tx, conn => sqlx::query_scalar(
+        "INSERT INTO screen_campaigns (name, org_id, scope_path, place_org_id, place_path, starts_on, ends_on, status, \
+         created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9) RETURNING id")
+        .bind(&c.name).bind(org.id).bind(&org.path).bind(place.map(|p| p.id)).bind(place.map(|p| p.path.as_str()))
+        .bind(c.starts_on).bind(c.ends_on).bind(user_id).bind(Utc::now())
+        .fetch_one(conn).await)?)
+}
+
+pub(crate) async fn campaign(tx: &mut Tx, id: i64) -> Result<Option<CampaignRecord>, StoreError> {
+    let sql = format!("{CAMPAIGNS} WHERE c.id = $1");
+    Ok(on!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?)
+}
+
+/// Campaigns over the subtree at `root` or inside it (`None`: all), newest first.
+pub(crate) async fn campaigns(tx: &mut Tx, root: Option<&str>) -> Result<Vec<CampaignRecord>, StoreError> {
+    let (lo, hi) = match root {
+        Some(r) => kite_domain::org::subtree_range(r),
+        None => (String::new(), "\u{10FFFF}".to_string()),
+    };
+    let sql = format!("{CAMPAIGNS} WHERE c.scope_path >= $1 AND c.scope_path < $2 ORDER BY c.id DESC LIMIT 200");
+    Ok(on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).fetch_all(c).await)?)
+}
+
+pub(crate) async fn rosters(tx: &mut Tx, campaign_id: i64) -> Result<Vec<RosterRecord>, StoreError> {
+    let rows: Vec<RosterRow> = on!(tx, c => sqlx::query_as(
+        "SELECT id, file_name, source, rows_read, unreadable, matched, to_review, uploaded_at, \
+         content IS NOT NULL AS kept, errors FROM screen_rosters WHERE campaign_id = $1 ORDER BY id")
+        .bind(campaign_id).fetch_all(c).await)?;
+    Ok(rows.into_iter().map(RosterRecord::from).collect())
+}
+
+/// Stores a roster and its matches; returns the roster's id.
+pub(crate) async fn insert_roster(
+    tx: &mut Tx,
+    campaign_id: i64,
+    r: &NewRoster<'_>,
+    user_id: i64,
+) -> Result<i64, StoreError> {
+    let matched = r.matches.iter().filter(|m| m.band == "match").count() as i64;
+    let to_review = r.matches.len() as i64 - matched;
+    let roster_id: i64 = on!(&mut *tx, c => sqlx::query_scalar(
+        "INSERT INTO screen_rosters (campaign_id, file_name, source, rows_read, unreadable, matched, to_review, \
+         uploaded_by, uploaded_at, content, errors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id")
+        .bind(campaign_id).bind(r.file_name).bind(r.source).bind(r.rows_read).bind(r.unreadable).bind(matched)
+        .bind(to_review).bind(user_id).bind(Utc::now()).bind(r.content).bind(r.errors.to_string())
+        .fetch_one(c).await)?;
+    for m in &r.matches {
+        exec!(
+            &mut *tx,
+            sqlx::query(
+                "INSERT INTO screen_matches (campaign_id, roster_id, line, row_data, member_id, score, band, outcome, \
+                 explanation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            )
+            .bind(campaign_id)
+            .bind(roster_id)
+            .bind(m.line)
+            .bind(m.row.to_string())
+            .bind(m.member_id)
+            .bind(m.score)
+            .bind(m.band)
+            .bind(m.outcome)
+            .bind(m.explanation.to_string())
+        )?;
+    }
+    Ok(roster_id)
+}
+
+#[derive(sqlx::FromRow)]
+struct MatchRow {
+    id: i64,
+    roster_id: i64,
+    line: i64,
+    row_data: Option<String>,
+    member_id: i64,
+    member_name: String,
+    id_number: String,
+    member_org_name: String,
+    score: f64,
+    band: String,
+    outcome: String,
+    explanation: Option<String>,
+    decision: Option<String>,
+    decided_at: Option<DateTime<Utc>>,
+    note: Option<String>,
+    version: i64,
+}
+
+impl From<MatchRow> for MatchRecord {
+    fn from(r: MatchRow) -> Self {
+        let json = |s: Option<String>| s.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
+        // The roster's ID number would be the member's: shown masked, as the member's is.
+        let mut row = json(r.row_data);
+        if let Some(id) = row.as_mut().and_then(|v| v.get_mut("id_number")) {
+            if let Some(masked) = id.as_str().map(id_number::mask) {
+                *id = serde_json::Value::String(masked);
+            }
+        }
+        MatchRecord {
+            id: r.id,
+            roster_id: r.roster_id,
+            line: r.line,
+            row,
+            member_id: r.member_id,
+            member_name: r.member_name,
+            member_id_number_masked: id_number::mask(&r.id_number),
+            member_org_name: r.member_org_name,
+            score: r.score,
+            band: r.band,
+            outcome: r.outcome,
+            explanation: json(r.explanation),
+            decision: r.decision.as_deref().and_then(Decision::from_code),
+            decided_at: r.decided_at,
+            note: r.note,
+            version: r.version,
+        }
+    }
+}
+
+const MATCHES: &str = "SELECT s.id, s.roster_id, s.line, s.row_data, s.member_id, m.name AS member_name, m.id_number, \
+     o.name AS member_org_name, s.score, s.band, s.outcome, s.explanation, s.decision, s.decided_at, s.note, s.version \
+     FROM screen_matches s JOIN members m ON m.id = s.member_id JOIN organizations o ON o.id = m.org_id";
+
+/// A campaign's matches, best first; only those not yet decided when `open_only`.
+pub(crate) async fn matches(tx: &mut Tx, campaign_id: i64, open_only: bool) -> Result<Vec<MatchRecord>, StoreError> {
+    let open = if open_only { " AND s.decision IS NULL" } else { "" };
+    let sql = format!("{MATCHES} WHERE s.campaign_id = $1{open} ORDER BY s.score DESC, s.id LIMIT 1000");
+    let rows: Vec<MatchRow> = on!(tx, c => sqlx::query_as(&sql).bind(campaign_id).fetch_all(c).await)?;
+    Ok(rows.into_iter().map(MatchRecord::from).collect())
+}
+
+/// A match with its campaign's id.
+pub(crate) async fn match_by_id(tx: &mut Tx, id: i64) -> Result<Option<(i64, MatchRecord)>, StoreError> {
+    let campaign: Option<i64> = on!(&mut *tx, c => sqlx::query_scalar(
+        "SELECT campaign_id FROM screen_matches WHERE id = $1").bind(id).fetch_optional(c).await)?;
+    let Some(campaign_id) = campaign else { return Ok(None) };
+    let sql = format!("{MATCHES} WHERE s.id = $1");
+    let r: Option<MatchRow> = on!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?;
+    Ok(r.map(|r| (campaign_id, MatchRecord::from(r))))
+}
+
+/// Records a decision on an undecided match at the version read.
+pub(crate) async fn decide(
+    tx: &mut Tx,
+    id: i64,
+    version: i64,
+    decision: Decision,
+    note: Option<&str>,
+    user_id: i64,
+) -> Result<(), StoreError> {
+    let n = exec!(
+        tx,
+        sqlx::query(
+            "UPDATE screen_matches SET decision = $1, note = $2, decided_by = $3, decided_at = $4, \
+             version = version + 1 WHERE id = $5 AND version = $6 AND decision IS NULL"
+        )
+        .bind(decision.code())
+        .bind(note)
+        .bind(user_id)
+        .bind(Utc::now())
+        .bind(id)
+        .bind(version)
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict("stale_version"));
+    }
+    Ok(())
+}
+
+/// Closes a campaign: the rosters' files are deleted, and the roster data of every match
+/// not accepted.
+pub(crate) async fn close(tx: &mut Tx, id: i64, version: i64) -> Result<(), StoreError> {
+    let n = exec!(
+        &mut *tx,
+        sqlx::query(
+            "UPDATE screen_campaigns SET status = 'closed', closed_at = $1, version = version + 1 \
+             WHERE id = $2 AND version = $3 AND status = 'open'"
+        )
+        .bind(Utc::now())
+        .bind(id)
+        .bind(version)
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict("stale_version"));
+    }
+    exec!(&mut *tx, sqlx::query("UPDATE screen_rosters SET content = NULL WHERE campaign_id = $1").bind(id))?;
+    exec!(
+        tx,
+        sqlx::query(
+            "UPDATE screen_matches SET row_data = NULL WHERE campaign_id = $1 \
+             AND (decision IS NULL OR decision <> 'accepted')"
+        )
+        .bind(id)
+    )?;
+    Ok(())
+}
