@@ -1632,6 +1632,21 @@ async fn a_home_side_outside_the_system_gets_a_printable_letter() {
         let other = Web::open(&w.s, "tb_sec").await;
         assert_eq!(other.get(&format!("/checkins/{id}/letter")).await.status, 404);
         assert_eq!(w.s.audit().await.into_iter().filter(|a| a.action == "checkin.letter").count(), 1);
+
+        // Without an activity certificate: the request for one goes to that home side on paper.
+        assert!(detail.text.contains(&format!("/checkins/{id}/certificate-request")), "{}", detail.text);
+        let request = away.page(&format!("/checkins/{id}/certificate-request")).await;
+        for part in ["流动党员活动证补发申请函", "安徽省临泉县城关镇党委", stranger_id.as_str(), "狮山大厦联合党支部"] {
+            assert!(request.text.contains(part), "{part} in {}", request.text);
+        }
+        let requests = w.s.audit().await.into_iter().filter(|a| a.action == "certificate.request_letter").count();
+        assert_eq!(requests, 1, "the full number shown, the view audited");
+        assert_eq!(other.get(&format!("/checkins/{id}/certificate-request")).await.status, 404);
+        // A certificate the member shows from outside the system is recorded as shown.
+        let (url, check) = form_with_id(&detail, "check-certificate");
+        see_other(&away.post(&url, &check.with("number", "AH-LQ-2026-0031")).await);
+        let after = away.page(&format!("/checkins/{id}")).await;
+        assert!(after.text.contains("AH-LQ-2026-0031") && after.text.contains("按原件登记"), "{}", after.text);
     })
     .await;
 }
