@@ -2009,3 +2009,51 @@ async fn a_member_arriving_from_outside_is_registered_and_the_receipt_printed() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_screening_campaign_runs_through_the_pages() {
+    on_each_backend(|s| async move {
+        let d = dest(s).await;
+        away_two(&d).await;
+        let w = &d.w;
+        w.s.user("cty_admin", kite_domain::Role::OrgAdmin, Some("CTY"), None).await;
+        let cty = Web::open(&w.s, "cty_admin").await;
+        assert!(cty.page("/").await.text.contains("href=\"/screening\""));
+        // A secretary has no screening permission.
+        let b1 = Web::open(&w.s, "b1_sec").await;
+        assert_eq!(b1.get("/screening").await.status, 403);
+
+        let (action, f) = cty.form("/screening").await;
+        assert_eq!(f.get("org_code"), Some("CTY"));
+        let r = cty.post(&action, &f.clone().with("name", "")).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("name", "必填")]);
+        let at = see_other(&cty.post(&action, &f.with("name", "冬季排查").with("place_org_code", "DST")).await);
+
+        // A roster uploaded from the campaign's page; the matches are listed for review.
+        let page = cty.page(&at).await;
+        let csrf = form_with_id(&page, "roster-form").1.get("csrf").unwrap_or_default().to_string();
+        let csv = format!("姓名,公民身份号码\n张伟,{}\n李娜,{}\n", id_of(1), id_of(2));
+        let up =
+            w.s.post(&format!("{at}/rosters"))
+                .cookie(&cty.cookie)
+                .multipart(&[("csrf", &csrf), ("source", "公安分局")], Some(("名单.csv", csv.as_bytes())))
+                .send()
+                .await;
+        assert_eq!(up.status, 303, "{}", up.text);
+        let page = cty.page(&at).await;
+        assert!(page.text.contains("公安分局") && page.text.contains("未报到，需联系报到"), "{}", page.text);
+        let first = page.text.split("id=\"accept-").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
+        let (url, decide) = form_with_id(&page, &format!("accept-{first}"));
+        see_other(&cty.post(&url, &decide.with("decision", "accepted").with("note", "已联系")).await);
+        let page = cty.page(&at).await;
+        assert!(page.text.contains("已确认") && page.text.contains("已联系"), "{}", page.text);
+
+        // Closing: the file is deleted, the page says so, no more uploads.
+        let (url, close) = form_with_id(&page, "close-campaign");
+        see_other(&cty.post(&url, &close).await);
+        let page = cty.page(&at).await;
+        assert!(page.text.contains("已结束") && page.text.contains("（已删除）"), "{}", page.text);
+        assert!(!page.text.contains("id=\"roster-form\""));
+    })
+    .await;
+}

@@ -19,7 +19,7 @@ use crate::AppState;
 /// Rosters up to this size are taken in one request; larger ones go through `kite screen`.
 pub const UPLOAD_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-#[derive(Deserialize, ToSchema, Default)]
+#[derive(Deserialize, serde::Serialize, ToSchema, Default)]
 #[serde(default)]
 pub struct CampaignBody {
     /// The organization whose subtree's registry is screened.
@@ -40,6 +40,27 @@ pub struct DecisionBody {
     pub decision: String,
     pub version: i64,
     pub note: Option<String>,
+}
+
+impl DecisionBody {
+    pub fn validate(&self) -> Result<(Decision, Option<String>), ApiError> {
+        let decision = Decision::from_code(&self.decision).ok_or_else(|| ApiError::field("decision", "invalid"))?;
+        let mut e = kite_domain::FieldErrors::default();
+        let note = kite_domain::validation::multiline(&mut e, "note", self.note.as_deref().unwrap_or(""), false, 500);
+        match e.is_empty() {
+            true => Ok((decision, note)),
+            false => Err(ApiError::Invalid(e)),
+        }
+    }
+}
+
+impl CampaignBody {
+    /// The campaign and the place's code, validated.
+    pub fn validate(&self) -> Result<(kite_domain::screening::Campaign, Option<&str>), ApiError> {
+        let input = CampaignInput { name: &self.name, starts_on: &self.starts_on, ends_on: &self.ends_on };
+        let c = screening::validate(&input).map_err(ApiError::Invalid)?;
+        Ok((c, self.place_org_code.as_deref().map(str::trim).filter(|p| !p.is_empty())))
+    }
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -71,9 +92,7 @@ pub async fn create(
     who: Authed,
     Json(body): Json<CampaignBody>,
 ) -> Result<(StatusCode, axum::Json<CampaignRecord>), ApiError> {
-    let input = CampaignInput { name: &body.name, starts_on: &body.starts_on, ends_on: &body.ends_on };
-    let c = screening::validate(&input).map_err(ApiError::Invalid)?;
-    let place = body.place_org_code.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    let (c, place) = body.validate()?;
     Ok((StatusCode::CREATED, axum::Json(who.guard(&state).campaign_create(body.org_code.trim(), place, &c).await?)))
 }
 
@@ -108,8 +127,23 @@ pub async fn upload(
         ApiError::Invalid(_) => ApiError::field("file", "screening.file_unreadable"),
         e => e,
     })?;
-    let source = texts.iter().find(|(k, _)| k == "source").map(|(_, v)| v.trim().to_string()).filter(|s| !s.is_empty());
+    let source = texts.iter().find(|(k, _)| k == "source").map(|(_, v)| v.as_str());
+    let roster = add_roster(&g, &campaign, members, &file_name, bytes.to_vec(), source).await?;
+    Ok((StatusCode::CREATED, axum::Json(roster)))
+}
+
+/// Matches an uploaded roster against the campaign's registry and stores the run (the API
+/// and the page share it).
+pub async fn add_roster(
+    g: &kite_store::Guard<'_>,
+    campaign: &CampaignRecord,
+    members: Vec<kite_store::ScreeningMember>,
+    file_name: &str,
+    bytes: Vec<u8>,
+    source: Option<&str>,
+) -> Result<RosterRecord, ApiError> {
     let name = file_name.trim().chars().take(200).collect::<String>();
+    let source = source.map(|s| s.trim().chars().take(100).collect::<String>()).filter(|s| !s.is_empty());
     let suffix = std::path::Path::new(&name).extension().and_then(|e| e.to_str()).unwrap_or("csv").to_ascii_lowercase();
     let place = campaign.place().to_string();
     let content = bytes.clone();
@@ -131,7 +165,7 @@ pub async fn upload(
         content: &bytes,
         matches: run.matches,
     };
-    Ok((StatusCode::CREATED, axum::Json(g.campaign_add_roster(id, &roster).await?)))
+    Ok(g.campaign_add_roster(campaign.id, &roster).await?)
 }
 
 /// The campaign's matches, best first (at most 1000): the roster row, the member found
@@ -159,12 +193,7 @@ pub async fn decide(
     Path((id, match_id)): Path<(i64, i64)>,
     Json(body): Json<DecisionBody>,
 ) -> Result<axum::Json<MatchRecord>, ApiError> {
-    let decision = Decision::from_code(&body.decision).ok_or_else(|| ApiError::field("decision", "invalid"))?;
-    let mut e = kite_domain::FieldErrors::default();
-    let note = kite_domain::validation::multiline(&mut e, "note", body.note.as_deref().unwrap_or(""), false, 500);
-    if !e.is_empty() {
-        return Err(ApiError::Invalid(e));
-    }
+    let (decision, note) = body.validate()?;
     let g = who.guard(&state);
     Ok(axum::Json(g.campaign_decide(id, match_id, body.version, decision, note.as_deref()).await?))
 }

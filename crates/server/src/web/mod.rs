@@ -8,6 +8,7 @@ mod flows;
 mod members;
 mod orgs;
 mod points;
+mod screening;
 mod session;
 mod transfers;
 
@@ -66,6 +67,8 @@ pub fn templates() -> Environment<'static> {
         ("certificate_print.html", include_str!("../../templates/certificate_print.html")),
         ("certificate_request_letter.html", include_str!("../../templates/certificate_request_letter.html")),
         ("verify.html", include_str!("../../templates/verify.html")),
+        ("screening.html", include_str!("../../templates/screening.html")),
+        ("screening_campaign.html", include_str!("../../templates/screening_campaign.html")),
         ("transfer.html", include_str!("../../templates/transfer.html")),
         ("transfer_form.html", include_str!("../../templates/transfer_form.html")),
         ("transfer_letter.html", include_str!("../../templates/transfer_letter.html")),
@@ -104,6 +107,7 @@ pub fn router() -> Router<AppState> {
         .merge(agreements::router())
         .merge(transfers::router())
         .merge(certificates::router())
+        .merge(screening::router())
         .merge(points::router())
         .route("/assets/pico.min.css", get(|| async { asset(CSS, include_str!("../../assets/vendor/pico.min.css")) }))
         .route("/assets/app.css", get(|| async { asset(CSS, include_str!("../../assets/app.css")) }))
@@ -251,6 +255,7 @@ fn render(state: &AppState, name: &str, lang: Lang, who: Option<&Authed>, ctx: V
         may_write_agreements => may(Action::WriteAgreements),
         may_transfer => may(Action::Transfer),
         may_certificates => may(Action::Certificates),
+        may_screen => may(Action::Screen),
         // Forms read `errors[field]`; pages without errors get an empty map.
         errors => BTreeMap::<String, String>::new(),
     };
