@@ -19,6 +19,7 @@
 
 pub mod compare;
 pub mod model;
+pub mod stream;
 
 use std::hash::Hasher;
 use std::io::{self, Write};
@@ -33,6 +34,7 @@ pub use compare::{compare, Record, Vector, View, FIELDS, LEVELS};
 pub use model::{
     estimate, probability, u_from_random_pairs, EmOptions, EmResult, Explanation, FieldWeight, Model, Weights,
 };
+pub use stream::{match_stream, Chunk, StreamOptions, StreamReport, StreamTimings};
 
 use crate::normalize::{repair_candidates, Gender, PartialDate};
 
@@ -360,6 +362,10 @@ impl<'r> Matcher<'r> {
         Matcher { registry, weights: model.weights(), model, config }
     }
 
+    pub fn registry(&self) -> &'r Registry {
+        self.registry
+    }
+
     pub fn model(&self) -> &Model {
         &self.model
     }
@@ -502,7 +508,10 @@ impl<'r> Matcher<'r> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrainOptions {
-    /// Random pairs for u.
+    /// Random pairs for u. Fewer than a million leave the u of rare agreements (the
+    /// same birth date: about 1 in 27,000) to a handful of pairs: 200,000 gave 16.5
+    /// bits for an exact birth date instead of 14.7 and 39 wrong sure matches instead
+    /// of 6 at 1M × 1M (BENCHMARKS.md).
     pub random_pairs: usize,
     pub seed: u64,
     pub em: EmOptions,
@@ -510,7 +519,7 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        TrainOptions { random_pairs: 200_000, seed: 1, em: EmOptions::default() }
+        TrainOptions { random_pairs: 2_000_000, seed: 1, em: EmOptions::default() }
     }
 }
 
@@ -526,6 +535,9 @@ pub struct Training {
     pub pairs: usize,
     pub patterns: usize,
 }
+
+/// Random streams the u pairs are drawn from (split among the threads).
+const U_STREAMS: u64 = 8;
 
 /// The fields each training session leaves out because its pairs agree on them by
 /// construction: ID path; birth date + initial; pinyin + year; phone; ID county + birth
@@ -565,13 +577,24 @@ fn merge_counts(parts: Vec<FxHashMap<Vector, f64>>) -> Vec<(Vector, f64)> {
 pub fn train(registry: &Registry, rows: &[Record], config: &MatchConfig, options: &TrainOptions) -> Training {
     let mut start = Model::initial();
     if !registry.is_empty() && !rows.is_empty() {
-        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-        let pairs = (0..options.random_pairs).filter_map(|_| {
-            let r = &rows[rng.gen_range(0..rows.len())];
-            let m = registry.view(rng.gen_range(0..registry.len()) as u32)?;
-            Some(compare(&r.view(), &m))
+        // Eight streams of the seed, shared among the threads: the same pairs whatever
+        // the number of threads.
+        let streams: Vec<u64> = (0..U_STREAMS).collect();
+        let per_stream = options.random_pairs.div_ceil(U_STREAMS as usize);
+        let parts = in_chunks(&streams, config.threads, |streams| {
+            let mut vectors = Vec::with_capacity(per_stream * streams.len());
+            for stream in streams {
+                let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+                rng.set_stream(*stream);
+                vectors.extend((0..per_stream).filter_map(|_| {
+                    let r = &rows[rng.gen_range(0..rows.len())];
+                    let m = registry.view(rng.gen_range(0..registry.len()) as u32)?;
+                    Some(compare(&r.view(), &m))
+                }));
+            }
+            vectors
         });
-        start.u = u_from_random_pairs(pairs.collect::<Vec<_>>());
+        start.u = u_from_random_pairs(parts.into_iter().flatten());
     }
     let matcher = Matcher::new(registry, start.clone(), *config);
     let parts = in_chunks(rows, config.threads, |chunk| {
