@@ -15,8 +15,9 @@
 # Options: --sizes "N N …" (roster rows; commas or spaces), --members N, --corruption
 # none|standard|heavy, --seed N, --threads N (Kite), --splink-max N (largest roster Splink
 # is run on; default 1000000: at 10M it does not fit this machine, see BENCHMARKS.md),
-# --u-max-pairs F (Splink's random pairs for u, default 1e7), --keep (keep the generated
-# files in target/bench-screen).
+# --u-max-pairs F (Splink's random pairs for u, default 1e7), --splink-timeout S (stop
+# Splink after S seconds and report how far it got; default none), --keep (keep the
+# generated files in target/bench-screen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,7 @@ seed=2024
 threads=2
 splink_max=1000000
 u_max_pairs=1e7
+splink_timeout=0
 keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --splink-max) splink_max="$2"; shift 2 ;;
     --u-max-pairs) u_max_pairs="$2"; shift 2 ;;
+    --splink-timeout) splink_timeout="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -99,16 +102,20 @@ for rows in $sizes; do
   "$bench" idpath --dir "$dir" >"$dir/idpath.txt"
 
   splink_ran=0
+  splink_status=0
   if [ "$rows" -le "$splink_max" ]; then
     echo "== Splink on $rows rows" >&2
     splink_load_before="$(load)"
-    if /usr/bin/time -f '%e %M' -o "$dir/splink.time" \
+    splink_status=0
+    /usr/bin/time -f '%e %M' -o "$dir/splink.time" timeout "$splink_timeout" \
       "$venv/bin/python" scripts/splink_baseline.py --dir "$dir" --out "$dir/splink_matches.csv" \
-      --settings-out "$dir/splink_settings.md" --log "$dir/splink.log" --u-max-pairs "$u_max_pairs" >"$dir/splink.txt"; then
+      --settings-out "$dir/splink_settings.md" --log "$dir/splink.log" --u-max-pairs "$u_max_pairs" \
+      >"$dir/splink.txt" 2>"$dir/splink.err" || splink_status=$?
+    if [ "$splink_status" = 0 ]; then
       splink_ran=1
       "$bench" score --dir "$dir" --matches "$dir/splink_matches.csv" >"$dir/splink_score.txt"
     else
-      echo "Splink failed on $rows rows (see $dir/splink.log)" >&2
+      echo "Splink stopped on $rows rows with status $splink_status (see $dir/splink.log, $dir/splink.err)" >&2
     fi
     splink_load_after="$(load)"
   fi
@@ -152,7 +159,15 @@ for rows in $sizes; do
       echo "| peak memory (max RSS) | **$k_rss MiB** |"
       echo "| load average before / after | $kite_load_before / $kite_load_after |"
       echo
-      echo "Splink not run at this size (--splink-max $splink_max)."
+      if [ "$rows" -gt "$splink_max" ]; then
+        echo "Splink not run at this size (--splink-max $splink_max)."
+      elif [ "$splink_status" = 124 ]; then
+        echo "Splink did not finish within --splink-timeout $splink_timeout s and was stopped: $(cut -d' ' -f1 "$dir/splink.time" | tail -n1) s, peak memory (max RSS) $(cut -d' ' -f2 "$dir/splink.time" | tail -n1 | mib) MiB until then, load average before / after $splink_load_before / $splink_load_after. Last lines of its log:"
+        echo; echo '```text'; grep -v '^ *$' "$dir/splink.log" | tail -n 4 | cut -c1-200; echo '```'
+      else
+        echo "Splink stopped with status $splink_status after $(cut -d' ' -f1 "$dir/splink.time" | tail -n1) s, peak memory (max RSS) $(cut -d' ' -f2 "$dir/splink.time" | tail -n1 | mib) MiB, load average before / after $splink_load_before / $splink_load_after. Last lines of its output:"
+        echo; echo '```text'; { grep -v '^ *$' "$dir/splink.log"; cat "$dir/splink.err"; } | tail -n 6 | cut -c1-200; echo '```'
+      fi
     fi
     echo
     echo "Exact-ID path: $(grep -m1 '^plain hash join' "$dir/idpath.txt")."
