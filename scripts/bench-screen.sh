@@ -22,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out="${KITE_BENCH_OUT:-BENCHMARKS.md}"
+command_line="./scripts/bench-screen.sh${*:+ $*}"
 sizes="100000 1000000"
 members=1000000
 corruption=standard
@@ -76,7 +77,7 @@ field() { grep "^$1 " "$2" | head -n1 | cut -d' ' -f"$3"; }
   echo "### Run"
   echo
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S +0000')"
-  echo "- Command: \`./scripts/bench-screen.sh${*:+ $*}\` (sizes $sizes; $members members; corruption $corruption; seed $seed; Kite on $threads threads)"
+  echo "- Command: \`$command_line\` (sizes $sizes; $members members; corruption $corruption; seed $seed; Kite on $threads threads)"
   echo "- Machine: $(nproc) CPUs (\`nproc\`), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "- Toolchain: $(rustc --version), release profile; Python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'), Splink $SPLINK_VERSION, DuckDB $DUCKDB_VERSION"
   echo "- Source: git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates/screen scripts || echo ' with uncommitted changes')"
@@ -126,7 +127,7 @@ for rows in $sizes; do
   {
     echo "### $(thousands "$rows") roster rows against $(thousands "$members") members"
     echo
-    echo "Files: $(du -h "$dir/members.csv" | cut -f1) registry, $(du -h "$dir/roster.csv" | cut -f1) roster ($(head -n1 "$dir/gen.txt"))."
+    echo "Files: $(du -h "$dir/members.csv" | cut -f1) registry, $(du -h "$dir/roster.csv" | cut -f1) roster ($(head -n1 "$dir/gen.txt" | sed 's/ into .*//'))."
     echo
     if [ "$splink_ran" = 1 ]; then
       s_wall=$(cut -d' ' -f1 "$dir/splink.time" | tail -n1)
