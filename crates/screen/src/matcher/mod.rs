@@ -191,7 +191,7 @@ impl RegistryBuilder {
 /// their ranges in one posting list, found through a table of where each prefix of the
 /// keys' top bits starts (about four keys a prefix): a lookup reads the table, then a few
 /// neighbouring keys. Less memory than hash maps, and built from the sorted pairs while
-/// they are given back (1M members: the registry's peak while building fell by 45 MiB).
+/// they are given back.
 #[derive(Default)]
 struct BlockIndex {
     /// `prefix[p]..prefix[p + 1]`: the keys whose top bits are `p`.
