@@ -22,7 +22,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out="${KITE_BENCH_OUT:-BENCHMARKS.md}"
-command_line="./scripts/bench-screen.sh${*:+ $*}"
+command_line="./scripts/bench-screen.sh"
+if [ $# -gt 0 ]; then command_line+="$(printf ' %q' "$@")"; fi
 sizes="100000 1000000"
 members=1000000
 corruption=standard

@@ -600,7 +600,7 @@ pub struct TrainOptions {
     /// Random pairs for u. Fewer than a million leave the u of rare agreements (the
     /// same birth date: about 1 in 27,000) to a handful of pairs: 200,000 gave 16.5
     /// bits for an exact birth date instead of 14.7 and 39 wrong sure matches instead
-    /// of 6 at 1M × 1M (BENCHMARKS.md).
+    /// of 5 at 1M × 1M (BENCHMARKS.md).
     pub random_pairs: usize,
     pub seed: u64,
     pub em: EmOptions,
