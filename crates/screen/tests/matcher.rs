@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use kite_screen::gen::{Corruption, Counts, GenConfig, Generator};
-use kite_screen::import::{ImportOptions, Roster};
+use kite_screen::import::{End, ImportOptions, Roster};
 use kite_screen::matcher::{
-    train, Band, MatchConfig, Matcher, Path as Found, Record, Registry, RowMatch, TrainOptions,
+    match_stream, train, Band, MatchConfig, Matcher, Path as Found, Record, Registry, RowMatch, StreamOptions,
+    TrainOptions,
 };
 use kite_screen::normalize::normalize_id;
 
@@ -107,4 +108,44 @@ fn without_corruption_every_member_row_is_a_sure_id_match() {
             None => assert!(best.is_none_or(|c| c.band != Band::Match), "{row:?}: {best:?}"),
         }
     }
+}
+
+#[test]
+fn streaming_in_chunks_gives_what_matching_all_rows_at_once_gives() {
+    let config = GenConfig { seed: 78, members: 5_000, roster_rows: 2_000, ..GenConfig::default() };
+    let generator = Generator::new(config);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (members, roster) = (dir.path().join("members.csv"), dir.path().join("roster.csv"));
+    generator.write_registry(std::fs::File::create(&members).expect("create")).expect("write");
+    generator.write_roster(std::fs::File::create(&roster).expect("create"), std::io::sink()).expect("write");
+
+    let member_rows = read(&members);
+    let registry = Registry::from_records(member_rows.iter().map(|(row, r)| (*row, r)));
+    let rows = read(&roster);
+    let records: Vec<Record> = rows.iter().map(|(_, r)| r.clone()).collect();
+    let config =
+        MatchConfig { today: NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(), threads: 2, ..MatchConfig::default() };
+    let options = StreamOptions { chunk_rows: 333, train_rows: 1_500, ..StreamOptions::default() };
+    let training = train(&registry, &records[..1_500], &config, &options.train);
+    let expected = Matcher::new(&registry, training.model, config).match_all(&records);
+
+    let opened = Roster::open(&roster, &ImportOptions::default()).expect("open");
+    let (mut lines, mut results) = (Vec::new(), Vec::new());
+    let report = match_stream(
+        || Ok::<_, std::io::Error>(Registry::from_records(member_rows.iter().map(|(row, r)| (*row, r)))),
+        opened.rows(Arc::new(AtomicBool::new(false))).expect("rows"),
+        &config,
+        &options,
+        |_, chunk, found| {
+            assert!(chunk.records.len() <= 333 && chunk.unreadable.is_empty());
+            lines.extend_from_slice(&chunk.lines);
+            results.extend_from_slice(found);
+            Ok(())
+        },
+    )
+    .expect("stream");
+    assert_eq!((report.rows, report.chunks, report.train_rows), (2_000, 7, 1_500));
+    assert_eq!(report.roster.end, End::Completed);
+    assert_eq!(lines, rows.iter().map(|(line, _)| *line).collect::<Vec<_>>());
+    assert_eq!(results, expected);
 }

@@ -19,6 +19,7 @@
 
 pub mod compare;
 pub mod model;
+pub mod stream;
 
 use std::hash::Hasher;
 use std::io::{self, Write};
@@ -31,8 +32,10 @@ use serde::{Deserialize, Serialize};
 
 pub use compare::{compare, Record, Vector, View, FIELDS, LEVELS};
 pub use model::{
-    estimate, probability, u_from_random_pairs, EmOptions, EmResult, Explanation, FieldWeight, Model, Weights,
+    estimate, probability, u_from_counts, u_from_random_pairs, EmOptions, EmResult, Explanation, FieldWeight, Model,
+    Weights,
 };
+pub use stream::{match_stream, Chunk, StreamOptions, StreamReport, StreamTimings};
 
 use crate::normalize::{repair_candidates, Gender, PartialDate};
 
@@ -101,9 +104,25 @@ struct Member {
     lens: [u16; 4],
     birth: Option<PartialDate>,
     gender: Option<Gender>,
-    phone: Option<u64>,
+    /// 0 if unknown (no real number is all zeros): 8 bytes less a member than an Option.
+    phone: u64,
     /// The member's data row in the registry file, 1-based.
     row: u64,
+}
+
+/// An ID key with its bits spread (a bijection), so that its top bits tell keys apart
+/// as a hash's do ([`BlockIndex`] finds keys by their top bits).
+fn spread(k: u64) -> u64 {
+    k.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A blocking key and a member that has it, in 12 bytes instead of the 16 of a tuple:
+/// five per member are held until the registry is built.
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
+struct KeyMember {
+    key: u64,
+    member: u32,
 }
 
 /// Adds records one at a time, then [`RegistryBuilder::build`] sorts the keys once.
@@ -111,8 +130,8 @@ struct Member {
 pub struct RegistryBuilder {
     arena: String,
     members: Vec<Member>,
-    keys: Vec<(u64, u32)>,
-    ids: Vec<(u64, u32)>,
+    keys: Vec<KeyMember>,
+    ids: Vec<KeyMember>,
     scratch: Vec<(u8, u64)>,
 }
 
@@ -141,39 +160,111 @@ impl RegistryBuilder {
             self.arena.push_str(s);
             lens[i] = s.len() as u16;
         }
-        self.members.push(Member { start, lens, birth: r.birth, gender: r.gender, phone: r.phone, row });
+        self.members.push(Member { start, lens, birth: r.birth, gender: r.gender, phone: r.phone.unwrap_or(0), row });
         if let Some(k) = id_key(r.id.as_bytes()) {
-            self.ids.push((k, index));
+            self.ids.push(KeyMember { key: spread(k), member: index });
         }
         let mut keys = std::mem::take(&mut self.scratch);
         block_keys(&r.view(), r.id_birth, true, &mut keys);
-        self.keys.extend(keys.iter().map(|k| (k.1, index)));
+        self.keys.extend(keys.iter().map(|k| KeyMember { key: k.1, member: index }));
         self.scratch = keys;
     }
 
     pub fn build(mut self) -> Registry {
-        self.keys.sort_unstable();
-        self.keys.dedup();
-        let mut blocks: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
-        let mut postings = Vec::with_capacity(self.keys.len());
-        for (i, (k, m)) in self.keys.iter().enumerate() {
-            if i == 0 || self.keys[i - 1].0 != *k {
-                blocks.insert(*k, (postings.len() as u32, 0));
-            }
-            if let Some(b) = blocks.get_mut(k) {
-                b.1 += 1;
-            }
-            postings.push(*m);
-        }
+        let mut pairs = std::mem::take(&mut self.keys);
+        pairs.sort_unstable_by_key(|p| ({ p.key }, { p.member }));
+        pairs.dedup_by_key(|p| ({ p.key }, { p.member }));
+        let blocks = BlockIndex::from_sorted(pairs);
         // A number listed twice in the registry keeps its first member.
-        let mut by_id: FxHashMap<u64, u32> = FxHashMap::default();
-        by_id.reserve(self.ids.len());
-        for (k, m) in self.ids {
-            by_id.entry(k).or_insert(m);
-        }
+        let mut ids = self.ids;
+        // Stable: of the members with the same number, the first stays first.
+        ids.sort_by_key(|p| p.key);
+        ids.dedup_by_key(|p| p.key);
+        let by_id = BlockIndex::from_sorted(ids);
         self.arena.shrink_to_fit();
         self.members.shrink_to_fit();
-        Registry { arena: self.arena, members: self.members, by_id, blocks, postings }
+        Registry { arena: self.arena, members: self.members, by_id, blocks }
+    }
+}
+
+/// Keys to members: the blocks (each key's members), and the ID numbers. Sorted keys with
+/// their ranges in one posting list, found through a table of where each prefix of the
+/// keys' top bits starts (about four keys a prefix): a lookup reads the table, then a few
+/// neighbouring keys. Less memory than hash maps, and built from the sorted pairs while
+/// they are given back.
+#[derive(Default)]
+struct BlockIndex {
+    /// `prefix[p]..prefix[p + 1]`: the keys whose top bits are `p`.
+    prefix: Vec<u32>,
+    shift: u32,
+    keys: Vec<u64>,
+    /// `starts[i]..starts[i + 1]`: key `i`'s members in `postings`.
+    starts: Vec<u32>,
+    postings: Vec<u32>,
+}
+
+impl BlockIndex {
+    /// From (key, member) pairs sorted and without repeats. They are taken from the end
+    /// and their vector shrunk as it goes, so that its memory is given back while the
+    /// index grows (the pairs are the largest part of building a registry).
+    fn from_sorted(mut pairs: Vec<KeyMember>) -> BlockIndex {
+        let mut postings = Vec::with_capacity(pairs.len());
+        let (mut keys, mut counts): (Vec<u64>, Vec<u32>) = (Vec::new(), Vec::new());
+        while let Some(KeyMember { key: k, member: m }) = pairs.pop() {
+            postings.push(m);
+            match (keys.last(), counts.last_mut()) {
+                (Some(last), Some(n)) if *last == k => *n += 1,
+                _ => {
+                    keys.push(k);
+                    counts.push(1);
+                }
+            }
+            if pairs.len().is_multiple_of(1 << 20) {
+                pairs.shrink_to_fit();
+            }
+        }
+        keys.reverse();
+        counts.reverse();
+        postings.reverse();
+        let mut starts = Vec::with_capacity(counts.len() + 1);
+        starts.push(0u32);
+        for n in counts {
+            starts.push(starts.last().copied().unwrap_or(0) + n);
+        }
+        // About four keys per prefix.
+        let bits = (usize::BITS - (keys.len() / 4).leading_zeros()).clamp(1, 24);
+        let shift = u64::BITS - bits;
+        let mut prefix = Vec::with_capacity((1 << bits) + 1);
+        let mut i = 0;
+        for p in 0..=(1u64 << bits) {
+            while i < keys.len() && (keys[i] >> shift) < p {
+                i += 1;
+            }
+            prefix.push(i as u32);
+        }
+        keys.shrink_to_fit();
+        starts.shrink_to_fit();
+        BlockIndex { prefix, shift, keys, starts, postings }
+    }
+
+    fn get(&self, k: u64) -> &[u32] {
+        let p = (k >> self.shift) as usize;
+        let (Some(&lo), Some(&hi)) = (self.prefix.get(p), self.prefix.get(p + 1)) else { return &[] };
+        let Some(i) = self.keys.get(lo as usize..hi as usize).and_then(|ks| ks.iter().position(|x| *x == k)) else {
+            return &[];
+        };
+        let i = lo as usize + i;
+        match (self.starts.get(i), self.starts.get(i + 1)) {
+            (Some(&a), Some(&b)) => self.postings.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.prefix.capacity() * 4
+            + self.keys.capacity() * 8
+            + self.starts.capacity() * 4
+            + self.postings.capacity() * 4
     }
 }
 
@@ -181,9 +272,9 @@ impl RegistryBuilder {
 pub struct Registry {
     arena: String,
     members: Vec<Member>,
-    by_id: FxHashMap<u64, u32>,
-    blocks: FxHashMap<u64, (u32, u32)>,
-    postings: Vec<u32>,
+    /// ID keys ([`spread`]) to the member with that number.
+    by_id: BlockIndex,
+    blocks: BlockIndex,
 }
 
 impl Registry {
@@ -217,7 +308,7 @@ impl Registry {
             id: self.field(m, 2),
             birth: m.birth,
             gender: m.gender,
-            phone: m.phone,
+            phone: (m.phone != 0).then_some(m.phone),
             address: self.field(m, 3),
         })
     }
@@ -234,16 +325,15 @@ impl Registry {
 
     /// The member with this ID number (18 characters, cleaned).
     pub fn find_id(&self, id: &str) -> Option<u32> {
-        self.by_id.get(&id_key(id.as_bytes())?).copied()
+        self.by_id.get(spread(id_key(id.as_bytes())?)).first().copied()
     }
 
     /// Bytes held by the index (approximate: hash tables at their capacity).
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity()
             + self.members.capacity() * std::mem::size_of::<Member>()
-            + self.by_id.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
-            + self.blocks.capacity() * (std::mem::size_of::<(u64, (u32, u32))>() + 1)
-            + self.postings.capacity() * 4
+            + self.by_id.heap_bytes()
+            + self.blocks.heap_bytes()
     }
 }
 
@@ -360,6 +450,10 @@ impl<'r> Matcher<'r> {
         Matcher { registry, weights: model.weights(), model, config }
     }
 
+    pub fn registry(&self) -> &'r Registry {
+        self.registry
+    }
+
     pub fn model(&self) -> &Model {
         &self.model
     }
@@ -414,11 +508,11 @@ impl<'r> Matcher<'r> {
 
     /// The members sharing a key, unless the block is too large to use.
     fn block(&self, k: u64) -> &[u32] {
-        match self.registry.blocks.get(&k) {
-            Some(&(start, len)) if len as usize <= self.config.max_block => {
-                self.registry.postings.get(start as usize..(start + len) as usize).unwrap_or(&[])
-            }
-            _ => &[],
+        let members = self.registry.blocks.get(k);
+        if members.len() <= self.config.max_block {
+            members
+        } else {
+            &[]
         }
     }
 
@@ -462,6 +556,7 @@ impl<'r> Matcher<'r> {
         all.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.member.cmp(&b.member)));
         let keep = all.iter().take_while(|c| c.band != Band::NonMatch).count().max(1);
         all.truncate(keep.min(self.config.max_candidates.max(1)));
+        all.shrink_to_fit();
         RowMatch { candidates: all, compared }
     }
 
@@ -502,7 +597,10 @@ impl<'r> Matcher<'r> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrainOptions {
-    /// Random pairs for u.
+    /// Random pairs for u. Fewer than a million leave the u of rare agreements (the
+    /// same birth date: about 1 in 27,000) to a handful of pairs: 200,000 gave 16.5
+    /// bits for an exact birth date instead of 14.7 and 39 wrong sure matches instead
+    /// of 5 at 1M × 1M (BENCHMARKS.md).
     pub random_pairs: usize,
     pub seed: u64,
     pub em: EmOptions,
@@ -510,7 +608,7 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        TrainOptions { random_pairs: 200_000, seed: 1, em: EmOptions::default() }
+        TrainOptions { random_pairs: 2_000_000, seed: 1, em: EmOptions::default() }
     }
 }
 
@@ -526,6 +624,9 @@ pub struct Training {
     pub pairs: usize,
     pub patterns: usize,
 }
+
+/// Random streams the u pairs are drawn from (split among the threads).
+const U_STREAMS: u64 = 8;
 
 /// The fields each training session leaves out because its pairs agree on them by
 /// construction: ID path; birth date + initial; pinyin + year; phone; ID county + birth
@@ -565,13 +666,25 @@ fn merge_counts(parts: Vec<FxHashMap<Vector, f64>>) -> Vec<(Vector, f64)> {
 pub fn train(registry: &Registry, rows: &[Record], config: &MatchConfig, options: &TrainOptions) -> Training {
     let mut start = Model::initial();
     if !registry.is_empty() && !rows.is_empty() {
-        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-        let pairs = (0..options.random_pairs).filter_map(|_| {
-            let r = &rows[rng.gen_range(0..rows.len())];
-            let m = registry.view(rng.gen_range(0..registry.len()) as u32)?;
-            Some(compare(&r.view(), &m))
+        // Eight streams of the seed, shared among the threads: the same pairs whatever
+        // the number of threads.
+        let streams: Vec<u64> = (0..U_STREAMS).collect();
+        let per_stream = options.random_pairs.div_ceil(U_STREAMS as usize);
+        let parts = in_chunks(&streams, config.threads, |streams| {
+            let mut counts: FxHashMap<Vector, f64> = FxHashMap::default();
+            for stream in streams {
+                let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+                rng.set_stream(*stream);
+                for _ in 0..per_stream {
+                    let r = &rows[rng.gen_range(0..rows.len())];
+                    if let Some(m) = registry.view(rng.gen_range(0..registry.len()) as u32) {
+                        *counts.entry(compare(&r.view(), &m)).or_insert(0.0) += 1.0;
+                    }
+                }
+            }
+            counts
         });
-        start.u = u_from_random_pairs(pairs.collect::<Vec<_>>());
+        start.u = u_from_counts(merge_counts(parts));
     }
     let matcher = Matcher::new(registry, start.clone(), *config);
     let parts = in_chunks(rows, config.threads, |chunk| {
@@ -666,6 +779,24 @@ mod tests {
 
     fn config() -> MatchConfig {
         MatchConfig { today: NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(), threads: 1, ..MatchConfig::default() }
+    }
+
+    #[test]
+    fn the_block_index_finds_every_key_and_nothing_else() {
+        assert!(BlockIndex::from_sorted(Vec::new()).get(42).is_empty());
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let keys: Vec<u64> = (0..5_000).map(|_| rng.gen()).chain([0, u64::MAX]).collect();
+        let mut pairs: Vec<KeyMember> = keys
+            .iter()
+            .enumerate()
+            .flat_map(|(i, k)| (0..i % 4 + 1).map(move |m| KeyMember { key: *k, member: m as u32 }))
+            .collect();
+        pairs.sort_unstable_by_key(|p| ({ p.key }, { p.member }));
+        let index = BlockIndex::from_sorted(pairs);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(index.get(*k), (0..i as u32 % 4 + 1).collect::<Vec<_>>().as_slice(), "key {k}");
+        }
+        assert!(index.get(12345).is_empty());
     }
 
     #[test]

@@ -200,10 +200,15 @@ pub fn estimate(patterns: &[(Vector, f64)], start: &Model, options: &EmOptions) 
 /// u from pairs drawn at random: nearly all of them are non-matches. Levels never
 /// seen get half a count so that their weight stays finite.
 pub fn u_from_random_pairs(vectors: impl IntoIterator<Item = Vector>) -> [[f64; MAX_LEVELS]; NFIELDS] {
+    u_from_counts(vectors.into_iter().map(|v| (v, 1.0)))
+}
+
+/// [`u_from_random_pairs`] from each distinct vector with its count.
+pub fn u_from_counts(patterns: impl IntoIterator<Item = (Vector, f64)>) -> [[f64; MAX_LEVELS]; NFIELDS] {
     let mut counts = [[0.0f64; MAX_LEVELS]; NFIELDS];
-    for v in vectors {
+    for (v, n) in patterns {
         for (f, c) in counts.iter_mut().enumerate() {
-            c[v.level(f)] += 1.0;
+            c[v.level(f)] += n;
         }
     }
     let mut u = [[0.0; MAX_LEVELS]; NFIELDS];
