@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 72] = [
+const ROUTES: [(&str, &str, bool); 74] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -94,6 +94,8 @@ const ROUTES: [(&str, &str, bool); 72] = [
     ("GET", "/api/v1/screening/campaigns/{id}/matches", false),
     ("POST", "/api/v1/screening/campaigns/{id}/matches/{match_id}/decision", false),
     ("POST", "/api/v1/screening/campaigns/{id}/close", false),
+    ("GET", "/api/v1/screening/candidates", false),
+    ("GET", "/api/v1/members/{id}/screening-found", false),
 ];
 
 /// A route's path with its parameters filled in.

@@ -43,6 +43,12 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
             id_of(1),
             id_of(3)
         );
+        // 王芳 lost contact: the roster finds her again.
+        kite_store::testing::run_sql(
+            &s.store,
+            &format!("UPDATE members SET mobility = 'lost_contact' WHERE id = {}", w.member("TB-B1")),
+        )
+        .await;
         let rosters = format!("{url}/{id}/rosters");
         let up = |token: String, body: Vec<u8>| {
             s.post(&rosters)
@@ -63,7 +69,7 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
         let zhang = by_name("张伟").expect("张伟 found");
         assert_eq!(zhang["outcome"], "known_here");
         assert_eq!(by_name("李娜").expect("李娜 found despite the typo")["outcome"], "candidate_inflow");
-        assert_eq!(by_name("王芳").expect("王芳 found")["outcome"], "candidate_inflow");
+        assert_eq!(by_name("王芳").expect("王芳 found")["outcome"], "lost_contact_found");
         assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
         assert!(!all.to_string().contains(&id_of(1)), "member ID numbers are masked");
         assert!(zhang["explanation"]["fields"].is_array(), "{zhang}");
@@ -80,14 +86,35 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
         decide(&li_match, "maybe").await.invalid("decision", "invalid");
         assert_eq!(decide(&li_match, "accepted").await.ok()["decision"], "accepted");
         decide(&li_match, "rejected").await.error(409, "stale_version");
-        decide(&by_name("王芳").unwrap(), "rejected").await.ok();
+        decide(&by_name("王芳").unwrap(), "accepted").await.ok();
+        decide(&zhang, "rejected").await.ok();
         let open = s.get(&format!("{url}/{id}/matches?open=true")).auth(&cty).send().await.ok().clone();
-        assert_eq!(open.as_array().map(Vec::len), Some(1));
+        assert_eq!(open.as_array().map(Vec::len), Some(0));
+
+        // The follow-ups: the place's list of members to contact, and the found note on the
+        // lost-contact member's record for the outflow side.
+        let to_contact = s.get("/api/v1/screening/candidates").auth(&d.dst_admin).send().await.ok().clone();
+        let names: Vec<&str> =
+            to_contact.as_array().unwrap().iter().filter_map(|f| f["match"]["member_name"].as_str()).collect();
+        assert_eq!(names, ["李娜"], "{to_contact}");
+        assert_eq!(
+            s.get("/api/v1/screening/candidates").auth(&w.b1_sec).send().await.ok().as_array().map(Vec::len),
+            Some(0)
+        );
+        s.get("/api/v1/screening/candidates").auth(&w.staff).send().await.error(403, "forbidden");
+        let wang = w.member("TB-B1");
+        let found = s.get(&format!("/api/v1/members/{wang}/screening-found")).auth(&w.root).send().await.ok().clone();
+        assert_eq!(found[0]["campaign_name"], "2026年冬季流动党员排查", "{found}");
+        s.get(&format!("/api/v1/members/{wang}/screening-found"))
+            .auth(&d.dst_admin)
+            .send()
+            .await
+            .error(404, "not_found");
         s.get(&format!("{url}/{id}")).auth(&w.ta_admin).send().await.error(403, "forbidden");
 
         // Closing deletes the roster file and the rows not accepted.
         let v = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok().clone();
-        assert_eq!((v["campaign"]["accepted"].as_i64(), v["rosters"][0]["kept"].as_bool()), (Some(1), Some(true)));
+        assert_eq!((v["campaign"]["accepted"].as_i64(), v["rosters"][0]["kept"].as_bool()), (Some(2), Some(true)));
         let closed = s
             .post(&format!("{url}/{id}/close"))
             .auth(&cty)

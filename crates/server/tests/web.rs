@@ -2042,11 +2042,17 @@ async fn a_screening_campaign_runs_through_the_pages() {
         assert_eq!(up.status, 303, "{}", up.text);
         let page = cty.page(&at).await;
         assert!(page.text.contains("公安分局") && page.text.contains("未报到，需联系报到"), "{}", page.text);
-        let first = page.text.split("id=\"accept-").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
+        let row = page.text.split("<tr id=\"match-").find(|r| r.contains("李娜")).expect("李娜's match");
+        let first = row.split('"').next().unwrap().to_string();
         let (url, decide) = form_with_id(&page, &format!("accept-{first}"));
         see_other(&cty.post(&url, &decide.with("decision", "accepted").with("note", "已联系")).await);
         let page = cty.page(&at).await;
         assert!(page.text.contains("已确认") && page.text.contains("已联系"), "{}", page.text);
+        // Suzhou, where the roster came from, lists her to contact.
+        let dst = Web::open(&w.s, "dst_admin").await;
+        assert!(dst.page("/lists/inflow").await.text.contains("href=\"/screening/candidates\""));
+        let list = dst.page("/screening/candidates").await;
+        assert!(list.text.contains("李娜") && list.text.contains("冬季排查"), "{}", list.text);
 
         // Closing: the file is deleted, the page says so, no more uploads.
         let (url, close) = form_with_id(&page, "close-campaign");

@@ -47,7 +47,7 @@ pub use members::ScreeningMember;
 pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
-pub use screening::{CampaignRecord, MatchRecord, NewMatch, NewRoster, RosterRecord};
+pub use screening::{CampaignRecord, FollowUp, MatchRecord, NewMatch, NewRoster, RosterRecord};
 pub use service_points::{NewServicePoint, PointStaff, ServicePoint};
 pub use transfers::{ArrivalRecord, Queue as TransferQueue, TransferCounts, TransferRecord, TransferStep};
 

@@ -341,3 +341,58 @@ pub(crate) async fn close(tx: &mut Tx, id: i64, version: i64) -> Result<(), Stor
     )?;
     Ok(())
 }
+
+/// An accepted match as the follow-up it makes: a member for the place to contact, or a
+/// lost-contact member found.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FollowUp {
+    pub campaign_id: i64,
+    pub campaign_name: String,
+    #[serde(rename = "match")]
+    pub item: MatchRecord,
+}
+
+async fn follow_ups(tx: &mut Tx, filter: &str, arg: FollowUpArg<'_>) -> Result<Vec<FollowUp>, StoreError> {
+    let sql = format!(
+        "SELECT c.id AS campaign_id, c.name AS campaign_name, x.* FROM ({MATCHES}) x \
+         JOIN screen_matches sm ON sm.id = x.id JOIN screen_campaigns c ON c.id = sm.campaign_id \
+         WHERE x.decision = 'accepted' AND {filter} ORDER BY x.decided_at DESC LIMIT 200"
+    );
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        campaign_id: i64,
+        campaign_name: String,
+        #[sqlx(flatten)]
+        m: MatchRow,
+    }
+    let rows: Vec<Row> = match arg {
+        FollowUpArg::Range(lo, hi) => on!(tx, c => sqlx::query_as(&sql).bind(lo).bind(hi).fetch_all(c).await)?,
+        FollowUpArg::Member(id) => on!(tx, c => sqlx::query_as(&sql).bind(id).fetch_all(c).await)?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| FollowUp { campaign_id: r.campaign_id, campaign_name: r.campaign_name, item: r.m.into() })
+        .collect())
+}
+
+enum FollowUpArg<'a> {
+    Range(&'a str, &'a str),
+    Member(i64),
+}
+
+/// Members to contact found by accepted matches of campaigns whose place is in the subtree
+/// at `root` (`None`: everywhere).
+pub(crate) async fn candidates_for_place(tx: &mut Tx, root: Option<&str>) -> Result<Vec<FollowUp>, StoreError> {
+    let (lo, hi) = match root {
+        Some(r) => kite_domain::org::subtree_range(r),
+        None => (String::new(), "\u{10FFFF}".to_string()),
+    };
+    let filter = "x.outcome = 'candidate_inflow' AND COALESCE(c.place_path, c.scope_path) >= $1 \
+                  AND COALESCE(c.place_path, c.scope_path) < $2";
+    follow_ups(tx, filter, FollowUpArg::Range(&lo, &hi)).await
+}
+
+/// Where screening found a lost-contact member (accepted matches), newest first.
+pub(crate) async fn found_member(tx: &mut Tx, member_id: i64) -> Result<Vec<FollowUp>, StoreError> {
+    follow_ups(tx, "x.outcome = 'lost_contact_found' AND x.member_id = $1", FollowUpArg::Member(member_id)).await
+}

@@ -104,6 +104,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(screening::matches))
         .routes(routes!(screening::decide))
         .routes(routes!(screening::close))
+        .routes(routes!(screening::candidates))
+        .routes(routes!(screening::found))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(screening::upload))

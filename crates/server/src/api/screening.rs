@@ -7,7 +7,7 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
 use axum::http::StatusCode;
 use kite_domain::screening::{self, CampaignInput, Decision};
-use kite_store::{CampaignRecord, CampaignView, MatchRecord, NewRoster, RosterRecord};
+use kite_store::{CampaignRecord, CampaignView, FollowUp, MatchRecord, NewRoster, RosterRecord};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -210,4 +210,23 @@ pub async fn close(
     Json(body): Json<CloseBody>,
 ) -> Result<axum::Json<CampaignRecord>, ApiError> {
     Ok(axum::Json(who.guard(&state).campaign_close(id, body.version).await?))
+}
+
+/// Members accepted as candidates for the caller's subtree to contact and check in: the
+/// follow-ups of campaigns whose place is there.
+#[utoipa::path(get, path = "/api/v1/screening/candidates", tag = "screening",
+    responses((status = 200, body = Vec<FollowUp>), (status = 403, body = ErrorBody)))]
+pub async fn candidates(State(state): State<AppState>, who: Authed) -> Result<axum::Json<Vec<FollowUp>>, ApiError> {
+    Ok(axum::Json(who.guard(&state).screening_candidates().await?))
+}
+
+/// Where screening found a member who had lost contact (accepted matches).
+#[utoipa::path(get, path = "/api/v1/members/{id}/screening-found", tag = "screening", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<FollowUp>), (status = 404, body = ErrorBody)))]
+pub async fn found(
+    State(state): State<AppState>,
+    who: Authed,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Vec<FollowUp>>, ApiError> {
+    Ok(axum::Json(who.guard(&state).member_screening_found(id).await?))
 }

@@ -59,13 +59,14 @@ async fn detail(
             g.member_evaluations(id).await?,
             g.member_certificates(id).await?,
             g.member_arrival(id).await?,
+            g.member_screening_found(id).await?,
         ))
     }
     .await;
     match result {
-        Ok((m, flows, evaluations, certificates, arrival)) => {
+        Ok((m, flows, evaluations, certificates, arrival, found)) => {
             let away = flows.iter().any(|f| f.status.is_open());
-            let ctx = context! { m, flows, away, evaluations, certificates, arrival };
+            let ctx = context! { m, flows, away, evaluations, certificates, arrival, found };
             render(&state, "member.html", lang, Some(&who), ctx)
         }
         Err(e) => error_page(&state, lang, &who, e.into()),

@@ -69,6 +69,7 @@ pub fn templates() -> Environment<'static> {
         ("verify.html", include_str!("../../templates/verify.html")),
         ("screening.html", include_str!("../../templates/screening.html")),
         ("screening_campaign.html", include_str!("../../templates/screening_campaign.html")),
+        ("screening_candidates.html", include_str!("../../templates/screening_candidates.html")),
         ("transfer.html", include_str!("../../templates/transfer.html")),
         ("transfer_form.html", include_str!("../../templates/transfer_form.html")),
         ("transfer_letter.html", include_str!("../../templates/transfer_letter.html")),

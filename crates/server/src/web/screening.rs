@@ -19,6 +19,7 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/screening", get(list).post(create))
+        .route("/screening/candidates", get(candidates))
         .route("/screening/{id}", get(detail))
         .route("/screening/{id}/rosters", post(upload).layer(axum::extract::DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
         .route("/screening/{id}/matches/{match_id}", post(decide))
@@ -181,4 +182,12 @@ async fn close(
     }
     .await;
     back(&state, lang, &who, id, result).await
+}
+
+/// Members accepted by campaigns as candidates for the caller's subtree to contact.
+async fn candidates(State(state): State<AppState>, PageLang(lang): PageLang, Viewer(who): Viewer) -> Response {
+    match who.guard(&state).screening_candidates().await {
+        Ok(items) => render(&state, "screening_candidates.html", lang, Some(&who), context! { items }),
+        Err(e) => error_page(&state, lang, &who, e.into()),
+    }
 }

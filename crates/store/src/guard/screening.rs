@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{snapshot, Guard};
-use crate::screening::{self, CampaignRecord, MatchRecord, NewRoster, RosterRecord};
+use crate::screening::{self, CampaignRecord, FollowUp, MatchRecord, NewRoster, RosterRecord};
 use crate::{audit, members, orgs, ScreeningMember, StoreError, Tx};
 
 /// A campaign with its rosters.
@@ -134,6 +134,23 @@ impl Guard<'_> {
         audit::write(&mut tx, rec).await?;
         tx.commit().await?;
         Ok(after)
+    }
+
+    /// Members accepted as candidates for the caller's subtree to contact and check in
+    /// (campaigns whose place is there), newest first.
+    pub async fn screening_candidates(&self) -> Result<Vec<FollowUp>, StoreError> {
+        if !self.who.role.may(Action::ReadFlows) {
+            self.audit_denial(Action::ReadFlows.code(), "screen_match", "candidates").await?;
+            return Err(StoreError::Forbidden);
+        }
+        screening::candidates_for_place(&mut self.store.read().await?, self.who.org_root()).await
+    }
+
+    /// Where screening found a member who had lost contact (for the member's page).
+    pub async fn member_screening_found(&self, member_id: i64) -> Result<Vec<FollowUp>, StoreError> {
+        let mut tx = self.store.read().await?;
+        self.member_in(&mut tx, member_id, Action::ReadMember).await?;
+        screening::found_member(&mut tx, member_id).await
     }
 
     /// Closes a campaign: its roster files are deleted, and the roster data of every match
