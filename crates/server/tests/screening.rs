@@ -97,6 +97,10 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
         let names: Vec<&str> =
             to_contact.as_array().unwrap().iter().filter_map(|f| f["match"]["member_name"].as_str()).collect();
         assert_eq!(names, ["李娜"], "{to_contact}");
+        let row = &to_contact[0]["match"]["row"];
+        assert!(row.get("phone").is_some() || row.get("name").is_some(), "{row}");
+        assert!(row.get("id_number").is_none() && row.get("birth_date").is_none(), "contact fields only: {row}");
+        assert!(to_contact[0]["match"]["explanation"].is_null());
         assert_eq!(
             s.get("/api/v1/screening/candidates").auth(&w.b1_sec).send().await.ok().as_array().map(Vec::len),
             Some(0)

@@ -131,7 +131,8 @@ const CAMPAIGNS: &str = "SELECT c.id, c.name, o.code AS org_code, o.name AS org_
      c.place_path, \
      (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_rosters r WHERE r.campaign_id = c.id) AS rosters, \
      (SELECT CAST(COALESCE(SUM(r.rows_read), 0) AS BIGINT) FROM screen_rosters r WHERE r.campaign_id = c.id) AS rows_read, \
-     (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id) AS matches, \
+     (SELECT CAST(COALESCE(SUM(r.matched + r.to_review), 0) AS BIGINT) FROM screen_rosters r \
+      WHERE r.campaign_id = c.id) AS matches, \
      (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id \
       AND m.decision = 'accepted') AS accepted, \
      (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id \
@@ -314,8 +315,22 @@ pub(crate) async fn decide(
     Ok(())
 }
 
-/// Closes a campaign: the rosters' files are deleted, and the roster data of every match
-/// not accepted.
+/// Takes the campaign's row for this transaction if it is open: a close committed
+/// meanwhile makes this a conflict, and a close waits for this transaction to end (on
+/// PostgreSQL a plain read would let a roster or decision slip in after the close).
+pub(crate) async fn lock_open(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
+    let n = exec!(
+        tx,
+        sqlx::query("UPDATE screen_campaigns SET status = status WHERE id = $1 AND status = 'open'").bind(id)
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict("screening.closed"));
+    }
+    Ok(())
+}
+
+/// Closes a campaign: the rosters' files are deleted, the matches never reviewed too, and
+/// the roster data of those rejected.
 pub(crate) async fn close(tx: &mut Tx, id: i64, version: i64) -> Result<(), StoreError> {
     let n = exec!(
         &mut *tx,
@@ -331,13 +346,12 @@ pub(crate) async fn close(tx: &mut Tx, id: i64, version: i64) -> Result<(), Stor
         return Err(StoreError::Conflict("stale_version"));
     }
     exec!(&mut *tx, sqlx::query("UPDATE screen_rosters SET content = NULL WHERE campaign_id = $1").bind(id))?;
+    // Rows never reviewed go; rejected ones keep the decision, not the roster's data.
+    exec!(&mut *tx, sqlx::query("DELETE FROM screen_matches WHERE campaign_id = $1 AND decision IS NULL").bind(id))?;
     exec!(
         tx,
-        sqlx::query(
-            "UPDATE screen_matches SET row_data = NULL WHERE campaign_id = $1 \
-             AND (decision IS NULL OR decision <> 'accepted')"
-        )
-        .bind(id)
+        sqlx::query("UPDATE screen_matches SET row_data = NULL WHERE campaign_id = $1 AND decision <> 'accepted'")
+            .bind(id)
     )?;
     Ok(())
 }
@@ -371,8 +385,24 @@ async fn follow_ups(tx: &mut Tx, filter: &str, arg: FollowUpArg<'_>) -> Result<V
     };
     Ok(rows
         .into_iter()
-        .map(|r| FollowUp { campaign_id: r.campaign_id, campaign_name: r.campaign_name, item: r.m.into() })
+        .map(|r| {
+            let mut item = MatchRecord::from(r.m);
+            item.row = item.row.map(contact_fields);
+            // Which fields agreed says something about the roster's data too.
+            item.explanation = None;
+            FollowUp { campaign_id: r.campaign_id, campaign_name: r.campaign_name, item }
+        })
         .collect())
+}
+
+/// What a follow-up needs of a roster row: how to reach the person. The rest (the birth
+/// date beside a masked ID number gives the whole number back) stays with the reviewers.
+fn contact_fields(row: serde_json::Value) -> serde_json::Value {
+    let keep = ["name", "phone", "address", "employer"];
+    match row {
+        serde_json::Value::Object(m) => m.into_iter().filter(|(k, _)| keep.contains(&k.as_str())).collect(),
+        other => other,
+    }
 }
 
 enum FollowUpArg<'a> {

@@ -123,13 +123,27 @@ pub async fn upload(
     let g = who.guard(&state);
     // Refused before the upload is read; the registry is the campaign's region only.
     let (campaign, members) = g.campaign_registry(id).await?;
-    let (file_name, bytes, texts) = super::agreements::file_part(form).await.map_err(|e| match e {
-        ApiError::Invalid(_) => ApiError::field("file", "screening.file_unreadable"),
-        e => e,
-    })?;
+    let (file_name, bytes, texts) = roster_part(form).await?;
     let source = texts.iter().find(|(k, _)| k == "source").map(|(_, v)| v.as_str());
     let roster = add_roster(&g, &campaign, members, &file_name, bytes.to_vec(), source).await?;
     Ok((StatusCode::CREATED, axum::Json(roster)))
+}
+
+/// The uploaded file and the form's text parts, with the upload's errors in screening's words.
+pub async fn roster_part(
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<(String, axum::body::Bytes, Vec<(String, String)>), ApiError> {
+    super::agreements::file_part(form).await.map_err(|e| match e {
+        ApiError::Invalid(f) => ApiError::field(
+            "file",
+            match f.get("file") {
+                Some("agreement.file_too_large") => "screening.file_too_large",
+                Some("agreement.file_missing") => "screening.file_missing",
+                _ => "screening.file_unreadable",
+            },
+        ),
+        e => e,
+    })
 }
 
 /// Matches an uploaded roster against the campaign's registry and stores the run (the API
@@ -144,7 +158,9 @@ pub async fn add_roster(
 ) -> Result<RosterRecord, ApiError> {
     let name = file_name.trim().chars().take(200).collect::<String>();
     let source = source.map(|s| s.trim().chars().take(100).collect::<String>()).filter(|s| !s.is_empty());
-    let suffix = std::path::Path::new(&name).extension().and_then(|e| e.to_str()).unwrap_or("csv").to_ascii_lowercase();
+    // The format is told by the content; the suffix only names TSV and workbooks.
+    let lower = name.to_lowercase();
+    let suffix = ["xlsx", "tsv", "tab"].into_iter().find(|x| lower.ends_with(&format!(".{x}"))).unwrap_or("csv");
     let place = campaign.place().to_string();
     let content = bytes.clone();
     // Parsing and matching are CPU work: off the request threads.
@@ -154,8 +170,15 @@ pub async fn add_roster(
         crate::screening::run_roster(file.path(), &members, &place)
     })
     .await
-    .map_err(|_| ApiError::Internal)?
-    .map_err(|code| if code == "internal" { ApiError::Internal } else { ApiError::field("file", code) })?;
+    .map_err(|_| ApiError::Internal)?;
+    let run = match run {
+        Ok(run) => run,
+        Err("internal") => return Err(ApiError::Internal),
+        Err(code) => {
+            g.campaign_run_failed(campaign.id, &name, code).await?;
+            return Err(ApiError::field("file", code));
+        }
+    };
     let roster = NewRoster {
         file_name: if name.is_empty() { "roster" } else { &name },
         source: source.as_deref(),

@@ -120,10 +120,7 @@ async fn upload(
     let result = async {
         let g = who.guard(&state);
         let (campaign, members) = g.campaign_registry(id).await?;
-        let (file_name, bytes, texts) = crate::api::agreements::file_part(form).await.map_err(|e| match e {
-            ApiError::Invalid(_) => ApiError::field("file", "screening.file_unreadable"),
-            e => e,
-        })?;
+        let (file_name, bytes, texts) = crate::api::screening::roster_part(form).await?;
         let text = |name: &str| texts.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         who.check_csrf(text("csrf").unwrap_or(""))?;
         add_roster(&g, &campaign, members, &file_name, bytes.to_vec(), text("source")).await?;

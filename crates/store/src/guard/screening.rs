@@ -90,7 +90,8 @@ impl Guard<'_> {
     /// Stores a roster run: the file (kept until the campaign closes) and its matches.
     pub async fn campaign_add_roster(&self, id: i64, r: &NewRoster<'_>) -> Result<RosterRecord, StoreError> {
         let mut tx = self.store.write().await?;
-        self.open_campaign_in(&mut tx, id).await?;
+        self.campaign_in(&mut tx, id).await?;
+        screening::lock_open(&mut tx, id).await?;
         let roster_id = screening::insert_roster(&mut tx, id, r, self.who.user_id).await?;
         let roster = screening::rosters(&mut tx, id).await?.into_iter().find(|x| x.id == roster_id);
         let roster = roster.ok_or(StoreError::NotFound)?;
@@ -99,6 +100,15 @@ impl Guard<'_> {
         audit::write(&mut tx, rec).await?;
         tx.commit().await?;
         Ok(roster)
+    }
+
+    /// A run that failed (a file that could not be read) is audited too: the registry was read.
+    pub async fn campaign_run_failed(&self, id: i64, file_name: &str, code: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.side_write().await?;
+        let mut rec = self.record("screen.run", "failed", "campaign", id.to_string());
+        rec.after = Some(serde_json::json!({ "file_name": file_name, "error": code }));
+        audit::write(&mut tx, rec).await?;
+        tx.commit().await
     }
 
     /// A campaign's matches, best first; only the undecided ones when `open_only`.
@@ -120,7 +130,8 @@ impl Guard<'_> {
         note: Option<&str>,
     ) -> Result<MatchRecord, StoreError> {
         let mut tx = self.store.write().await?;
-        self.open_campaign_in(&mut tx, id).await?;
+        self.campaign_in(&mut tx, id).await?;
+        screening::lock_open(&mut tx, id).await?;
         let found = screening::match_by_id(&mut tx, match_id).await?;
         let Some((campaign_id, before)) = found.filter(|(c, _)| *c == id) else {
             return Err(StoreError::NotFound);
@@ -149,7 +160,8 @@ impl Guard<'_> {
     /// Where screening found a member who had lost contact (for the member's page).
     pub async fn member_screening_found(&self, member_id: i64) -> Result<Vec<FollowUp>, StoreError> {
         let mut tx = self.store.read().await?;
-        self.member_in(&mut tx, member_id, Action::ReadMember).await?;
+        // The outflow side's: not the member's own page.
+        self.member_in(&mut tx, member_id, Action::ReadFlows).await?;
         screening::found_member(&mut tx, member_id).await
     }
 
@@ -157,7 +169,8 @@ impl Guard<'_> {
     /// not accepted.
     pub async fn campaign_close(&self, id: i64, version: i64) -> Result<CampaignRecord, StoreError> {
         let mut tx = self.store.write().await?;
-        let before = self.open_campaign_in(&mut tx, id).await?;
+        let before = self.campaign_in(&mut tx, id).await?;
+        screening::lock_open(&mut tx, id).await?;
         screening::close(&mut tx, id, version).await?;
         let after = screening::campaign(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let mut rec = self.record("screen.close", "ok", "campaign", id.to_string());
