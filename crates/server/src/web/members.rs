@@ -59,7 +59,11 @@ async fn detail(
             g.member_evaluations(id).await?,
             g.member_certificates(id).await?,
             g.member_arrival(id).await?,
-            g.member_screening_found(id).await?,
+            // The outflow side's note; a member's own page does not show it.
+            match who.user.role.may(Action::ReadFlows) {
+                true => g.member_screening_found(id).await?,
+                false => Vec::new(),
+            },
         ))
     }
     .await;
