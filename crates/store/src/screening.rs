@@ -193,23 +193,26 @@ pub(crate) async fn insert_roster(
         .bind(campaign_id).bind(r.file_name).bind(r.source).bind(r.rows_read).bind(r.unreadable).bind(matched)
         .bind(to_review).bind(user_id).bind(Utc::now()).bind(r.content).bind(r.errors.to_string())
         .fetch_one(c).await)?;
-    for m in &r.matches {
-        exec!(
-            &mut *tx,
-            sqlx::query(
+    // Many rows per statement: a large roster must not hold the writer for long.
+    for chunk in r.matches.chunks(500) {
+        on!(&mut *tx, c => {
+            let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO screen_matches (campaign_id, roster_id, line, row_data, member_id, score, band, outcome, \
-                 explanation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            )
-            .bind(campaign_id)
-            .bind(roster_id)
-            .bind(m.line)
-            .bind(m.row.to_string())
-            .bind(m.member_id)
-            .bind(m.score)
-            .bind(m.band)
-            .bind(m.outcome)
-            .bind(m.explanation.to_string())
-        )?;
+                 explanation) ",
+            );
+            q.push_values(chunk, |mut b, m| {
+                b.push_bind(campaign_id)
+                    .push_bind(roster_id)
+                    .push_bind(m.line)
+                    .push_bind(m.row.to_string())
+                    .push_bind(m.member_id)
+                    .push_bind(m.score)
+                    .push_bind(m.band)
+                    .push_bind(m.outcome)
+                    .push_bind(m.explanation.to_string());
+            });
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(roster_id)
 }

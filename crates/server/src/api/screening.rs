@@ -19,6 +19,10 @@ use crate::AppState;
 /// Rosters up to this size are taken in one request; larger ones go through `kite screen`.
 pub const UPLOAD_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
+/// One roster run at a time: each holds the file and the region's registry in memory and
+/// keeps the cores busy; others wait their turn.
+static RUNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 #[derive(Deserialize, serde::Serialize, ToSchema, Default)]
 #[serde(default)]
 pub struct CampaignBody {
@@ -163,6 +167,7 @@ pub async fn add_roster(
     let suffix = ["xlsx", "tsv", "tab"].into_iter().find(|x| lower.ends_with(&format!(".{x}"))).unwrap_or("csv");
     let place = campaign.place().to_string();
     let content = bytes.clone();
+    let _turn = RUNS.acquire().await.map_err(|_| ApiError::Internal)?;
     // Parsing and matching are CPU work: off the request threads.
     let run = tokio::task::spawn_blocking(move || {
         let mut file = tempfile::Builder::new().suffix(&format!(".{suffix}")).tempfile().map_err(|_| "internal")?;
