@@ -8,6 +8,8 @@ use kite_domain::{id_number, FlowReason};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub(crate) use crate::history::By;
+use crate::history::{self, Counter, History, StepRow};
 use crate::{exec, on, StoreError, Tx};
 
 /// A certificate as the issuing and the requesting sides see it; the identity number is masked.
@@ -292,47 +294,29 @@ pub(crate) async fn steps(tx: &mut Tx, id: i64) -> Result<Vec<CertificateStep>, 
         .bind(id).fetch_all(c).await)?)
 }
 
-/// Who takes a step, for its history row.
-pub(crate) struct By<'a> {
-    pub user_id: Option<i64>,
-    pub username: Option<&'a str>,
-}
-
 async fn record_step(
     tx: &mut Tx,
     id: i64,
-    step: &str,
-    from: Option<Status>,
-    to: Status,
+    (step, from, to): (&str, Option<Status>, Status),
     by: &By<'_>,
     note: Option<&str>,
 ) -> Result<(), StoreError> {
-    exec!(
-        tx,
-        sqlx::query(
-            "INSERT INTO certificate_steps (certificate_id, step, from_status, to_status, user_id, username, note, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )
-        .bind(id)
-        .bind(step)
-        .bind(from.map(|s| s.code()))
-        .bind(to.code())
-        .bind(by.user_id)
-        .bind(by.username)
-        .bind(note)
-        .bind(Utc::now())
-    )?;
-    Ok(())
+    let row = StepRow {
+        step,
+        from: from.map(|s| s.code()),
+        to: to.code(),
+        user_id: by.user_id,
+        username: by.username,
+        note,
+        at: Utc::now(),
+    };
+    history::record_step(tx, History::Certificate, id, &row).await
 }
 
 /// The next number of the issuing committee for `year`.
 async fn next_number(tx: &mut Tx, org_id: i64, org_code: &str, year: i32) -> Result<String, StoreError> {
-    let seq: i64 = on!(tx, c => sqlx::query_scalar(
-        "INSERT INTO certificate_counters (org_id, year, last) VALUES ($1, $2, 1) \
-         ON CONFLICT (org_id, year) DO UPDATE SET last = certificate_counters.last + 1 \
-         RETURNING CAST(last AS BIGINT)")
-        .bind(org_id).bind(year).fetch_one(c).await)?;
-    Ok(certificate::number(org_code, year, seq as u32))
+    let seq = history::next_number(tx, Counter::Certificates, org_id, year).await?;
+    Ok(certificate::number(org_code, year, seq))
 }
 
 /// A new certificate or reverse request.
@@ -375,7 +359,7 @@ pub(crate) async fn insert(tx: &mut Tx, n: &New<'_>, by: &By<'_>) -> Result<i64,
         Err(e) if e.is_unique_violation() => return Err(StoreError::Conflict("certificate.already_open")),
         r => r?,
     };
-    record_step(tx, id, step, None, status, by, None).await?;
+    record_step(tx, id, (step, None, status), by, None).await?;
     Ok(id)
 }
 
@@ -418,7 +402,7 @@ pub(crate) async fn apply(tx: &mut Tx, c: &CertificateRecord, ch: &Change<'_>, b
     if n == 0 {
         return Err(StoreError::Conflict("stale_version"));
     }
-    record_step(tx, c.id, ch.step.code(), Some(c.status), ch.to, by, ch.note).await
+    record_step(tx, c.id, (ch.step.code(), Some(c.status), ch.to), by, ch.note).await
 }
 
 /// The requesting side has opened the decision on its request.
@@ -484,7 +468,7 @@ pub(crate) async fn void_for_member(tx: &mut Tx, member_id: i64, by: &By<'_>) ->
         if n == 0 {
             return Err(StoreError::Conflict("stale_version"));
         }
-        record_step(tx, *id, "void_on_transfer", Some(from), to, by, None).await?;
+        record_step(tx, *id, ("void_on_transfer", Some(from), to), by, None).await?;
     }
     Ok(open.len() as u64)
 }
@@ -497,9 +481,8 @@ pub(crate) async fn expire_lapsed(tx: &mut Tx, member: Option<i64>, today: Naive
         "UPDATE certificates SET status = 'expired', version = version + 1, updated_at = $1 \
          WHERE status = 'issued' AND valid_until < $2 AND ($3 IS NULL OR member_id = $3) RETURNING id")
         .bind(now).bind(today).bind(member).fetch_all(c).await)?;
-    let by = By { user_id: None, username: None };
     for id in &ids {
-        record_step(tx, *id, "expire", Some(Status::Issued), Status::Expired, &by, None).await?;
+        record_step(tx, *id, ("expire", Some(Status::Issued), Status::Expired), &By::NOBODY, None).await?;
     }
     Ok(ids.len() as u64)
 }

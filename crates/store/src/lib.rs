@@ -19,6 +19,7 @@ mod checkins;
 mod evaluations;
 mod flows;
 mod guard;
+mod history;
 mod members;
 mod messages;
 mod orgs;

@@ -8,6 +8,7 @@ use kite_domain::{id_number, FlowStatus, Mobility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::history::{self, By, Counter, History, StepRow};
 use crate::models::Org;
 use crate::{exec, on, orgs, StoreError, Tx};
 
@@ -315,47 +316,22 @@ pub(crate) async fn insert(tx: &mut Tx, n: &New<'_>) -> Result<i64, StoreError> 
         Err(e) if e.is_unique_violation() => return Err(StoreError::Conflict("transfer.in_progress")),
         r => r?,
     };
-    record_step(tx, id, "request", None, Status::Requested, Some(n.user_id), Some(n.username), None, now).await?;
+    let by = By { user_id: Some(n.user_id), username: Some(n.username) };
+    record_step(tx, id, ("request", None, Status::Requested), &by, None, now).await?;
     Ok(id)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn record_step(
     tx: &mut Tx,
     id: i64,
-    step: &str,
-    from: Option<Status>,
-    to: Status,
-    user_id: Option<i64>,
-    username: Option<&str>,
+    (step, from, to): (&str, Option<Status>, Status),
+    by: &By<'_>,
     note: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    exec!(
-        tx,
-        sqlx::query(
-            "INSERT INTO transfer_steps (transfer_id, step, from_status, to_status, user_id, username, note, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )
-        .bind(id)
-        .bind(step)
-        .bind(from.map(|s| s.code()))
-        .bind(to.code())
-        .bind(user_id)
-        .bind(username)
-        .bind(note)
-        .bind(at)
-    )?;
-    Ok(())
-}
-
-/// The next letter number of `org` for `year`: one counter row per organization and year.
-async fn next_letter_number(tx: &mut Tx, org_id: i64, org_code: &str, year: i32) -> Result<String, StoreError> {
-    let seq: i64 = on!(tx, c => sqlx::query_scalar(
-        "INSERT INTO letter_counters (org_id, year, last) VALUES ($1, $2, 1) \
-         ON CONFLICT (org_id, year) DO UPDATE SET last = letter_counters.last + 1 RETURNING CAST(last AS BIGINT)")
-        .bind(org_id).bind(year).fetch_one(c).await)?;
-    Ok(transfer::letter_number(org_code, year, seq as u32))
+    let (user_id, username) = (by.user_id, by.username);
+    let row = StepRow { step, from: from.map(|s| s.code()), to: to.code(), user_id, username, note, at };
+    history::record_step(tx, History::Transfer, id, &row).await
 }
 
 /// Letters past their last day on `today` expire (the daily job), each with its history
@@ -367,7 +343,7 @@ pub(crate) async fn expire_letters(tx: &mut Tx, today: NaiveDate) -> Result<u64,
          WHERE status = 'approved' AND letter_until < $2 RETURNING id")
         .bind(now).bind(today).fetch_all(c).await)?;
     for id in &ids {
-        record_step(tx, *id, Step::Expire.code(), Some(Status::Approved), Status::Expired, None, None, None, now)
+        record_step(tx, *id, (Step::Expire.code(), Some(Status::Approved), Status::Expired), &By::NOBODY, None, now)
             .await?;
     }
     Ok(ids.len() as u64)
@@ -396,7 +372,10 @@ pub(crate) async fn apply(tx: &mut Tx, t: &TransferRecord, c: &Change<'_>) -> Re
     let today = crate::today();
     let issuing = c.step == Step::Approve && c.to == Status::Approved;
     let letter_number = match issuing {
-        true => Some(next_letter_number(tx, t.from_org_id, &t.from_org_code, today.year()).await?),
+        true => {
+            let seq = history::next_number(tx, Counter::Letters, t.from_org_id, today.year()).await?;
+            Some(transfer::letter_number(&t.from_org_code, today.year(), seq))
+        }
         false => None,
     };
     let issued_on = issuing.then_some(today);
@@ -429,7 +408,8 @@ pub(crate) async fn apply(tx: &mut Tx, t: &TransferRecord, c: &Change<'_>) -> Re
     if n == 0 {
         return Err(StoreError::Conflict("stale_version"));
     }
-    record_step(tx, t.id, c.step.code(), Some(t.status), c.to, Some(c.user_id), Some(c.username), c.note, now).await?;
+    let by = By { user_id: Some(c.user_id), username: Some(c.username) };
+    record_step(tx, t.id, (c.step.code(), Some(t.status), c.to), &by, c.note, now).await?;
     if received {
         move_member(tx, t, today).await?;
     }
@@ -469,8 +449,7 @@ async fn move_member(tx: &mut Tx, t: &TransferRecord, today: NaiveDate) -> Resul
         }
     }
     // The activity certificate belongs to the flow that has just ended.
-    let by = crate::certificates::By { user_id: None, username: None };
-    crate::certificates::void_for_member(tx, t.member_id, &by).await?;
+    crate::certificates::void_for_member(tx, t.member_id, &By::NOBODY).await?;
     let Some(to) = t.to_org_id else {
         // To an organization outside the system: the member leaves the registry here and
         // stays as history, no longer counted at the sending organization.
