@@ -6,9 +6,7 @@ use chrono::{Datelike, Days, NaiveDate};
 use kite_domain::certificate::{Issue, Status};
 use kite_domain::checkin::{self, CheckinInput, LinkKind};
 use kite_domain::flow::{validate_departure, DepartureInput};
-use kite_domain::member::{validate, MemberFields, MemberInput};
-use kite_domain::org::OrgFields;
-use kite_domain::{id_number, FlowReason, Gender, OrgKind, OrgLevel, Principal, Role};
+use kite_domain::{FlowReason, OrgLevel, Principal, Role};
 use kite_store::{
     CertificateQueue, CertificateStepInput, CertificateView, CheckinQuery, Client, Guard, Member, NewUser, Org, Store,
     StoreError, TransferRequest, TransferStepInput,
@@ -16,51 +14,6 @@ use kite_store::{
 
 mod common;
 use common::*;
-
-fn fields(name: &str, level: OrgLevel) -> OrgFields {
-    OrgFields {
-        name: name.into(),
-        level,
-        kind: OrgKind::Ordinary,
-        division_code: "320724".into(),
-        address: None,
-        phone: None,
-    }
-}
-
-fn person(name: &str, org: &str, n: u32) -> MemberFields {
-    let birth = NaiveDate::from_ymd_opt(1985, 3, 1).unwrap() + Days::new(u64::from(n));
-    let gender = if n & 1 == 1 { Gender::Female } else { Gender::Male };
-    let id = id_number::compose("320724", birth, n as u16, gender);
-    let birth = birth.format("%Y-%m-%d").to_string();
-    let input = MemberInput {
-        name,
-        gender: gender.code(),
-        ethnicity: "汉族",
-        birth_date: &birth,
-        id_number: id.as_str(),
-        joined_on: "2012-07-01",
-        category: "full",
-        org_code: org,
-        ..Default::default()
-    };
-    validate(&input, &Ctx).expect("a valid member")
-}
-
-fn at(user_id: i64, username: &str, role: Role, org: &Org) -> Principal {
-    Principal {
-        user_id,
-        username: username.into(),
-        role,
-        org_path: Some(org.path.clone()),
-        member_id: None,
-        service_point_id: None,
-    }
-}
-
-fn guard(store: &Store, who: Principal) -> Guard<'_> {
-    store.guard(who, Client::default())
-}
 
 fn today() -> NaiveDate {
     (chrono::Utc::now() + chrono::TimeDelta::hours(8)).date_naive()
