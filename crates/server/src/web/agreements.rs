@@ -11,7 +11,9 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use super::session::CsrfForm;
-use super::{error_page, form_again, form_version, next_page_link, render, Form, PageLang, Path, Query, Viewer};
+use super::{
+    error_page, form_again, form_version, next_page_link, page_again, render, Form, PageLang, Path, Query, Viewer,
+};
 use crate::api::agreements::{file_part, AgreementBody, PartyBody, UPLOAD_BODY_LIMIT};
 use crate::auth::Authed;
 use crate::error::ApiError;
@@ -211,14 +213,8 @@ async fn update(
 
 /// A refused file: the agreement's page again with the message beside the upload.
 async fn detail_again(state: &AppState, lang: Lang, who: &Authed, id: i64, e: ApiError) -> Response {
-    // Other refusals are already audited; reading the page again would audit them twice.
-    if !matches!(e, ApiError::Invalid(_) | ApiError::Conflict(_)) {
-        return error_page(state, lang, who, e);
-    }
-    match who.guard(state).agreement(id).await {
-        Ok(a) => form_again(state, lang, who, "agreement.html", detail_ctx(&a), e),
-        Err(_) => error_page(state, lang, who, e),
-    }
+    let reload = async { Ok(detail_ctx(&who.guard(state).agreement(id).await?)) };
+    page_again(state, lang, who, "agreement.html", e, reload).await
 }
 
 async fn attach(

@@ -15,7 +15,7 @@ use kite_store::{CertificateQueue, CertificateStepInput, CertificateView};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, render, Form, PageLang, Path, Query, Viewer};
+use super::{error_page, form_again, page_again, render, Form, PageLang, Path, Query, Viewer};
 use crate::api::certificates::{photo_response, CertificateBody, UPLOAD_BODY_LIMIT};
 use crate::api::ClientAddr;
 use crate::auth::Authed;
@@ -116,13 +116,8 @@ async fn step(
 
 /// A refused step or upload: the certificate's page again with the message.
 async fn detail_again(state: &AppState, lang: Lang, who: &Authed, id: i64, reason: &str, e: ApiError) -> Response {
-    if !matches!(e, ApiError::Invalid(_) | ApiError::Conflict(_)) {
-        return error_page(state, lang, who, e);
-    }
-    match who.guard(state).certificate(id).await {
-        Ok(v) => form_again(state, lang, who, "certificate.html", detail_ctx(&v, reason), e),
-        Err(_) => error_page(state, lang, who, e),
-    }
+    let reload = async { Ok(detail_ctx(&who.guard(state).certificate(id).await?, reason)) };
+    page_again(state, lang, who, "certificate.html", e, reload).await
 }
 
 async fn photo(

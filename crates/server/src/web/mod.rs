@@ -305,6 +305,22 @@ fn form_again(state: &AppState, lang: Lang, who: &Authed, template: &str, ctx: V
     r
 }
 
+/// A form on a record's page refused: the page again, read by `reload`, with the message
+/// beside the form (400, 409). Other refusals are an error page: they are audited already,
+/// and reading the page again would audit them twice.
+async fn page_again<F>(state: &AppState, lang: Lang, who: &Authed, template: &str, e: ApiError, reload: F) -> Response
+where
+    F: std::future::Future<Output = Result<Value, kite_store::StoreError>>,
+{
+    if !matches!(e, ApiError::Invalid(_) | ApiError::Conflict(_)) {
+        return error_page(state, lang, who, e);
+    }
+    match reload.await {
+        Ok(ctx) => form_again(state, lang, who, template, ctx, e),
+        Err(_) => error_page(state, lang, who, e),
+    }
+}
+
 /// Each field's message and the message on top, for a refused form.
 fn invalid_fields(lang: Lang, e: &ApiError) -> (BTreeMap<&'static str, String>, String) {
     let mut fields = FieldErrors::default();

@@ -11,7 +11,7 @@ use kite_store::{TransferQueue, TransferRequest, TransferStepInput, TransferView
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, render, Form, PageLang, Path, Query, Viewer};
+use super::{error_page, form_again, page_again, render, Form, PageLang, Path, Query, Viewer};
 use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::i18n::Lang;
@@ -142,14 +142,8 @@ async fn step(
 
 /// A refused step: the transfer's page again with the message beside the form.
 async fn detail_again(state: &AppState, lang: Lang, who: &Authed, id: i64, f: &StepForm, e: ApiError) -> Response {
-    // Other refusals are already audited; reading the page again would audit them twice.
-    if !matches!(e, ApiError::Invalid(_) | ApiError::Conflict(_)) {
-        return error_page(state, lang, who, e);
-    }
-    match who.guard(state).transfer(id).await {
-        Ok(v) => form_again(state, lang, who, "transfer.html", detail_ctx(&v, f), e),
-        Err(_) => error_page(state, lang, who, e),
-    }
+    let reload = async { Ok(detail_ctx(&who.guard(state).transfer(id).await?, f)) };
+    page_again(state, lang, who, "transfer.html", e, reload).await
 }
 
 async fn letter(
