@@ -20,6 +20,15 @@ pub fn subtree_range(path: &str) -> (String, String) {
     (path.to_string(), format!("{path}~"))
 }
 
+/// The bounds of the subtree at `root`, or of every path when `None` (a caller who sees
+/// everything).
+pub fn scope_range(root: Option<&str>) -> (String, String) {
+    match root {
+        Some(r) => subtree_range(r),
+        None => (String::new(), "\u{10FFFF}".to_string()),
+    }
+}
+
 pub fn depth(path: &str) -> usize {
     path.len() / SEGMENT_WIDTH
 }
@@ -147,6 +156,9 @@ mod tests {
         assert!(child >= lo && child < hi);
         assert!(root >= lo && root < hi);
         assert!(!(sibling >= lo && sibling < hi));
+        assert_eq!(scope_range(Some(&root)), (lo, hi));
+        let (all_lo, all_hi) = scope_range(None);
+        assert!([&root, &child, &sibling].iter().all(|p| **p >= all_lo && **p < all_hi));
         assert_eq!(ids(&child), vec![1, 23]);
         assert_eq!(depth(&child), 2);
     }

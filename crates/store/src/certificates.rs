@@ -253,13 +253,6 @@ fn queue_filter(queue: Queue) -> String {
     }
 }
 
-fn range(root: Option<&str>) -> (String, String) {
-    match root {
-        Some(r) => kite_domain::org::subtree_range(r),
-        None => (String::new(), "\u{10FFFF}".to_string()),
-    }
-}
-
 /// Certificates in a queue for the subtree at `root` (`None`: everywhere), newest first.
 pub(crate) async fn list(
     tx: &mut Tx,
@@ -267,7 +260,7 @@ pub(crate) async fn list(
     queue: Queue,
     limit: i64,
 ) -> Result<Vec<CertificateRecord>, StoreError> {
-    let (lo, hi) = range(root);
+    let (lo, hi) = kite_domain::org::scope_range(root);
     let sql = format!("{SELECT} WHERE {} ORDER BY c.id DESC LIMIT $3", queue_filter(queue));
     let rows: Vec<Row> = on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).bind(limit).fetch_all(c).await)?;
     let today = crate::today();
@@ -275,7 +268,7 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn counts(tx: &mut Tx, root: Option<&str>) -> Result<CertificateCounts, StoreError> {
-    let (lo, hi) = range(root);
+    let (lo, hi) = kite_domain::org::scope_range(root);
     let to_decide =
         format!("SELECT CAST(COUNT(*) AS BIGINT) FROM certificates c WHERE {}", queue_filter(Queue::ToDecide));
     let unseen = format!(

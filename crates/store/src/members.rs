@@ -496,10 +496,7 @@ pub struct ScreeningMember {
 }
 
 pub(crate) async fn for_screening(tx: &mut Tx, root: Option<&str>) -> Result<Vec<ScreeningMember>, StoreError> {
-    let (lo, hi) = match root {
-        Some(r) => kite_domain::org::subtree_range(r),
-        None => (String::new(), "\u{10FFFF}".to_string()),
-    };
+    let (lo, hi) = kite_domain::org::scope_range(root);
     Ok(on!(tx, c => sqlx::query_as(
         "SELECT m.id, m.name, m.gender, m.birth_date, m.id_number, m.phone, m.residence_address, \
          o.code AS org_code, m.org_path, m.mobility, f.inflow_path FROM members m \

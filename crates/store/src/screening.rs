@@ -162,10 +162,7 @@ pub(crate) async fn campaign(tx: &mut Tx, id: i64) -> Result<Option<CampaignReco
 
 /// Campaigns over the subtree at `root` or inside it (`None`: all), newest first.
 pub(crate) async fn campaigns(tx: &mut Tx, root: Option<&str>) -> Result<Vec<CampaignRecord>, StoreError> {
-    let (lo, hi) = match root {
-        Some(r) => kite_domain::org::subtree_range(r),
-        None => (String::new(), "\u{10FFFF}".to_string()),
-    };
+    let (lo, hi) = kite_domain::org::scope_range(root);
     let sql = format!("{CAMPAIGNS} WHERE c.scope_path >= $1 AND c.scope_path < $2 ORDER BY c.id DESC LIMIT 200");
     Ok(on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).fetch_all(c).await)?)
 }
@@ -416,10 +413,7 @@ enum FollowUpArg<'a> {
 /// Members to contact found by accepted matches of campaigns whose place is in the subtree
 /// at `root` (`None`: everywhere).
 pub(crate) async fn candidates_for_place(tx: &mut Tx, root: Option<&str>) -> Result<Vec<FollowUp>, StoreError> {
-    let (lo, hi) = match root {
-        Some(r) => kite_domain::org::subtree_range(r),
-        None => (String::new(), "\u{10FFFF}".to_string()),
-    };
+    let (lo, hi) = kite_domain::org::scope_range(root);
     let filter = "x.outcome = 'candidate_inflow' AND COALESCE(c.place_path, c.scope_path) >= $1 \
                   AND COALESCE(c.place_path, c.scope_path) < $2";
     follow_ups(tx, filter, FollowUpArg::Range(&lo, &hi)).await

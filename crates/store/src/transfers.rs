@@ -241,10 +241,7 @@ fn queue_filter(queue: Queue) -> String {
 /// The bind values of [`queue_filter`] for the subtree at `root` (`None`: everywhere).
 fn queue_args(root: Option<&str>) -> (String, String, NaiveDate, NaiveDate) {
     let today = crate::today();
-    let (lo, hi) = match root {
-        Some(r) => kite_domain::org::subtree_range(r),
-        None => (String::new(), "\u{10FFFF}".to_string()),
-    };
+    let (lo, hi) = kite_domain::org::scope_range(root);
     (lo, hi, today, transfer::receipt_late_before(today))
 }
 
