@@ -104,6 +104,16 @@ enum ScreenCommand {
         /// no_match, or unreadable with the reason.
         #[arg(long)]
         outcomes: Option<std::path::PathBuf>,
+        /// A column mapping (JSON, as `kite screen columns` prints it, edited) instead of
+        /// the one detected from the header.
+        #[arg(long)]
+        mapping: Option<std::path::PathBuf>,
+    },
+    /// Show what is detected in a roster: format, encoding, the first rows (ID numbers
+    /// masked) and the column mapping, as JSON to edit and pass to `match --mapping`.
+    Columns {
+        /// The roster file.
+        roster: std::path::PathBuf,
     },
     /// Write the registry of a scope as the file `match --members` reads (姓名,公民身份号码,
     /// 性别,出生日期,手机号码,现居住地), readable by its owner only; the export of full ID
@@ -158,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
     })?;
     // A registry export needs no database.
     if let Command::Screen {
-        command: ScreenCommand::Match { roster, members: Some(members), scope, place, out, outcomes },
+        command: ScreenCommand::Match { roster, members: Some(members), scope, place, out, outcomes, mapping },
     } = &cli.command
     {
         let run = screen::Run {
@@ -168,8 +178,12 @@ async fn main() -> anyhow::Result<()> {
             place: place.as_deref(),
             out,
             outcomes: outcomes.as_deref(),
+            mapping: mapping.as_deref(),
         };
         return screen::run(None, &run).await;
+    }
+    if let Command::Screen { command: ScreenCommand::Columns { roster } } = &cli.command {
+        return screen::columns(roster);
     }
     // Settings are checked before the database is touched.
     let notifier = match &cli.command {
@@ -190,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
             let n = store.run_daily(kite_server::rules::today()).await?;
             println!("daily rules applied: {n} flows now count as mobile");
         }
-        Command::Screen { command: ScreenCommand::Match { roster, members, scope, place, out, outcomes } } => {
+        Command::Screen { command: ScreenCommand::Match { roster, members, scope, place, out, outcomes, mapping } } => {
             let run = screen::Run {
                 roster: &roster,
                 members: members.as_deref(),
@@ -198,12 +212,14 @@ async fn main() -> anyhow::Result<()> {
                 place: place.as_deref(),
                 out: &out,
                 outcomes: outcomes.as_deref(),
+                mapping: mapping.as_deref(),
             };
             screen::run(Some(&store), &run).await?;
         }
         Command::Screen { command: ScreenCommand::Export { scope, out } } => {
             screen::export(&store, scope.as_deref(), &out).await?;
         }
+        Command::Screen { command: ScreenCommand::Columns { roster } } => screen::columns(&roster)?,
         Command::Demo { members } => {
             demo(&store, members).await?;
         }

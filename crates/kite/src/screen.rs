@@ -6,15 +6,18 @@
 //! written to member records; a run against the database is audited before any file is
 //! written. The engine is `kite-screen`'s, as the campaign pages will use it.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use kite_screen::import::{End, ImportOptions, Roster};
-use kite_screen::matcher::{train, Band, MatchConfig, Matcher, Record, RegistryBuilder, RowMatch, TrainOptions};
+use kite_screen::import::{ColumnMapping, End, Progress, ProgressUnit, Rows};
+use kite_screen::matcher::{
+    match_stream, Band, Chunk, Matcher, Record, Registry, RegistryBuilder, RowMatch, StreamOptions, MATCHES_HEADER,
+};
 use kite_store::{ScreeningMember, Store};
 
 pub struct Run<'a> {
@@ -27,6 +30,8 @@ pub struct Run<'a> {
     pub place: Option<&'a str>,
     pub out: &'a Path,
     pub outcomes: Option<&'a Path>,
+    /// A column mapping (as `kite screen columns` prints it) instead of the detected one.
+    pub mapping: Option<&'a Path>,
 }
 
 /// What a matched row means for the place at `place` (a path).
@@ -43,30 +48,103 @@ fn private_file(path: &Path) -> anyhow::Result<BufWriter<File>> {
     Ok(BufWriter::new(options.open(path).with_context(|| format!("creating {}", path.display()))?))
 }
 
-/// Reads a file of rows (roster or registry export): each readable row with its data row
-/// number, each unreadable one with its line and reason; a file that cannot be read to
-/// its end is an error.
-/// Unreadable rows: (data row number, line in the file, reason).
-type Unreadable = Vec<(u64, u64, &'static str)>;
+/// A result file written beside its place and moved there only when the run completes:
+/// a cancelled or failed run leaves no partial file. Readable by its owner only.
+fn pending_file(path: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))
+}
 
-fn read(path: &Path) -> anyhow::Result<(Vec<(u64, Record)>, Unreadable)> {
-    let roster =
-        Roster::open(path, &ImportOptions::default()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut rows =
-        roster.rows(Arc::new(AtomicBool::new(false))).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+/// `kite screen columns`: what was detected in a roster — format, encoding, the first rows
+/// (ID numbers masked) and the column mapping, as JSON to edit and pass to `--mapping`.
+pub fn columns(roster: &Path) -> anyhow::Result<()> {
+    let (detected, mapping) = kite_server::screening::detect(roster)
+        .map_err(|code| anyhow::anyhow!("{}: {}", roster.display(), message(code)))?;
+    let out = serde_json::json!({ "mapping": mapping, "info": detected["info"], "preview": detected["preview"] });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn message(code: &str) -> String {
+    kite_server::i18n::t(kite_server::i18n::Lang::En, &format!("err.{code}"))
+}
+
+/// A mapping file: a mapping, or the whole output of `kite screen columns`.
+fn read_mapping(path: &Path) -> anyhow::Result<ColumnMapping> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let value = value.get("mapping").cloned().unwrap_or(value);
+    serde_json::from_value(value).with_context(|| format!("{}: not a column mapping", path.display()))
+}
+
+/// Opens a file of rows (roster or registry export) for reading in a stream.
+fn open(path: &Path, mapping: Option<ColumnMapping>, cancel: Arc<AtomicBool>) -> anyhow::Result<(Rows, Progress)> {
+    kite_server::screening::open_rows(path, mapping, cancel)
+        .map_err(|code| anyhow::anyhow!("{}: {}", path.display(), message(code)))
+}
+
+/// A registry export as the matcher's registry; any row that cannot be read is an error.
+fn read_registry(path: &Path) -> anyhow::Result<Registry> {
+    let (mut rows, _) = open(path, None, Arc::new(AtomicBool::new(false)))?;
+    let mut b = RegistryBuilder::new();
     for row in rows.by_ref() {
         match row {
-            Ok(r) => ok.push((r.data_row, Record::from_fields(&r.fields))),
-            // Reported with its line, never dropped in silence.
-            Err(e) => bad.push((e.data_row.unwrap_or(0), e.line, e.reason.code())),
+            Ok(r) => b.push(r.data_row, &Record::from_fields(&r.fields)),
+            Err(e) => anyhow::bail!("{}: line {} could not be read ({})", path.display(), e.line, e.reason.code()),
         }
     }
-    if let End::Failed { .. } = rows.summary().end {
-        let (_, line, reason) = bad.last().copied().unwrap_or((0, 0, "file.read_failed"));
-        anyhow::bail!("{}: could not be read past line {line} ({reason})", path.display());
+    if let End::Failed { line, reason } = &rows.summary().end {
+        anyhow::bail!("{}: could not be read past line {line} ({})", path.display(), reason.code());
     }
-    Ok((ok, bad))
+    Ok(b.build())
+}
+
+/// A progress bar on standard error while the roster is read (hidden when it is no
+/// terminal); dropped, it stops.
+struct Bar {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Bar {
+    fn start(progress: Progress) -> Bar {
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = done.clone();
+        let thread = std::thread::spawn(move || {
+            let first = progress.snapshot();
+            let bar = match first.total {
+                Some(total) => indicatif::ProgressBar::new(total),
+                None => indicatif::ProgressBar::no_length(),
+            };
+            let template = match first.unit {
+                ProgressUnit::Bytes => "{bar:40} {bytes}/{total_bytes} {msg} ({eta})",
+                ProgressUnit::Rows => "{bar:40} {pos}/{len} {msg} ({eta})",
+            };
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            while !stop.load(Ordering::Relaxed) {
+                let s = progress.snapshot();
+                if let Some(total) = s.total {
+                    bar.set_length(total);
+                }
+                bar.set_position(s.done);
+                bar.set_message(format!("{} rows, {} unreadable", s.rows, s.errors));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            bar.finish_and_clear();
+        });
+        Bar { done, thread: Some(thread) }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// `kite screen export`: the members of a scope as a registry export, in the columns the
@@ -92,26 +170,10 @@ pub async fn export(store: &Store, scope: Option<&str>, out: &Path) -> anyhow::R
 
 pub async fn run(store: Option<&Store>, r: &Run<'_>) -> anyhow::Result<()> {
     // The registry: an export, or the database's members of the scope.
-    let (members, registry) = match (r.members, store) {
-        (Some(file), _) => {
-            let (rows, bad) = read(file)?;
-            if let Some((_, line, reason)) = bad.first() {
-                anyhow::bail!("{}: line {line} could not be read ({reason})", file.display());
-            }
-            let mut b = RegistryBuilder::new();
-            for (row, rec) in &rows {
-                b.push(*row, rec);
-            }
-            (Vec::new(), b.build())
-        }
+    let members = match (r.members, store) {
+        (Some(_), _) => Vec::new(),
         (None, Some(store)) => {
-            let members =
-                store.admin().screening_members(r.scope).await.with_context(|| format!("the scope {:?}", r.scope))?;
-            let mut b = RegistryBuilder::new();
-            for (i, m) in members.iter().enumerate() {
-                b.push(i as u64, &kite_server::screening::record(m));
-            }
-            (members, b.build())
+            store.admin().screening_members(r.scope).await.with_context(|| format!("the scope {:?}", r.scope))?
         }
         (None, None) => anyhow::bail!("no registry: give --members FILE or a database"),
     };
@@ -122,89 +184,147 @@ pub async fn run(store: Option<&Store>, r: &Run<'_>) -> anyhow::Result<()> {
         }
         _ => anyhow::bail!("--outcomes needs the database's registry and --place (or --scope)"),
     };
-
-    let (rows, unreadable) = read(r.roster)?;
-    let records: Vec<Record> = rows.iter().map(|(_, rec)| rec.clone()).collect();
-    let config = MatchConfig { today: kite_server::rules::today(), ..MatchConfig::default() };
-    let training = train(&registry, &records, &config, &TrainOptions::default());
-    let matcher = Matcher::new(&registry, training.model, config);
-    let results = matcher.match_all(&records);
-
-    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for m in &results {
-        let band = m.best().map(|c| c.band).unwrap_or(Band::NonMatch);
-        *counts.entry(band.code()).or_default() += 1;
-    }
-    let summary = serde_json::json!({
-        "roster": r.roster.display().to_string(),
-        "registry": registry.len(),
-        "scope": r.scope,
-        "place": r.place.or(r.scope),
-        "rows": rows.len(),
-        "unreadable": unreadable.len(),
-        "bands": counts,
-    });
+    let mapping = r.mapping.map(read_mapping).transpose()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (rows, progress) = open(r.roster, mapping, cancel.clone())?;
     // Audited before any result reaches a file.
     if let (Some(store), None) = (store, r.members) {
         let who = std::env::var("USER").unwrap_or_default();
-        store.admin().audit_screening(&who, "screen.run", summary.clone()).await?;
+        let started = serde_json::json!({
+            "roster": r.roster.display().to_string(), "registry": members.len(), "scope": r.scope,
+            "place": r.place.or(r.scope),
+        });
+        store.admin().audit_screening(&who, "screen.run", started).await?;
     }
-    let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
-    matcher
-        .write_matches(private_file(r.out)?, lines.iter().copied().zip(&results))
-        .with_context(|| format!("writing {}", r.out.display()))?;
-    if let (Some(path), Some(place)) = (r.outcomes, &place) {
-        write_outcomes(path, place, &members, &registry, &lines, &results, &unreadable)?;
-    }
+    // Ctrl-C cancels the run: the rows stop, and no result file is left.
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.store(true, Ordering::Relaxed);
+        }
+    });
+    let files = Files {
+        out: r.out.to_path_buf(),
+        outcomes: r.outcomes.map(Path::to_path_buf),
+        members_file: r.members.map(Path::to_path_buf),
+    };
+    let summary = tokio::task::spawn_blocking(move || match_roster(rows, progress, &members, place.as_deref(), &files))
+        .await
+        .context("the run stopped")??;
     println!("{summary}");
-    for (_, line, reason) in &unreadable {
-        eprintln!("line {line}: {reason}");
-    }
     Ok(())
 }
 
-/// One row per roster row, in line order: the best member found (ID number masked), its
-/// band, and the outcome for the place; unreadable rows with their reason.
-fn write_outcomes(
-    path: &Path,
+struct Files {
+    out: PathBuf,
+    outcomes: Option<PathBuf>,
+    members_file: Option<PathBuf>,
+}
+
+/// Matches the roster in a stream, writing MATCHES.csv (and the outcomes) chunk by chunk
+/// into files moved into place only once the run completes.
+fn match_roster(
+    rows: Rows,
+    progress: Progress,
+    members: &[ScreeningMember],
+    place: Option<&str>,
+    files: &Files,
+) -> anyhow::Result<serde_json::Value> {
+    let out = pending_file(&files.out)?;
+    let mut w = csv::Writer::from_writer(BufWriter::new(out.as_file().try_clone()?));
+    w.write_record(MATCHES_HEADER)?;
+    let outcomes = files.outcomes.as_deref().map(pending_file).transpose()?;
+    let mut o = match &outcomes {
+        Some(f) => {
+            let mut file = BufWriter::new(f.as_file().try_clone()?);
+            // Excel opens UTF-8 CSV as such only with the byte order mark.
+            file.write_all("\u{feff}".as_bytes())?;
+            let mut o = csv::Writer::from_writer(file);
+            o.write_record(OUTCOME_HEADER)?;
+            Some(o)
+        }
+        None => None,
+    };
+    let mut bands: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    let registry = || match &files.members_file {
+        Some(path) => read_registry(path),
+        None => Ok(kite_server::screening::registry(members)),
+    };
+    let bar = Bar::start(progress);
+    let report = match_stream(
+        registry,
+        rows,
+        &kite_server::screening::config(),
+        &StreamOptions::default(),
+        |m, chunk, results| {
+            for r in results {
+                *bands.entry(r.best().map_or(Band::NonMatch, |c| c.band).code()).or_default() += 1;
+            }
+            m.write_match_rows(&mut w, chunk.lines.iter().copied().zip(results))?;
+            if let (Some(o), Some(place)) = (o.as_mut(), place) {
+                write_outcomes(o, m, place, members, chunk, results)?;
+            }
+            unreadable.extend(chunk.unreadable.iter().map(|e| (e.line, e.reason.code())));
+            Ok::<_, anyhow::Error>(())
+        },
+    )?;
+    drop(bar);
+    match &report.roster.end {
+        End::Cancelled => anyhow::bail!("cancelled after {} rows; no result file was written", report.rows),
+        End::Failed { line, reason } => {
+            anyhow::bail!(
+                "the roster could not be read past line {line} ({}); no result file was written",
+                reason.code()
+            )
+        }
+        End::Completed | End::Running => {}
+    }
+    w.flush()?;
+    drop(w);
+    out.persist(&files.out).with_context(|| format!("writing {}", files.out.display()))?;
+    if let (Some(mut o), Some(f), Some(path)) = (o, outcomes, &files.outcomes) {
+        o.flush()?;
+        drop(o);
+        f.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    for (line, reason) in &unreadable {
+        eprintln!("line {line}: {reason}");
+    }
+    Ok(serde_json::json!({
+        "rows": report.rows,
+        "unreadable": report.unreadable,
+        "bands": bands,
+        "seconds": report.timings.total,
+    }))
+}
+
+const OUTCOME_HEADER: [&str; 8] =
+    ["roster_line", "band", "score", "member_id", "member_name", "id_number_masked", "member_org_code", "outcome"];
+
+/// One row per roster row of the chunk, in line order: the best member found (ID number
+/// masked), its band, and the outcome for the place; unreadable rows with their reason.
+fn write_outcomes<W: Write>(
+    w: &mut csv::Writer<W>,
+    matcher: &Matcher<'_>,
     place: &str,
     members: &[ScreeningMember],
-    registry: &kite_screen::matcher::Registry,
-    lines: &[u64],
+    chunk: &Chunk,
     results: &[RowMatch],
-    unreadable: &[(u64, u64, &'static str)],
 ) -> anyhow::Result<()> {
-    let mut file = private_file(path)?;
-    // Excel opens UTF-8 CSV as such only with the byte order mark.
-    file.write_all("\u{feff}".as_bytes())?;
-    let mut w = csv::Writer::from_writer(file);
-    w.write_record([
-        "roster_line",
-        "band",
-        "score",
-        "member_id",
-        "member_name",
-        "id_number_masked",
-        "member_org_code",
-        "outcome",
-    ])?;
     // A cell a spreadsheet would run as a formula is written as text.
     let cell = |s: &str| if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
     let mut out: Vec<(u64, Vec<String>)> = Vec::new();
-    for (line, result) in lines.iter().zip(results) {
+    for (line, result) in chunk.lines.iter().zip(results) {
         let best = result.best().filter(|c| c.band != Band::NonMatch);
-        let found = best.and_then(|c| Some((c, members.get(registry.row(c.member)? as usize)?)));
+        let found = best.and_then(|c| Some((c, members.get(matcher.registry().row(c.member)? as usize)?)));
         let row = match found {
-            None => vec![
-                line.to_string(),
-                "non_match".into(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                "no_match".into(),
-            ],
+            None => {
+                let mut row = vec![line.to_string(), "non_match".into()];
+                row.extend(std::iter::repeat_n(String::new(), 5));
+                row.push("no_match".into());
+                row
+            }
             Some((c, m)) => {
                 let what = if c.band == Band::Review { "to_review" } else { outcome(m, place) };
                 vec![
@@ -221,16 +341,16 @@ fn write_outcomes(
         };
         out.push((*line, row));
     }
-    for (data_row, _, reason) in unreadable {
+    for e in &chunk.unreadable {
+        let data_row = e.data_row.unwrap_or(0);
         let mut row = vec![data_row.to_string(), "unreadable".to_string()];
         row.extend(std::iter::repeat_n(String::new(), 5));
-        row.push(reason.to_string());
-        out.push((*data_row, row));
+        row.push(e.reason.code().to_string());
+        out.push((data_row, row));
     }
     out.sort_by_key(|(line, _)| *line);
     for (_, row) in out {
         w.write_record(&row)?;
     }
-    w.flush()?;
     Ok(())
 }

@@ -179,3 +179,76 @@ async fn a_roster_is_screened_against_the_registry_on_each_backend() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A registry export of two members, as `kite screen export` writes it.
+fn two_members(dir: &Path) -> (std::path::PathBuf, [String; 2]) {
+    use kite_domain::id_number::compose;
+    use kite_domain::Gender;
+    let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).expect("a date");
+    let ids = [
+        compose("320724", date(1988, 3, 5), 12, Gender::Male).as_str().to_string(),
+        compose("320724", date(1992, 11, 20), 34, Gender::Female).as_str().to_string(),
+    ];
+    let file = dir.join("members.csv");
+    let text = format!(
+        "姓名,公民身份号码,性别,出生日期,手机号码,现居住地\n赵建国,{},男,1988-03-05,13912340001,\n\
+         钱秀英,{},女,1992-11-20,13912340002,\n",
+        ids[0], ids[1]
+    );
+    std::fs::write(&file, text).expect("members written");
+    (file, ids)
+}
+
+/// With no database: `kite screen columns` shows the mapping found (ID numbers masked); a
+/// roster without a header is read with a mapping given in a file; a roster that cannot be
+/// read to its end leaves no result file.
+#[test]
+fn a_roster_is_read_with_the_mapping_the_user_gives() {
+    let dir = std::env::temp_dir().join(format!("kite-columns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (members, ids) = two_members(&dir);
+    let path = |p: &Path| p.to_str().expect("a UTF-8 path").to_string();
+    let no_db = "sqlite:///nonexistent/never.db";
+
+    let with_header = dir.join("with-header.csv");
+    std::fs::write(&with_header, format!("序号,姓名,身份证号码\n1,钱秀英,{}\n", ids[1])).expect("roster");
+    let shown: serde_json::Value =
+        serde_json::from_slice(&kite(no_db, &["screen", "columns", &path(&with_header)]).stdout).expect("JSON");
+    let fields: Vec<&str> =
+        shown["mapping"]["columns"].as_array().expect("columns").iter().filter_map(|c| c["field"].as_str()).collect();
+    assert_eq!(fields, ["name", "id_number"], "{shown}");
+    assert!(!shown.to_string().contains(&ids[1]), "masked: {shown}");
+
+    // No header: the detection finds nothing to map, the user's mapping does.
+    let bare = dir.join("bare.csv");
+    std::fs::write(&bare, format!("13912340009,赵建国,{}\n", ids[0])).expect("roster");
+    let out = dir.join("bare-matches.csv");
+    let base = ["screen", "match", "--members", &path(&members), "--out", &path(&out)];
+    let err = kite_fails(no_db, &[&base[..], &["--roster", &path(&bare)]].concat());
+    assert!(err.contains("name or ID number"), "{err}");
+    assert!(!out.exists(), "nothing written");
+    let mapping = dir.join("mapping.json");
+    let m = r#"{"mapping": {"header_line": 0, "columns": [{"index": 1, "field": "name"}, {"index": 2, "field": "id_number"}]}}"#;
+    std::fs::write(&mapping, m).expect("mapping");
+    kite(no_db, &[&base[..], &["--roster", &path(&bare), "--mapping", &path(&mapping)]].concat());
+    let rows = csv_rows(&out);
+    // (A two-member registry trains no confident model: the band may be either.)
+    assert_eq!((rows[0][0].as_str(), rows[0][1].as_str()), ("1", ids[0].as_str()), "{rows:?}");
+
+    // A quote never closed: the file cannot be read past it, and no partial result is left.
+    let broken = dir.join("broken.csv");
+    let text = format!("姓名,公民身份号码\n赵建国,{}\n\"钱秀英,{}\n{}", ids[0], ids[1], "x".repeat(1_200_000));
+    std::fs::write(&broken, text).expect("roster");
+    let out2 = dir.join("broken-matches.csv");
+    let err = kite_fails(
+        no_db,
+        &["screen", "match", "--members", &path(&members), "--roster", &path(&broken), "--out", &path(&out2)],
+    );
+    assert!(err.contains("no result file"), "{err}");
+    assert!(!out2.exists(), "no partial MATCHES.csv");
+    let leftovers = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".tmp")));
+    assert_eq!(leftovers.count(), 0, "no temporary file left behind");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -421,6 +421,7 @@ fn main() -> Result<(), Error> {
             random_pairs: arg(&args, "--random-pairs", defaults.train.random_pairs)?,
             ..defaults.train
         },
+        keep_raw: false,
     };
     let temp = tempfile::tempdir()?;
     let dir: PathBuf = arg(&args, "--dir", temp.path().to_owned())?;

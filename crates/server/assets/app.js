@@ -94,7 +94,31 @@ function orgPicker(input) {
   if (input.value) lookup().catch(() => {});
 }
 
+// A screening run's progress: polled until the run ends, then the page is shown again.
+function runProgress(section) {
+  const [queued, preparing, matching] = (section.dataset.phases || "").split("|");
+  const names = { queued, preparing, matching };
+  const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
+  async function poll() {
+    const r = await getJSON(section.dataset.progressUrl);
+    if (r.status !== "running") { location.reload(); return; }
+    const p = r.progress;
+    if (p) {
+      set("progress-phase", names[p.phase] || p.phase);
+      set("progress-rows", p.rows);
+      set("progress-errors", p.errors);
+      set("progress-percent", p.percent == null ? "" : "· " + p.percent + "%");
+      const bar = document.getElementById("progress-bar");
+      if (bar && p.percent != null) bar.value = p.percent;
+    }
+    setTimeout(tick, 1000);
+  }
+  const tick = () => poll().catch(() => setTimeout(tick, 5000));
+  setTimeout(tick, 1000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-progress-url]").forEach(runProgress);
   document.querySelectorAll("input[data-division-picker]").forEach(divisionPicker);
   document.querySelectorAll("input[data-org-picker]").forEach(orgPicker);
 });

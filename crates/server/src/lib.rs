@@ -33,6 +33,8 @@ pub struct AppState {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// Public certificate lookups allowed per client and minute.
     pub lookups: Arc<limits::Lookups>,
+    /// Screening runs under way in this process.
+    pub runs: Arc<screening::Runs>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             public_url: None,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             lookups: Arc::new(limits::Lookups::default()),
+            runs: Arc::new(screening::Runs::default()),
         }
     }
 }
@@ -107,6 +110,10 @@ pub fn spawn_daily_rules(store: Store) -> tokio::task::JoinHandle<()> {
 /// Serves until the process is interrupted; with a gateway, delivers the outbox too.
 pub async fn serve(state: AppState, addr: SocketAddr, notifier: notify::Notifier) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    let (runs, uploads) = state.store.admin().screening_interrupted().await?;
+    if runs + uploads > 0 {
+        tracing::warn!(runs, uploads, "screening runs and uploads cut off by the last stop were set aside");
+    }
     spawn_daily_rules(state.store.clone());
     match &notifier {
         notify::Notifier::OutboxOnly => tracing::info!("no SMS gateway: messages stay in the outbox (/outbox)"),

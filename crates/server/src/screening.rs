@@ -1,15 +1,23 @@
-//! The screening engine (`kite-screen`) over the registry as the store gives it: the
-//! registry's side of a member, and one roster run from a file to the matches to review.
-//! Used by the campaign API and by `kite screen`.
+//! The screening engine (`kite-screen`) over the registry as the store gives it, shared by
+//! the campaign API and pages and by `kite screen`: the registry's side of a member, a
+//! roster opened with its column mapping, and the campaign runs, which go on in the
+//! background with progress and can be cancelled.
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
+use kite_domain::access::Principal;
 use kite_domain::screening::Outcome;
-use kite_screen::import::{End, ImportOptions, NormalizedFields, RawFields, Roster};
-use kite_screen::matcher::{train, Band, MatchConfig, Matcher, Record, RegistryBuilder, TrainOptions};
-use kite_store::{NewMatch, ScreeningMember};
+use kite_screen::import::{ColumnMapping, End, ImportOptions, NormalizedFields, Progress, RawFields, Roster, Rows};
+use kite_screen::matcher::{match_stream, Band, MatchConfig, Record, Registry, RegistryBuilder, StreamOptions};
+use kite_store::{Client, Guard, NewMatch, RunEnd, ScreeningMember};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
 
 /// Unreadable rows kept with a roster (the count is kept whole).
 const MAX_ERRORS_KEPT: usize = 1000;
@@ -28,74 +36,277 @@ pub fn record(m: &ScreeningMember) -> Record {
     Record::from_fields(&NormalizedFields::from_raw(&raw, &mut Vec::new()))
 }
 
-/// What one roster run found.
-pub struct RosterRun {
-    pub rows_read: i64,
-    pub unreadable: i64,
-    /// `[{"line": …, "reason": …}]`, the first [`MAX_ERRORS_KEPT`].
-    pub errors: serde_json::Value,
-    /// The best candidate of each row in the match or review band.
-    pub matches: Vec<NewMatch>,
-}
-
-/// Reads the roster at `path` and matches it against `members` (the region at `place`, a
-/// path). A file that cannot be opened or read to its end is an error code for the `file`
-/// field; a row that cannot be read is counted and kept with its line and reason.
-pub fn run_roster(path: &Path, members: &[ScreeningMember], place: &str) -> Result<RosterRun, &'static str> {
-    let roster = Roster::open(path, &ImportOptions::default()).map_err(|e| match e.code() {
-        "file.unsupported" => "screening.file_unsupported",
-        "mapping.incomplete" => "screening.mapping_incomplete",
-        _ => "screening.file_unreadable",
-    })?;
-    let mut rows = roster.rows(Arc::new(AtomicBool::new(false))).map_err(|e| match e.code() {
-        "mapping.incomplete" => "screening.mapping_incomplete",
-        _ => "screening.file_unreadable",
-    })?;
-    let (mut read, mut errors, mut unreadable) = (Vec::new(), Vec::new(), 0i64);
-    for row in rows.by_ref() {
-        match row {
-            Ok(r) => {
-                read.push((r.line, serde_json::to_value(&r.raw).unwrap_or_default(), Record::from_fields(&r.fields)))
-            }
-            Err(e) => {
-                unreadable += 1;
-                if errors.len() < MAX_ERRORS_KEPT {
-                    errors.push(serde_json::json!({ "line": e.line, "reason": e.reason.code() }));
-                }
-            }
-        }
-    }
-    if let End::Failed { .. } = rows.summary().end {
-        return Err("screening.file_unreadable");
-    }
+/// The registry of `members`, each under its position in the slice.
+pub fn registry(members: &[ScreeningMember]) -> Registry {
     let mut b = RegistryBuilder::new();
     for (i, m) in members.iter().enumerate() {
         b.push(i as u64, &record(m));
     }
-    let registry = b.build();
-    let records: Vec<Record> = read.iter().map(|(_, _, r)| r.clone()).collect();
-    let config = MatchConfig { today: crate::rules::today(), ..MatchConfig::default() };
-    let training = train(&registry, &records, &config, &TrainOptions::default());
-    let matcher = Matcher::new(&registry, training.model, config);
-    let results = matcher.match_all(&records);
-    let mut matches = Vec::new();
-    for ((line, raw, _), found) in read.iter().zip(&results) {
-        let Some(best) = found.best().filter(|c| c.band != Band::NonMatch) else { continue };
-        let Some(m) = registry.row(best.member).and_then(|i| members.get(i as usize)) else { continue };
-        matches.push(NewMatch {
-            line: *line as i64,
-            row: raw.clone(),
-            member_id: m.id,
-            score: best.probability,
-            band: best.band.code(),
-            outcome: Outcome::of(&m.mobility, &m.org_path, m.inflow_path.as_deref(), place).code(),
-            explanation: serde_json::to_value(matcher.explain(best)).unwrap_or_default(),
-        });
+    b.build()
+}
+
+/// The matcher's settings as of today.
+pub fn config() -> MatchConfig {
+    MatchConfig { today: crate::rules::today(), ..MatchConfig::default() }
+}
+
+/// An opening error as a message code for the `file` field.
+fn open_error(e: &kite_screen::import::ImportError) -> &'static str {
+    match e.code() {
+        "file.unsupported" => "screening.file_unsupported",
+        "mapping.incomplete" => "screening.mapping_incomplete",
+        "mapping.header_out_of_range" => "screening.header_out_of_range",
+        _ => "screening.file_unreadable",
     }
-    Ok(RosterRun {
-        rows_read: read.len() as i64 + unreadable,
-        unreadable,
-        errors: serde_json::Value::Array(errors),
-        matches,
+}
+
+/// Opens a roster, with `mapping` instead of the detected one if given, and starts its
+/// rows; `cancel` stops them. The progress handle reads from another thread.
+pub fn open_rows(
+    path: &Path,
+    mapping: Option<ColumnMapping>,
+    cancel: Arc<AtomicBool>,
+) -> Result<(Rows, Progress), &'static str> {
+    let mut roster = Roster::open(path, &ImportOptions::default()).map_err(|e| open_error(&e))?;
+    if let Some(m) = mapping {
+        roster.set_mapping(m).map_err(|e| open_error(&e))?;
+    }
+    let progress = roster.progress();
+    Ok((roster.rows(cancel).map_err(|e| open_error(&e))?, progress))
+}
+
+/// What an uploaded roster shows before its run: format, encoding and the first rows, with
+/// anything that looks like an ID number masked, and the mapping proposed.
+pub fn detect(path: &Path) -> Result<(serde_json::Value, ColumnMapping), &'static str> {
+    let roster = Roster::open(path, &ImportOptions::default()).map_err(|e| open_error(&e))?;
+    let preview: Vec<(u64, Vec<String>)> = roster
+        .preview()
+        .map(|(line, cells)| (line, cells.iter().take(MAX_PREVIEW_COLUMNS).map(|c| preview_cell(c)).collect()))
+        .collect();
+    Ok((serde_json::json!({ "info": roster.info(), "preview": preview }), roster.mapping().clone()))
+}
+
+const MAX_PREVIEW_COLUMNS: usize = 60;
+
+fn preview_cell(cell: &str) -> String {
+    let cell: String = cell.trim().chars().take(60).collect();
+    let compact: String = cell.chars().filter(|c| !c.is_whitespace()).collect();
+    let id_like = matches!(compact.len(), 15 | 18)
+        && compact.bytes().filter(u8::is_ascii_digit).count() >= compact.len() - 1
+        && compact.bytes().all(|b| b.is_ascii_digit() || b == b'X' || b == b'x');
+    if id_like {
+        kite_domain::id_number::mask(&compact)
+    } else {
+        cell
+    }
+}
+
+/// Where a run stands, for its progress bar.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunProgress {
+    /// `queued` (another run goes first), `preparing` (registry and file), `matching`.
+    pub phase: &'static str,
+    /// `bytes` of the file (CSV, TSV) or `rows` of the sheet (xlsx).
+    pub unit: Option<String>,
+    pub done: u64,
+    /// Unknown (`None`) until the file says.
+    pub total: Option<u64>,
+    /// Rows read so far, and rows that could not be read.
+    pub rows: u64,
+    pub errors: u64,
+    /// 0 to 100, when the total is known.
+    pub percent: Option<f64>,
+}
+
+const QUEUED: u8 = 0;
+const PREPARING: u8 = 1;
+const MATCHING: u8 = 2;
+
+/// A run under way in this process.
+#[derive(Default)]
+struct Run {
+    cancel: Arc<AtomicBool>,
+    phase: AtomicU8,
+    progress: Mutex<Option<Progress>>,
+}
+
+/// The runs under way, by roster.
+pub struct Runs {
+    runs: Mutex<HashMap<i64, Arc<Run>>>,
+    /// One run at a time: each holds the region's registry in memory and keeps the cores
+    /// busy; others wait their turn (`queued`).
+    turn: tokio::sync::Semaphore,
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Runs { runs: Mutex::default(), turn: tokio::sync::Semaphore::new(1) }
+    }
+}
+
+impl Runs {
+    fn get(&self, roster_id: i64) -> Option<Arc<Run>> {
+        self.runs.lock().ok()?.get(&roster_id).cloned()
+    }
+
+    /// Takes the turn, as a run does: the runs started meanwhile wait, queued.
+    pub async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.turn.acquire().await.ok()
+    }
+
+    pub fn progress(&self, roster_id: i64) -> Option<RunProgress> {
+        let run = self.get(roster_id)?;
+        let phase = match run.phase.load(Ordering::Relaxed) {
+            QUEUED => "queued",
+            PREPARING => "preparing",
+            _ => "matching",
+        };
+        let snapshot = run.progress.lock().ok()?.as_ref().map(Progress::snapshot);
+        let Some(s) = snapshot else {
+            return Some(RunProgress { phase, unit: None, done: 0, total: None, rows: 0, errors: 0, percent: None });
+        };
+        let unit = serde_json::to_value(s.unit).ok().and_then(|v| v.as_str().map(str::to_string));
+        let percent = s.total.filter(|t| *t > 0).map(|t| (s.done.min(t) as f64 * 1000.0 / t as f64).floor() / 10.0);
+        Some(RunProgress { phase, unit, done: s.done, total: s.total, rows: s.rows, errors: s.errors, percent })
+    }
+
+    /// Asks the run to stop; false if it is not under way here.
+    pub fn cancel(&self, roster_id: i64) -> bool {
+        self.get(roster_id).map(|r| r.cancel.store(true, Ordering::Relaxed)).is_some()
+    }
+}
+
+/// Starts matching a roster marked running (by [`Guard::roster_run_start`]) in the
+/// background, on behalf of the caller. Its end is stored whatever happens.
+pub fn spawn_run(state: &AppState, who: (Principal, Client), campaign_id: i64, place: String, roster_id: i64) {
+    let run = Arc::new(Run::default());
+    if let Ok(mut runs) = state.runs.runs.lock() {
+        runs.insert(roster_id, run.clone());
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let end = run_roster(&state, who.clone(), campaign_id, place, roster_id, &run).await;
+        let g = state.store.guard(who.0, who.1);
+        if let Err(e) = g.roster_run_finish(campaign_id, roster_id, &end).await {
+            tracing::error!(error = %e, roster_id, "a screening run's end could not be stored");
+        }
+        if let Ok(mut runs) = state.runs.runs.lock() {
+            runs.remove(&roster_id);
+        }
+    });
+}
+
+async fn run_roster(
+    state: &AppState,
+    who: (Principal, Client),
+    campaign_id: i64,
+    place: String,
+    roster_id: i64,
+    run: &Arc<Run>,
+) -> RunEnd {
+    let Some(_turn) = state.runs.turn().await else {
+        return RunEnd::Failed("screening.run_failed");
+    };
+    if run.cancel.load(Ordering::Relaxed) {
+        return RunEnd::Cancelled;
+    }
+    run.phase.store(PREPARING, Ordering::Relaxed);
+    let g = state.store.guard(who.0.clone(), who.1.clone());
+    let prepared = async {
+        let detail = g.campaign_roster(campaign_id, roster_id).await.map_err(|e| e.to_string())?;
+        let (_, members) = g.campaign_registry(campaign_id).await.map_err(|e| e.to_string())?;
+        let file = roster_file(&g, campaign_id, roster_id, &detail.roster.file_name).await?;
+        Ok::<_, String>((detail, members, file))
+    }
+    .await;
+    let (detail, members, file) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, roster_id, "a screening run could not start");
+            return RunEnd::Failed("screening.run_failed");
+        }
+    };
+    let mapping = detail.mapping.and_then(|m| serde_json::from_value::<ColumnMapping>(m).ok());
+    run.phase.store(MATCHING, Ordering::Relaxed);
+    let (state, run) = (state.clone(), run.clone());
+    let rt = tokio::runtime::Handle::current();
+    let matched = tokio::task::spawn_blocking(move || {
+        let g = state.store.guard(who.0, who.1);
+        let (rows, progress) = match open_rows(file.path(), mapping, run.cancel.clone()) {
+            Ok(r) => r,
+            Err(code) => return RunEnd::Failed(code),
+        };
+        if let Ok(mut p) = run.progress.lock() {
+            *p = Some(progress);
+        }
+        let mut errors = Vec::new();
+        let report = match_stream(
+            || Ok(registry(&members)),
+            rows,
+            &config(),
+            &StreamOptions { keep_raw: true, ..StreamOptions::default() },
+            |matcher, chunk, results| {
+                for e in &chunk.unreadable {
+                    if errors.len() < MAX_ERRORS_KEPT {
+                        errors.push(serde_json::json!({ "line": e.line, "reason": e.reason.code() }));
+                    }
+                }
+                let mut found = Vec::new();
+                for ((line, raw), result) in chunk.raw.iter().zip(results) {
+                    let Some(best) = result.best().filter(|c| c.band != Band::NonMatch) else { continue };
+                    let Some(m) = matcher.registry().row(best.member).and_then(|i| members.get(i as usize)) else {
+                        continue;
+                    };
+                    found.push(NewMatch {
+                        line: *line as i64,
+                        row: serde_json::to_value(raw).unwrap_or_default(),
+                        member_id: m.id,
+                        score: best.probability,
+                        band: best.band.code(),
+                        outcome: Outcome::of(&m.mobility, &m.org_path, m.inflow_path.as_deref(), &place).code(),
+                        explanation: serde_json::to_value(matcher.explain(best)).unwrap_or_default(),
+                    });
+                }
+                rt.block_on(g.roster_run_matches(campaign_id, roster_id, &found))
+            },
+        );
+        match report {
+            Err(e) => {
+                tracing::error!(error = %e, roster_id, "a screening run's matches could not be stored");
+                RunEnd::Failed("screening.run_failed")
+            }
+            Ok(report) => match report.roster.end {
+                End::Cancelled => RunEnd::Cancelled,
+                End::Failed { .. } => RunEnd::Failed("screening.file_unreadable"),
+                End::Completed | End::Running => RunEnd::Done {
+                    rows_read: (report.rows + report.unreadable) as i64,
+                    unreadable: report.unreadable as i64,
+                    errors: serde_json::Value::Array(errors),
+                },
+            },
+        }
     })
+    .await;
+    matched.unwrap_or(RunEnd::Failed("screening.run_failed"))
+}
+
+/// The roster's file from its stored parts, in a temporary file named with its suffix (the
+/// format is told by the content; the suffix only names TSV).
+async fn roster_file(
+    g: &Guard<'_>,
+    campaign_id: i64,
+    roster_id: i64,
+    file_name: &str,
+) -> Result<tempfile::NamedTempFile, String> {
+    let lower = file_name.to_lowercase();
+    let suffix = ["xlsx", "tsv", "tab"].into_iter().find(|x| lower.ends_with(&format!(".{x}"))).unwrap_or("csv");
+    let io = |e: std::io::Error| e.to_string();
+    let mut file = tempfile::Builder::new().suffix(&format!(".{suffix}")).tempfile().map_err(io)?;
+    let mut seq = 0;
+    while let Some(bytes) = g.roster_file_part(campaign_id, roster_id, seq).await.map_err(|e| e.to_string())? {
+        file.write_all(&bytes).map_err(io)?;
+        seq += 1;
+    }
+    file.flush().map_err(io)?;
+    Ok(file)
 }

@@ -13,6 +13,18 @@ fn campaign(org: &str, place: Option<&str>) -> Value {
            "starts_on": "2026-11-01", "ends_on": "2026-12-31"})
 }
 
+/// The roster once its run has ended.
+async fn finished(s: &Server, token: &str, roster: &str) -> Value {
+    for _ in 0..300 {
+        let r = s.get(roster).auth(token).send().await.ok().clone();
+        if r["status"] != "running" {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the run of {roster} did not end in 30 s");
+}
+
 #[tokio::test]
 async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
     on_each_backend(|s| async move {
@@ -57,11 +69,48 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
                 .send()
         };
         up(w.staff.clone(), csv.clone().into_bytes()).await.error(403, "forbidden");
-        up(cty.clone(), b"\x00\x01\x02 not a roster".to_vec()).await.client_error();
+        up(cty.clone(), Vec::new()).await.invalid("file", "screening.file_missing");
+        up(cty.clone(), b"\xD0\xCF\x11\xE0 old workbook".to_vec()).await.invalid("file", "screening.file_unsupported");
+
+        // The upload shows what was found before anything is matched: the header below the
+        // title row, the columns it names, the first rows with ID numbers masked.
         let r = up(cty.clone(), csv.clone().into_bytes()).await.expect(201).clone();
+        assert_eq!((r["status"].as_str(), r["source"].as_str()), (Some("uploaded"), Some("苏州高新区公安分局")));
+        assert_eq!(r["mapping"]["header_line"], 2, "{r}");
+        let fields: Vec<&str> =
+            r["mapping"]["columns"].as_array().unwrap().iter().filter_map(|c| c["field"].as_str()).collect();
+        assert_eq!(fields, ["name", "id_number", "phone"], "{r}");
+        assert_eq!(r["detected"]["preview"][2][1][0], "张伟", "{r}");
+        assert!(!r.to_string().contains(&id_of(1)), "ID numbers are masked in the preview: {r}");
+        let rid = r["id"].as_i64().unwrap();
+        let roster = format!("{rosters}/{rid}");
+
+        // The mapping is checked before the run.
+        let run = |body: Value| s.post(&format!("{roster}/run")).auth(&cty).json(&body).send();
+        let phone_only = json!({"mapping": {"header_line": 2, "columns": [{"index": 2, "field": "phone"}]}});
+        run(phone_only).await.invalid("mapping", "screening.mapping_incomplete");
+        let far = json!({"mapping": {"header_line": 40, "columns": [{"index": 0, "field": "name"}]}});
+        run(far).await.invalid("mapping", "screening.header_out_of_range");
+        s.post(&format!("{roster}/cancel")).auth(&cty).send().await.error(409, "screening.not_running");
+        assert_eq!(s.get(&roster).auth(&cty).send().await.ok()["status"], "uploaded");
+
+        // Runs wait their turn; one waiting can be cancelled, and run again afterwards.
+        let turn = s.runs.turn().await.expect("the turn");
+        assert_eq!(run(json!({})).await.expect(202)["status"], "running");
+        let queued = s.get(&roster).auth(&cty).send().await.ok().clone();
+        assert_eq!(queued["progress"]["phase"], "queued", "{queued}");
+        s.post(&format!("{roster}/run")).auth(&cty).json(&json!({})).send().await.error(409, "screening.roster_state");
+        s.post(&format!("{roster}/cancel")).auth(&cty).send().await.expect(202);
+        drop(turn);
+        assert_eq!(finished(s, &cty, &roster).await["status"], "cancelled");
+
+        // The run: unreadable rows counted with their line, never dropped.
+        assert_eq!(run(json!({})).await.expect(202)["status"], "running");
+        let r = finished(s, &cty, &roster).await;
+        assert_eq!(r["status"], "done", "{r}");
         assert_eq!((r["rows_read"].as_i64(), r["unreadable"].as_i64()), (Some(5), Some(1)), "{r}");
         assert_eq!(r["errors"][0]["line"], 7, "{r}");
-        assert_eq!(r["source"], "苏州高新区公安分局");
+        run(json!({})).await.error(409, "screening.roster_state");
 
         // The matches: each member once, with what it means for Suzhou; the stranger none.
         let all = s.get(&format!("{url}/{id}/matches")).auth(&cty).send().await.ok().clone();
@@ -116,18 +165,22 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
             .error(404, "not_found");
         s.get(&format!("{url}/{id}")).auth(&w.ta_admin).send().await.error(403, "forbidden");
 
-        // Closing deletes the roster file and the rows not accepted.
+        // Closing waits for runs under way, then deletes the roster files, the first rows
+        // seen on upload and the rows not accepted.
         let v = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok().clone();
         assert_eq!((v["campaign"]["accepted"].as_i64(), v["rosters"][0]["kept"].as_bool()), (Some(2), Some(true)));
-        let closed = s
-            .post(&format!("{url}/{id}/close"))
-            .auth(&cty)
-            .json(&json!({"version": v["campaign"]["version"]}))
-            .send()
-            .await;
+        let close = || {
+            s.post(&format!("{url}/{id}/close")).auth(&cty).json(&json!({"version": v["campaign"]["version"]})).send()
+        };
+        let sql = |status: &str| format!("UPDATE screen_rosters SET status = '{status}' WHERE id = {rid}");
+        kite_store::testing::run_sql(&s.store, &sql("running")).await;
+        close().await.error(409, "screening.run_in_progress");
+        kite_store::testing::run_sql(&s.store, &sql("done")).await;
+        let closed = close().await;
         assert_eq!(closed.ok()["status"], "closed");
         let after = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok().clone();
         assert_eq!(after["rosters"][0]["kept"], false);
+        assert!(s.get(&roster).auth(&cty).send().await.ok()["detected"].is_null());
         let left = s.get(&format!("{url}/{id}/matches")).auth(&cty).send().await.ok().clone();
         for m in left.as_array().unwrap() {
             assert_eq!(m["row"].is_null(), m["decision"] != "accepted", "{m}");

@@ -2039,7 +2039,27 @@ async fn a_screening_campaign_runs_through_the_pages() {
                 .multipart(&[("csrf", &csrf), ("source", "公安分局")], Some(("名单.csv", csv.as_bytes())))
                 .send()
                 .await;
-        assert_eq!(up.status, 303, "{}", up.text);
+        // The roster's page: the columns found, to check; the ID column is masked.
+        let roster = see_other(&up);
+        let page = cty.page(&roster).await;
+        assert!(page.text.contains("待核对列") && page.text.contains("张伟"), "{}", page.text);
+        assert!(!page.text.contains(&id_of(1)), "the preview masks ID numbers");
+        let (url, mapping) = form_with_id(&page, "start-run");
+        assert_eq!((mapping.get("col_0"), mapping.get("col_1")), (Some("name"), Some("id_number")));
+        // Without the name and the ID number nothing can be matched: said beside the form.
+        let r = cty.post(&url, &mapping.clone().with("col_0", "").with("col_1", "phone")).await;
+        assert_eq!(r.status, 400);
+        assert!(r.text.contains("名单中没有找到姓名或身份证号码列"), "{}", r.text);
+        see_other(&cty.post(&url, &mapping).await);
+        let mut page = cty.page(&roster).await;
+        for _ in 0..300 {
+            if !page.text.contains("id=\"run-progress\"") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            page = cty.page(&roster).await;
+        }
+        assert!(page.text.contains("已完成"), "{}", page.text);
         let page = cty.page(&at).await;
         assert!(page.text.contains("公安分局") && page.text.contains("未报到，需联系报到"), "{}", page.text);
         let row = page.text.split("<tr id=\"match-").find(|r| r.contains("李娜")).expect("李娜's match");

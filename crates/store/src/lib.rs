@@ -48,7 +48,7 @@ pub use members::ScreeningMember;
 pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
-pub use screening::{CampaignRecord, FollowUp, MatchRecord, NewMatch, NewRoster, RosterRecord};
+pub use screening::{CampaignRecord, FollowUp, MatchRecord, NewMatch, NewRoster, RosterDetail, RosterRecord, RunEnd};
 pub use service_points::{NewServicePoint, PointStaff, ServicePoint};
 pub use transfers::{ArrivalRecord, Queue as TransferQueue, TransferCounts, TransferRecord, TransferStep};
 
@@ -273,6 +273,15 @@ impl Admin<'_> {
     /// An organization's path (for subtree checks made outside the store), if it exists.
     pub async fn org_path(&self, code: &str) -> Result<Option<String>, StoreError> {
         Ok(orgs::by_code(&mut self.store.read().await?, code).await?.map(|o| o.path))
+    }
+
+    /// At start: screening runs a stop cut off have failed (`screening.interrupted`, to be
+    /// run again), and uploads it cut off are dropped. Returns how many of each.
+    pub async fn screening_interrupted(&self) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.store.write().await?;
+        let n = screening::interrupted(&mut tx).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Records a run of the command line's screening in the audit log, with the system

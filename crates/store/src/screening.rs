@@ -34,6 +34,8 @@ pub struct CampaignRecord {
     pub matches: i64,
     pub accepted: i64,
     pub rejected: i64,
+    /// Accepted matches whose member has checked in since (登记上).
+    pub registered: i64,
     #[serde(skip)]
     pub scope_path: String,
     #[serde(skip)]
@@ -54,26 +56,75 @@ pub struct RosterRecord {
     pub file_name: String,
     /// The department it came from.
     pub source: Option<String>,
+    /// `uploading`, `uploaded` (columns to check, then run), `running`, `done`, `failed`
+    /// or `cancelled`.
+    pub status: String,
+    /// Why the last run failed (a message code such as `screening.file_unreadable`).
+    pub failure: Option<String>,
+    pub size_bytes: i64,
     pub rows_read: i64,
     pub unreadable: i64,
     /// Rows with a sure match, and rows to review.
     pub matched: i64,
     pub to_review: i64,
     pub uploaded_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
     /// Whether the file is still kept (until the campaign closes).
     pub kept: bool,
     /// Unreadable rows: `[{"line": 7, "reason": "row.too_few_fields"}, …]`.
     pub errors: Option<serde_json::Value>,
 }
 
-type RosterRow = (i64, String, Option<String>, i64, i64, i64, i64, DateTime<Utc>, bool, Option<String>);
+#[derive(sqlx::FromRow)]
+struct RosterRow {
+    id: i64,
+    file_name: String,
+    source: Option<String>,
+    status: String,
+    failure: Option<String>,
+    size_bytes: i64,
+    rows_read: i64,
+    unreadable: i64,
+    matched: i64,
+    to_review: i64,
+    uploaded_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    kept: bool,
+    errors: Option<String>,
+}
 
 impl From<RosterRow> for RosterRecord {
     fn from(r: RosterRow) -> Self {
-        let (id, file_name, source, rows_read, unreadable, matched, to_review, uploaded_at, kept, errors) = r;
-        let errors = errors.and_then(|e| serde_json::from_str(&e).ok());
-        RosterRecord { id, file_name, source, rows_read, unreadable, matched, to_review, uploaded_at, kept, errors }
+        RosterRecord {
+            id: r.id,
+            file_name: r.file_name,
+            source: r.source,
+            status: r.status,
+            failure: r.failure,
+            size_bytes: r.size_bytes,
+            rows_read: r.rows_read,
+            unreadable: r.unreadable,
+            matched: r.matched,
+            to_review: r.to_review,
+            uploaded_at: r.uploaded_at,
+            finished_at: r.finished_at,
+            kept: r.kept,
+            errors: r.errors.and_then(|e| serde_json::from_str(&e).ok()),
+        }
     }
+}
+
+/// A roster with what was detected on upload: the column mapping (as set for the next
+/// run) and the file's format and first rows (ID numbers masked), until the campaign closes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RosterDetail {
+    pub campaign_id: i64,
+    #[serde(flatten)]
+    pub roster: RosterRecord,
+    /// `{"header_line": 1, "columns": [{"index": 0, "header": "姓名", "field": "name"}, …]}`.
+    pub mapping: Option<serde_json::Value>,
+    /// `{"info": {"format": "csv", …}, "preview": [[line, [cells…]], …]}`.
+    pub detected: Option<serde_json::Value>,
 }
 
 /// A roster row matched to a member, for review. The member's ID number is masked.
@@ -114,16 +165,16 @@ pub struct NewMatch {
     pub explanation: serde_json::Value,
 }
 
-/// A roster to store with its matches.
+/// A roster being uploaded, with what was detected in it.
 #[derive(Debug, Clone)]
 pub struct NewRoster<'a> {
     pub file_name: &'a str,
     pub source: Option<&'a str>,
-    pub rows_read: i64,
-    pub unreadable: i64,
-    pub errors: serde_json::Value,
-    pub content: &'a [u8],
-    pub matches: Vec<NewMatch>,
+    pub size_bytes: i64,
+    /// The proposed column mapping (JSON).
+    pub mapping: serde_json::Value,
+    /// Format, encoding and first rows (ID numbers masked), JSON.
+    pub detected: serde_json::Value,
 }
 
 const CAMPAIGNS: &str = "SELECT c.id, c.name, o.code AS org_code, o.name AS org_name, p.code AS place_org_code, \
@@ -136,7 +187,10 @@ const CAMPAIGNS: &str = "SELECT c.id, c.name, o.code AS org_code, o.name AS org_
      (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id \
       AND m.decision = 'accepted') AS accepted, \
      (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id \
-      AND m.decision = 'rejected') AS rejected \
+      AND m.decision = 'rejected') AS rejected, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id \
+      AND m.decision = 'accepted' AND EXISTS (SELECT 1 FROM checkins k WHERE k.member_id = m.member_id \
+      AND k.created_at >= m.decided_at AND k.status IN ('pending', 'home_unknown', 'confirmed'))) AS registered \
      FROM screen_campaigns c JOIN organizations o ON o.id = c.org_id \
      LEFT JOIN organizations p ON p.id = c.place_org_id";
 
@@ -167,31 +221,197 @@ pub(crate) async fn campaigns(tx: &mut Tx, root: Option<&str>) -> Result<Vec<Cam
     Ok(on!(tx, c => sqlx::query_as(&sql).bind(&lo).bind(&hi).fetch_all(c).await)?)
 }
 
+const ROSTERS: &str = "SELECT r.id, r.file_name, r.source, r.status, r.failure, r.size_bytes, r.rows_read, \
+     r.unreadable, r.matched, r.to_review, r.uploaded_at, r.finished_at, \
+     EXISTS (SELECT 1 FROM screen_roster_parts p WHERE p.roster_id = r.id) AS kept, r.errors \
+     FROM screen_rosters r";
+
 pub(crate) async fn rosters(tx: &mut Tx, campaign_id: i64) -> Result<Vec<RosterRecord>, StoreError> {
-    let rows: Vec<RosterRow> = on!(tx, c => sqlx::query_as(
-        "SELECT id, file_name, source, rows_read, unreadable, matched, to_review, uploaded_at, \
-         content IS NOT NULL AS kept, errors FROM screen_rosters WHERE campaign_id = $1 ORDER BY id")
-        .bind(campaign_id).fetch_all(c).await)?;
+    let sql = format!("{ROSTERS} WHERE r.campaign_id = $1 AND r.status <> 'uploading' ORDER BY r.id");
+    let rows: Vec<RosterRow> = on!(tx, c => sqlx::query_as(&sql).bind(campaign_id).fetch_all(c).await)?;
     Ok(rows.into_iter().map(RosterRecord::from).collect())
 }
 
-/// Stores a roster and its matches; returns the roster's id.
-pub(crate) async fn insert_roster(
+pub(crate) async fn roster(tx: &mut Tx, roster_id: i64) -> Result<Option<RosterDetail>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        campaign_id: i64,
+        mapping: Option<String>,
+        detected: Option<String>,
+        #[sqlx(flatten)]
+        r: RosterRow,
+    }
+    let sql = format!(
+        "SELECT x.*, s.campaign_id, s.mapping, s.detected FROM ({ROSTERS}) x JOIN screen_rosters s ON s.id = x.id \
+         WHERE x.id = $1"
+    );
+    let row: Option<Row> = on!(tx, c => sqlx::query_as(&sql).bind(roster_id).fetch_optional(c).await)?;
+    let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    Ok(row.map(|r| RosterDetail {
+        campaign_id: r.campaign_id,
+        roster: r.r.into(),
+        mapping: json(r.mapping),
+        detected: json(r.detected),
+    }))
+}
+
+/// A roster being uploaded: its row, before its parts.
+pub(crate) async fn begin_roster(
     tx: &mut Tx,
     campaign_id: i64,
     r: &NewRoster<'_>,
     user_id: i64,
 ) -> Result<i64, StoreError> {
-    let matched = r.matches.iter().filter(|m| m.band == "match").count() as i64;
-    let to_review = r.matches.len() as i64 - matched;
-    let roster_id: i64 = on!(&mut *tx, c => sqlx::query_scalar(
-        "INSERT INTO screen_rosters (campaign_id, file_name, source, rows_read, unreadable, matched, to_review, \
-         uploaded_by, uploaded_at, content, errors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id")
-        .bind(campaign_id).bind(r.file_name).bind(r.source).bind(r.rows_read).bind(r.unreadable).bind(matched)
-        .bind(to_review).bind(user_id).bind(Utc::now()).bind(r.content).bind(r.errors.to_string())
-        .fetch_one(c).await)?;
-    // Many rows per statement: a large roster must not hold the writer for long.
-    for chunk in r.matches.chunks(500) {
+    Ok(on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO screen_rosters (campaign_id, file_name, source, status, size_bytes, mapping, detected, rows_read, \
+         unreadable, matched, to_review, uploaded_by, uploaded_at) \
+         VALUES ($1, $2, $3, 'uploading', $4, $5, $6, 0, 0, 0, 0, $7, $8) RETURNING id")
+        .bind(campaign_id).bind(r.file_name).bind(r.source).bind(r.size_bytes).bind(r.mapping.to_string())
+        .bind(r.detected.to_string()).bind(user_id).bind(Utc::now())
+        .fetch_one(c).await)?)
+}
+
+/// Moves a roster from one of `from` to `to`; a conflict if it is in none of them.
+pub(crate) async fn set_status(tx: &mut Tx, roster_id: i64, from: &[&str], to: &str) -> Result<(), StoreError> {
+    let list = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let sql = format!("UPDATE screen_rosters SET status = $1 WHERE id = $2 AND status IN ({list})");
+    if exec!(tx, sqlx::query(&sql).bind(to).bind(roster_id))? == 0 {
+        return Err(StoreError::Conflict("screening.roster_state"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn add_part(tx: &mut Tx, roster_id: i64, seq: i64, bytes: &[u8]) -> Result<(), StoreError> {
+    exec!(
+        tx,
+        sqlx::query("INSERT INTO screen_roster_parts (roster_id, seq, bytes) VALUES ($1, $2, $3)")
+            .bind(roster_id)
+            .bind(seq)
+            .bind(bytes)
+    )?;
+    Ok(())
+}
+
+/// Part `seq` of a roster's file (`None` past the last).
+pub(crate) async fn part(tx: &mut Tx, roster_id: i64, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(on!(tx, c => sqlx::query_scalar(
+        "SELECT bytes FROM screen_roster_parts WHERE roster_id = $1 AND seq = $2")
+        .bind(roster_id).bind(seq).fetch_optional(c).await)?)
+}
+
+/// Sets the mapping a run uses and marks the roster running.
+pub(crate) async fn start_run(tx: &mut Tx, roster_id: i64, mapping: &serde_json::Value) -> Result<(), StoreError> {
+    set_status(tx, roster_id, &["uploaded", "failed", "cancelled"], "running").await?;
+    exec!(
+        tx,
+        sqlx::query(
+            "UPDATE screen_rosters SET mapping = $1, failure = NULL, rows_read = 0, unreadable = 0, matched = 0, \
+             to_review = 0, errors = NULL, finished_at = NULL WHERE id = $2"
+        )
+        .bind(mapping.to_string())
+        .bind(roster_id)
+    )?;
+    Ok(())
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub enum RunEnd {
+    Done { rows_read: i64, unreadable: i64, errors: serde_json::Value },
+    Failed(&'static str),
+    Cancelled,
+}
+
+/// Ends a running roster: its counts when done; otherwise its matches go and the failure
+/// is kept (the file stays, for another run).
+pub(crate) async fn finish_run(tx: &mut Tx, roster_id: i64, end: &RunEnd) -> Result<(), StoreError> {
+    let (status, failure) = match end {
+        RunEnd::Done { .. } => ("done", None),
+        RunEnd::Failed(code) => ("failed", Some(*code)),
+        RunEnd::Cancelled => ("cancelled", None),
+    };
+    set_status(tx, roster_id, &["running"], status).await?;
+    if let RunEnd::Done { rows_read, unreadable, errors } = end {
+        exec!(
+            tx,
+            sqlx::query(
+                "UPDATE screen_rosters SET rows_read = $1, unreadable = $2, errors = $3, finished_at = $4, \
+                 matched = (SELECT COUNT(*) FROM screen_matches m WHERE m.roster_id = $5 AND m.band = 'match'), \
+                 to_review = (SELECT COUNT(*) FROM screen_matches m WHERE m.roster_id = $5 AND m.band = 'review') \
+                 WHERE id = $5"
+            )
+            .bind(rows_read)
+            .bind(unreadable)
+            .bind(errors.to_string())
+            .bind(Utc::now())
+            .bind(roster_id)
+        )?;
+    } else {
+        exec!(tx, sqlx::query("DELETE FROM screen_matches WHERE roster_id = $1").bind(roster_id))?;
+        exec!(
+            tx,
+            sqlx::query("UPDATE screen_rosters SET failure = $1, finished_at = $2 WHERE id = $3")
+                .bind(failure)
+                .bind(Utc::now())
+                .bind(roster_id)
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes an upload that did not finish.
+pub(crate) async fn drop_upload(tx: &mut Tx, roster_id: i64) -> Result<(), StoreError> {
+    set_status(tx, roster_id, &["uploading"], "uploading").await?;
+    exec!(&mut *tx, sqlx::query("DELETE FROM screen_roster_parts WHERE roster_id = $1").bind(roster_id))?;
+    exec!(tx, sqlx::query("DELETE FROM screen_rosters WHERE id = $1").bind(roster_id))?;
+    Ok(())
+}
+
+/// Whether one of the campaign's rosters is being matched.
+pub(crate) async fn running(tx: &mut Tx, campaign_id: i64) -> Result<bool, StoreError> {
+    let n: i64 = on!(tx, c => sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM screen_rosters WHERE campaign_id = $1 AND status = 'running'")
+        .bind(campaign_id).fetch_one(c).await)?;
+    Ok(n > 0)
+}
+
+/// After a restart: runs that were under way failed (their partial matches go), and
+/// uploads that were under way are dropped. Returns how many of each.
+pub(crate) async fn interrupted(tx: &mut Tx) -> Result<(u64, u64), StoreError> {
+    exec!(
+        &mut *tx,
+        sqlx::query(
+            "DELETE FROM screen_matches WHERE roster_id IN (SELECT id FROM screen_rosters WHERE status = 'running')"
+        )
+    )?;
+    let runs = exec!(
+        &mut *tx,
+        sqlx::query(
+            "UPDATE screen_rosters SET status = 'failed', failure = 'screening.interrupted', finished_at = $1 \
+             WHERE status = 'running'"
+        )
+        .bind(Utc::now())
+    )?;
+    exec!(
+        &mut *tx,
+        sqlx::query(
+            "DELETE FROM screen_roster_parts WHERE roster_id IN \
+             (SELECT id FROM screen_rosters WHERE status = 'uploading')"
+        )
+    )?;
+    let uploads = exec!(tx, sqlx::query("DELETE FROM screen_rosters WHERE status = 'uploading'"))?;
+    Ok((runs, uploads))
+}
+
+/// Stores matches of a running roster (many rows per statement: a large roster must
+/// not hold the writer for long).
+pub(crate) async fn insert_matches(
+    tx: &mut Tx,
+    campaign_id: i64,
+    roster_id: i64,
+    matches: &[NewMatch],
+) -> Result<(), StoreError> {
+    for chunk in matches.chunks(500) {
         on!(&mut *tx, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO screen_matches (campaign_id, roster_id, line, row_data, member_id, score, band, outcome, \
@@ -211,7 +431,7 @@ pub(crate) async fn insert_roster(
             q.build().execute(c).await.map(|r| r.rows_affected())
         })?;
     }
-    Ok(roster_id)
+    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -267,7 +487,8 @@ impl From<MatchRow> for MatchRecord {
 
 const MATCHES: &str = "SELECT s.id, s.roster_id, s.line, s.row_data, s.member_id, m.name AS member_name, m.id_number, \
      o.name AS member_org_name, s.score, s.band, s.outcome, s.explanation, s.decision, s.decided_at, s.note, s.version \
-     FROM screen_matches s JOIN members m ON m.id = s.member_id JOIN organizations o ON o.id = m.org_id";
+     FROM screen_matches s JOIN screen_rosters r ON r.id = s.roster_id AND r.status = 'done' \
+     JOIN members m ON m.id = s.member_id JOIN organizations o ON o.id = m.org_id";
 
 /// A campaign's matches, best first; only those not yet decided when `open_only`.
 pub(crate) async fn matches(tx: &mut Tx, campaign_id: i64, open_only: bool) -> Result<Vec<MatchRecord>, StoreError> {
@@ -280,7 +501,8 @@ pub(crate) async fn matches(tx: &mut Tx, campaign_id: i64, open_only: bool) -> R
 /// A match with its campaign's id.
 pub(crate) async fn match_by_id(tx: &mut Tx, id: i64) -> Result<Option<(i64, MatchRecord)>, StoreError> {
     let campaign: Option<i64> = on!(&mut *tx, c => sqlx::query_scalar(
-        "SELECT campaign_id FROM screen_matches WHERE id = $1").bind(id).fetch_optional(c).await)?;
+        "SELECT s.campaign_id FROM screen_matches s JOIN screen_rosters r ON r.id = s.roster_id \
+         WHERE s.id = $1 AND r.status = 'done'").bind(id).fetch_optional(c).await)?;
     let Some(campaign_id) = campaign else { return Ok(None) };
     let sql = format!("{MATCHES} WHERE s.id = $1");
     let r: Option<MatchRow> = on!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?;
@@ -345,7 +567,19 @@ pub(crate) async fn close(tx: &mut Tx, id: i64, version: i64) -> Result<(), Stor
     if n == 0 {
         return Err(StoreError::Conflict("stale_version"));
     }
-    exec!(&mut *tx, sqlx::query("UPDATE screen_rosters SET content = NULL WHERE campaign_id = $1").bind(id))?;
+    exec!(
+        &mut *tx,
+        sqlx::query(
+            "DELETE FROM screen_roster_parts WHERE roster_id IN (SELECT id FROM screen_rosters WHERE campaign_id = $1)"
+        )
+        .bind(id)
+    )?;
+    // Uploads cut off by the close go whole; the first rows seen on upload go with the files.
+    exec!(
+        &mut *tx,
+        sqlx::query("DELETE FROM screen_rosters WHERE campaign_id = $1 AND status = 'uploading'").bind(id)
+    )?;
+    exec!(&mut *tx, sqlx::query("UPDATE screen_rosters SET detected = NULL WHERE campaign_id = $1").bind(id))?;
     // Rows never reviewed go; rejected ones keep the decision, not the roster's data.
     exec!(&mut *tx, sqlx::query("DELETE FROM screen_matches WHERE campaign_id = $1 AND decision IS NULL").bind(id))?;
     exec!(

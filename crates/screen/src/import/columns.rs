@@ -52,6 +52,8 @@ impl Field {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub index: usize,
+    /// Filled from the header row when left empty.
+    #[serde(default)]
     pub header: String,
     pub field: Option<Field>,
 }

@@ -580,7 +580,17 @@ impl<'r> Matcher<'r> {
         rows: impl IntoIterator<Item = (u64, &'a RowMatch)>,
     ) -> io::Result<()> {
         let mut w = csv::Writer::from_writer(out);
-        w.write_record(["roster_line", "member_id_number", "score", "band"])?;
+        w.write_record(MATCHES_HEADER)?;
+        self.write_match_rows(&mut w, rows)?;
+        w.flush()
+    }
+
+    /// [`Self::write_matches`] without the header, for a file written chunk by chunk.
+    pub fn write_match_rows<'a, W: Write>(
+        &self,
+        w: &mut csv::Writer<W>,
+        rows: impl IntoIterator<Item = (u64, &'a RowMatch)>,
+    ) -> io::Result<()> {
         for (line, m) in rows {
             for c in m.candidates.iter().filter(|c| c.band != Band::NonMatch) {
                 w.write_record([
@@ -591,9 +601,12 @@ impl<'r> Matcher<'r> {
                 ])?;
             }
         }
-        w.flush()
+        Ok(())
     }
 }
+
+/// The header of MATCHES.csv.
+pub const MATCHES_HEADER: [&str; 4] = ["roster_line", "member_id_number", "score", "band"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrainOptions {

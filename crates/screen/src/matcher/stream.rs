@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{train, MatchConfig, Matcher, Record, Registry, RowMatch, TrainOptions, Training};
-use crate::import::{RowError, Rows, Summary};
+use crate::import::{RawFields, RowError, Rows, Summary};
 
 /// Roster rows in file order: the readable ones with their data row numbers, and the
 /// ones that could not be read (reported, never dropped).
@@ -21,6 +21,9 @@ pub struct Chunk {
     pub lines: Vec<u64>,
     pub records: Vec<Record>,
     pub unreadable: Vec<RowError>,
+    /// With [`StreamOptions::keep_raw`]: each readable row's line in the file and its
+    /// fields as written, beside `records`.
+    pub raw: Vec<(u64, RawFields)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -30,11 +33,13 @@ pub struct StreamOptions {
     /// The model is trained on the first rows, at most this many.
     pub train_rows: usize,
     pub train: TrainOptions,
+    /// Keep each row's fields as written (for a reviewer to see), at the cost of memory.
+    pub keep_raw: bool,
 }
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        StreamOptions { chunk_rows: 250_000, train_rows: 50_000, train: TrainOptions::default() }
+        StreamOptions { chunk_rows: 250_000, train_rows: 50_000, train: TrainOptions::default(), keep_raw: false }
     }
 }
 
@@ -67,13 +72,16 @@ pub struct StreamReport {
     pub timings: StreamTimings,
 }
 
-fn read_chunks(mut rows: Rows, chunk_rows: usize, tx: std::sync::mpsc::SyncSender<Chunk>) -> Summary {
+fn read_chunks(mut rows: Rows, chunk_rows: usize, keep_raw: bool, tx: std::sync::mpsc::SyncSender<Chunk>) -> Summary {
     let mut chunk = Chunk::default();
     for row in rows.by_ref() {
         match row {
             Ok(row) => {
                 chunk.lines.push(row.data_row);
                 chunk.records.push(Record::from_fields(&row.fields));
+                if keep_raw {
+                    chunk.raw.push((row.line, row.raw));
+                }
             }
             Err(e) => chunk.unreadable.push(e),
         }
@@ -103,7 +111,8 @@ pub fn match_stream<E: Send>(
     let chunk_rows = options.chunk_rows.max(1);
     let (tx, rx) = sync_channel::<Chunk>(1);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read_chunks(roster, chunk_rows, tx));
+        let keep_raw = options.keep_raw;
+        let reader = s.spawn(move || read_chunks(roster, chunk_rows, keep_raw, tx));
         let builder = s.spawn(registry);
         // The chunks that hold the first `train_rows` rows (one, unless chunks are small).
         let mut pending: VecDeque<Chunk> = rx.recv().ok().into_iter().collect();

@@ -104,6 +104,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(screening::matches))
         .routes(routes!(screening::decide))
         .routes(routes!(screening::close))
+        .routes(routes!(screening::roster))
+        .routes(routes!(screening::run))
+        .routes(routes!(screening::cancel))
         .routes(routes!(screening::candidates))
         .routes(routes!(screening::found))
         .merge(

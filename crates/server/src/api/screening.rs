@@ -1,27 +1,28 @@
 //! Screening campaigns (动态排查): campaigns over a region, rosters matched against its
 //! registry, the review of the matches, and closing (which deletes the rosters).
 
-use std::io::Write;
-
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::State;
 use axum::http::StatusCode;
 use kite_domain::screening::{self, CampaignInput, Decision};
-use kite_store::{CampaignRecord, CampaignView, FollowUp, MatchRecord, NewRoster, RosterRecord};
-use serde::Deserialize;
+use kite_screen::import::{ColumnMapping, Field};
+use kite_store::{CampaignRecord, CampaignView, FollowUp, MatchRecord, NewRoster, RosterDetail};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
+use crate::screening::RunProgress;
 use crate::AppState;
 
-/// Rosters up to this size are taken in one request; larger ones go through `kite screen`.
-pub const UPLOAD_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// The largest roster taken (tens of millions of rows). It is received to a temporary
+/// file as it arrives and stored in parts, never held in memory whole.
+pub const UPLOAD_BODY_LIMIT: usize = 4 << 30;
 
-/// One roster run at a time: each holds the file and the region's registry in memory and
-/// keeps the cores busy; others wait their turn.
-static RUNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// A roster's stored file is cut in parts of this size.
+const PART_BYTES: usize = 4 << 20;
 
 #[derive(Deserialize, serde::Serialize, ToSchema, Default)]
 #[serde(default)]
@@ -111,89 +112,277 @@ pub async fn get(
     Ok(axum::Json(who.guard(&state).campaign(id).await?))
 }
 
-/// Uploads a roster (multipart: `file` — CSV, TSV or .xlsx, UTF-8 or GB18030 — and
-/// `source`, the department it came from) and matches it against the campaign's registry.
-/// Unreadable rows are counted and listed with their line and reason.
+/// A roster with the progress of its run, if one is under way.
+#[derive(Serialize, ToSchema)]
+pub struct RosterView {
+    #[serde(flatten)]
+    pub roster: RosterDetail,
+    pub progress: Option<RunProgress>,
+}
+
+fn view(state: &AppState, roster: RosterDetail) -> RosterView {
+    let progress = state.runs.progress(roster.roster.id);
+    RosterView { roster, progress }
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub struct RunBody {
+    /// The column mapping to read the roster with; the one detected on upload (or set by
+    /// the last run) if absent. `{"header_line": 1, "columns": [{"index": 0, "field": "name"}, …]}`;
+    /// fields: `name`, `id_number`, `gender`, `birth_date`, `phone`, `employer`, `address`,
+    /// `hukou_place`, `ethnicity`.
+    #[schema(value_type = Option<Object>)]
+    pub mapping: Option<ColumnMapping>,
+}
+
+/// Uploads a roster (multipart: `source`, the department it came from, and `file` — CSV,
+/// TSV or .xlsx, UTF-8 or GB18030, up to 4 GiB). Its format, encoding and first rows are
+/// read and a column mapping proposed; check it, then start the run.
 #[utoipa::path(post, path = "/api/v1/screening/campaigns/{id}/rosters", tag = "screening", params(("id" = i64, Path)),
     request_body(content = String, content_type = "multipart/form-data"),
-    responses((status = 201, body = RosterRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = RosterView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     who: Authed,
     Path(id): Path<i64>,
     form: Result<Multipart, MultipartRejection>,
-) -> Result<(StatusCode, axum::Json<RosterRecord>), ApiError> {
+) -> Result<(StatusCode, axum::Json<RosterView>), ApiError> {
     let g = who.guard(&state);
-    // Refused before the upload is read; the registry is the campaign's region only.
-    let (campaign, members) = g.campaign_registry(id).await?;
-    let (file_name, bytes, texts) = roster_part(form).await?;
-    let source = texts.iter().find(|(k, _)| k == "source").map(|(_, v)| v.as_str());
-    let roster = add_roster(&g, &campaign, members, &file_name, bytes.to_vec(), source).await?;
-    Ok((StatusCode::CREATED, axum::Json(roster)))
+    // Refused before the upload is read.
+    g.campaign_open(id).await?;
+    let received = receive(form).await?;
+    let roster = store_upload(&g, id, &received, received.text("source")).await?;
+    Ok((StatusCode::CREATED, axum::Json(view(&state, roster))))
 }
 
-/// The uploaded file and the form's text parts, with the upload's errors in screening's words.
-pub async fn roster_part(
-    form: Result<Multipart, MultipartRejection>,
-) -> Result<(String, axum::body::Bytes, Vec<(String, String)>), ApiError> {
-    super::agreements::file_part(form).await.map_err(|e| match e {
-        ApiError::Invalid(f) => ApiError::field(
-            "file",
-            match f.get("file") {
-                Some("agreement.file_too_large") => "screening.file_too_large",
-                Some("agreement.file_missing") => "screening.file_missing",
-                _ => "screening.file_unreadable",
-            },
-        ),
-        e => e,
-    })
+/// A roster as received: its file on disk, and the form's text parts.
+pub struct Received {
+    pub file: tempfile::NamedTempFile,
+    pub file_name: String,
+    pub size: u64,
+    pub texts: Vec<(String, String)>,
 }
 
-/// Matches an uploaded roster against the campaign's registry and stores the run (the API
-/// and the page share it).
-pub async fn add_roster(
+impl Received {
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.texts.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Receives a multipart roster upload, writing part `file` to a temporary file as it
+/// arrives.
+pub async fn receive(form: Result<Multipart, MultipartRejection>) -> Result<Received, ApiError> {
+    let mut form = form.map_err(|_| ApiError::BadRequest("invalid_multipart"))?;
+    // A body over the limit is cut off while it is read.
+    let bad = |e: MultipartError| {
+        let code = match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => "screening.file_too_large",
+            _ => "screening.file_unreadable",
+        };
+        ApiError::field("file", code)
+    };
+    let internal = |e: std::io::Error| {
+        tracing::error!(error = %e, "a roster upload could not be written to a temporary file");
+        ApiError::Internal
+    };
+    let (mut texts, mut received) = (Vec::new(), None);
+    while let Some(mut field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" && received.is_none() {
+            let file_name = field.file_name().unwrap_or_default().trim().chars().take(200).collect::<String>();
+            let file = tempfile::NamedTempFile::new().map_err(internal)?;
+            let mut out = tokio::fs::File::from_std(file.reopen().map_err(internal)?);
+            let mut size = 0u64;
+            while let Some(bytes) = field.chunk().await.map_err(bad)? {
+                size += bytes.len() as u64;
+                out.write_all(&bytes).await.map_err(internal)?;
+            }
+            out.flush().await.map_err(internal)?;
+            received = Some((file, file_name, size));
+        } else if texts.len() < 8 {
+            let value = field.text().await.map_err(bad)?;
+            texts.push((name, value.chars().take(1000).collect()));
+        }
+    }
+    match received {
+        Some((_, _, 0)) | None => Err(ApiError::field("file", "screening.file_missing")),
+        Some((file, file_name, size)) => Ok(Received { file, file_name, size, texts }),
+    }
+}
+
+/// Stores a received roster after reading what it holds: its row, then its file in parts
+/// (each in its own transaction), then its status. An upload cut off midway is removed.
+pub async fn store_upload(
     g: &kite_store::Guard<'_>,
-    campaign: &CampaignRecord,
-    members: Vec<kite_store::ScreeningMember>,
-    file_name: &str,
-    bytes: Vec<u8>,
+    campaign_id: i64,
+    received: &Received,
     source: Option<&str>,
-) -> Result<RosterRecord, ApiError> {
-    let name = file_name.trim().chars().take(200).collect::<String>();
-    let source = source.map(|s| s.trim().chars().take(100).collect::<String>()).filter(|s| !s.is_empty());
-    // The format is told by the content; the suffix only names TSV and workbooks.
-    let lower = name.to_lowercase();
-    let suffix = ["xlsx", "tsv", "tab"].into_iter().find(|x| lower.ends_with(&format!(".{x}"))).unwrap_or("csv");
-    let place = campaign.place().to_string();
-    let content = bytes.clone();
-    let _turn = RUNS.acquire().await.map_err(|_| ApiError::Internal)?;
-    // Parsing and matching are CPU work: off the request threads.
-    let run = tokio::task::spawn_blocking(move || {
-        let mut file = tempfile::Builder::new().suffix(&format!(".{suffix}")).tempfile().map_err(|_| "internal")?;
-        file.write_all(&content).map_err(|_| "internal")?;
-        crate::screening::run_roster(file.path(), &members, &place)
+) -> Result<RosterDetail, ApiError> {
+    let path = received.file.path().to_path_buf();
+    // The format is told by the content; the name's suffix only tells TSV from CSV.
+    let named = path.with_extension(suffix_of(&received.file_name));
+    let detected = tokio::task::spawn_blocking(move || {
+        std::fs::hard_link(&path, &named).or_else(|_| std::fs::copy(&path, &named).map(|_| ()))?;
+        let detected = crate::screening::detect(&named);
+        std::fs::remove_file(&named)?;
+        Ok::<_, std::io::Error>(detected)
     })
     .await
-    .map_err(|_| ApiError::Internal)?;
-    let run = match run {
-        Ok(run) => run,
-        Err("internal") => return Err(ApiError::Internal),
-        Err(code) => {
-            g.campaign_run_failed(campaign.id, &name, code).await?;
-            return Err(ApiError::field("file", code));
-        }
-    };
-    let roster = NewRoster {
-        file_name: if name.is_empty() { "roster" } else { &name },
+    .map_err(|_| ApiError::Internal)?
+    .map_err(|e| {
+        tracing::error!(error = %e, "a roster upload could not be read back");
+        ApiError::Internal
+    })?;
+    let (detected, mapping) = detected.map_err(|code| ApiError::field("file", code))?;
+    let name = if received.file_name.is_empty() { "roster" } else { received.file_name.as_str() };
+    let source = source.map(|s| s.trim().chars().take(100).collect::<String>()).filter(|s| !s.is_empty());
+    let new = NewRoster {
+        file_name: name,
         source: source.as_deref(),
-        rows_read: run.rows_read,
-        unreadable: run.unreadable,
-        errors: run.errors,
-        content: &bytes,
-        matches: run.matches,
+        size_bytes: received.size as i64,
+        mapping: serde_json::to_value(&mapping).unwrap_or_default(),
+        detected,
     };
-    Ok(g.campaign_add_roster(campaign.id, &roster).await?)
+    let roster_id = g.roster_upload_begin(campaign_id, &new).await?;
+    let stored = async {
+        let mut file = tokio::fs::File::open(received.file.path()).await.map_err(|e| {
+            tracing::error!(error = %e, "a roster upload could not be read back");
+            ApiError::Internal
+        })?;
+        let mut buf = vec![0u8; PART_BYTES];
+        let mut seq = 0;
+        loop {
+            let n = fill(&mut file, &mut buf).await.map_err(|_| ApiError::Internal)?;
+            if n == 0 {
+                break;
+            }
+            g.roster_upload_part(campaign_id, roster_id, seq, &buf[..n]).await?;
+            seq += 1;
+        }
+        Ok::<_, ApiError>(g.roster_upload_end(campaign_id, roster_id).await?)
+    }
+    .await;
+    if stored.is_err() {
+        let _ = g.roster_upload_abort(campaign_id, roster_id).await;
+    }
+    stored
+}
+
+/// The suffix a roster's file is read with: TSV and workbooks by name, CSV otherwise.
+pub fn suffix_of(file_name: &str) -> &'static str {
+    let lower = file_name.to_lowercase();
+    ["xlsx", "tsv", "tab"].into_iter().find(|x| lower.ends_with(&format!(".{x}"))).unwrap_or("csv")
+}
+
+/// Reads until `buf` is full or the file ends.
+async fn fill(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]).await? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// One roster: status, counts, the mapping and the first rows (ID numbers masked), and
+/// the progress of its run.
+#[utoipa::path(get, path = "/api/v1/screening/campaigns/{id}/rosters/{roster_id}", tag = "screening",
+    params(("id" = i64, Path), ("roster_id" = i64, Path)),
+    responses((status = 200, body = RosterView), (status = 404, body = ErrorBody)))]
+pub async fn roster(
+    State(state): State<AppState>,
+    who: Authed,
+    Path((id, roster_id)): Path<(i64, i64)>,
+) -> Result<axum::Json<RosterView>, ApiError> {
+    let roster = who.guard(&state).campaign_roster(id, roster_id).await?;
+    Ok(axum::Json(view(&state, roster)))
+}
+
+/// Starts matching a roster against the campaign's registry, in the background, with the
+/// mapping given (or the last one). Poll the roster for progress; its matches are shown
+/// once it is `done`. A roster that failed or was cancelled can be run again.
+#[utoipa::path(post, path = "/api/v1/screening/campaigns/{id}/rosters/{roster_id}/run", tag = "screening",
+    params(("id" = i64, Path), ("roster_id" = i64, Path)), request_body = RunBody,
+    responses((status = 202, body = RosterView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn run(
+    State(state): State<AppState>,
+    who: Authed,
+    Path((id, roster_id)): Path<(i64, i64)>,
+    Json(body): Json<RunBody>,
+) -> Result<(StatusCode, axum::Json<RosterView>), ApiError> {
+    let roster = start_run(&state, &who, id, roster_id, body.mapping).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view(&state, roster))))
+}
+
+/// Checks the mapping against the roster and starts its run (the API and the page share it).
+pub async fn start_run(
+    state: &AppState,
+    who: &Authed,
+    id: i64,
+    roster_id: i64,
+    mapping: Option<ColumnMapping>,
+) -> Result<RosterDetail, ApiError> {
+    let g = who.guard(state);
+    let current = g.campaign_roster(id, roster_id).await?;
+    let mapping = match mapping {
+        Some(m) => m,
+        None => current
+            .mapping
+            .clone()
+            .and_then(|m| serde_json::from_value(m).ok())
+            .ok_or(ApiError::field("mapping", "screening.mapping_incomplete"))?,
+    };
+    check_mapping(&mapping, current.detected.as_ref())?;
+    let campaign = g.campaign_open(id).await?;
+    let json = serde_json::to_value(&mapping).map_err(|_| ApiError::Internal)?;
+    let started = g.roster_run_start(id, roster_id, &json).await?;
+    let who_ = (who.principal.clone(), who.client.clone());
+    crate::screening::spawn_run(state, who_, id, campaign.place().to_string(), roster_id);
+    Ok(started)
+}
+
+/// A mapping must feed the name or the ID number, and its header line must be one of the
+/// rows seen on upload (or 0: no header).
+fn check_mapping(m: &ColumnMapping, detected: Option<&serde_json::Value>) -> Result<(), ApiError> {
+    if !m.has(Field::Name) && !m.has(Field::IdNumber) {
+        return Err(ApiError::field("mapping", "screening.mapping_incomplete"));
+    }
+    if m.header_line > 0 {
+        let lines = detected.and_then(|d| d.get("preview")).and_then(|p| p.as_array());
+        let seen =
+            lines.is_some_and(|rows| rows.iter().any(|r| r.get(0).and_then(|l| l.as_u64()) == Some(m.header_line)));
+        if !seen {
+            return Err(ApiError::field("mapping", "screening.header_out_of_range"));
+        }
+    }
+    Ok(())
+}
+
+/// Cancels a run under way: it stops at the next row, and its matches are removed. The
+/// roster can be run again.
+#[utoipa::path(post, path = "/api/v1/screening/campaigns/{id}/rosters/{roster_id}/cancel", tag = "screening",
+    params(("id" = i64, Path), ("roster_id" = i64, Path)),
+    responses((status = 202, body = RosterView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    who: Authed,
+    Path((id, roster_id)): Path<(i64, i64)>,
+) -> Result<(StatusCode, axum::Json<RosterView>), ApiError> {
+    let roster = cancel_run(&state, &who, id, roster_id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view(&state, roster))))
+}
+
+pub async fn cancel_run(state: &AppState, who: &Authed, id: i64, roster_id: i64) -> Result<RosterDetail, ApiError> {
+    let roster = who.guard(state).campaign_roster(id, roster_id).await?;
+    if roster.roster.status != "running" || !state.runs.cancel(roster_id) {
+        return Err(ApiError::Conflict("screening.not_running"));
+    }
+    Ok(roster)
 }
 
 /// The campaign's matches, best first (at most 1000): the roster row, the member found

@@ -70,6 +70,7 @@ pub fn templates() -> Environment<'static> {
         ("screening.html", include_str!("../../templates/screening.html")),
         ("screening_campaign.html", include_str!("../../templates/screening_campaign.html")),
         ("screening_candidates.html", include_str!("../../templates/screening_candidates.html")),
+        ("screening_roster.html", include_str!("../../templates/screening_roster.html")),
         ("transfer.html", include_str!("../../templates/transfer.html")),
         ("transfer_form.html", include_str!("../../templates/transfer_form.html")),
         ("transfer_letter.html", include_str!("../../templates/transfer_letter.html")),

@@ -10,7 +10,9 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use super::{error_page, form_again, render, Form, PageLang, Path, Viewer};
-use crate::api::screening::{add_roster, CampaignBody, DecisionBody, UPLOAD_BODY_LIMIT};
+use crate::api::screening::{
+    cancel_run, receive, start_run, store_upload, CampaignBody, DecisionBody, UPLOAD_BODY_LIMIT,
+};
 use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::i18n::Lang;
@@ -22,6 +24,9 @@ pub fn router() -> Router<AppState> {
         .route("/screening/candidates", get(candidates))
         .route("/screening/{id}", get(detail))
         .route("/screening/{id}/rosters", post(upload).layer(axum::extract::DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
+        .route("/screening/{id}/rosters/{roster_id}", get(roster))
+        .route("/screening/{id}/rosters/{roster_id}/run", post(run))
+        .route("/screening/{id}/rosters/{roster_id}/cancel", post(cancel))
         .route("/screening/{id}/matches/{match_id}", post(decide))
         .route("/screening/{id}/close", post(close))
 }
@@ -110,6 +115,7 @@ async fn back(state: &AppState, lang: Lang, who: &Authed, id: i64, r: Result<(),
     }
 }
 
+/// Receives a roster and shows it for its columns to be checked before the run.
 async fn upload(
     State(state): State<AppState>,
     PageLang(lang): PageLang,
@@ -119,15 +125,147 @@ async fn upload(
 ) -> Response {
     let result = async {
         let g = who.guard(&state);
-        let (campaign, members) = g.campaign_registry(id).await?;
-        let (file_name, bytes, texts) = crate::api::screening::roster_part(form).await?;
-        let text = |name: &str| texts.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        who.check_csrf(text("csrf").unwrap_or(""))?;
-        add_roster(&g, &campaign, members, &file_name, bytes.to_vec(), text("source")).await?;
-        Ok::<_, ApiError>(())
+        g.campaign_open(id).await?;
+        let received = receive(form).await?;
+        who.check_csrf(received.text("csrf").unwrap_or(""))?;
+        store_upload(&g, id, &received, received.text("source")).await
     }
     .await;
-    back(&state, lang, &who, id, result).await
+    match result {
+        Ok(r) => Redirect::to(&format!("/screening/{id}/rosters/{}", r.roster.id)).into_response(),
+        Err(e) => back(&state, lang, &who, id, Err(e)).await,
+    }
+}
+
+/// What the mapping form offers for each column.
+const FIELDS: &[&str] =
+    &["name", "id_number", "gender", "birth_date", "phone", "employer", "address", "hukou_place", "ethnicity"];
+
+async fn roster_page(
+    state: &AppState,
+    lang: Lang,
+    who: &Authed,
+    (id, roster_id): (i64, i64),
+    e: Option<ApiError>,
+) -> Response {
+    let g = who.guard(state);
+    let result = async {
+        Ok::<_, kite_store::StoreError>((g.campaign(id).await?.campaign, g.campaign_roster(id, roster_id).await?))
+    }
+    .await;
+    let (c, r) = match result {
+        Ok(x) => x,
+        Err(err) => return error_page(state, lang, who, err.into()),
+    };
+    let progress = state.runs.progress(roster_id);
+    let preview = r.detected.as_ref().and_then(|d| d.get("preview")).cloned().unwrap_or_default();
+    let width = preview.as_array().map_or(0, |rows| {
+        rows.iter().filter_map(|row| row.get(1).and_then(|c| c.as_array()).map(Vec::len)).max().unwrap_or(0)
+    });
+    // The field each column feeds, by position.
+    let mut fields = vec![String::new(); width];
+    let mapping = r.mapping.clone().unwrap_or_default();
+    for col in mapping.get("columns").and_then(|c| c.as_array()).into_iter().flatten() {
+        let index = col.get("index").and_then(|i| i.as_u64()).unwrap_or(u64::MAX) as usize;
+        if let (Some(slot), Some(f)) = (fields.get_mut(index), col.get("field").and_then(|f| f.as_str())) {
+            *slot = f.to_string();
+        }
+    }
+    let header_line = mapping.get("header_line").and_then(|h| h.as_u64()).unwrap_or(0);
+    let ctx = context! {
+        c, r, progress, preview, fields, header_line, choices => FIELDS,
+        info => r.detected.as_ref().and_then(|d| d.get("info")).cloned(),
+    };
+    match e {
+        Some(e) => form_again(state, lang, who, "screening_roster.html", ctx, e),
+        None => render(state, "screening_roster.html", lang, Some(who), ctx),
+    }
+}
+
+async fn roster(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path(ids): Path<(i64, i64)>,
+) -> Response {
+    roster_page(&state, lang, &who, ids, None).await
+}
+
+/// The mapping form: `header_line`, and `col_N` = the field column N feeds (empty: none).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RunForm {
+    csrf: String,
+    header_line: String,
+    #[serde(flatten)]
+    columns: std::collections::HashMap<String, String>,
+}
+
+impl RunForm {
+    fn mapping(&self) -> Result<kite_screen::import::ColumnMapping, ApiError> {
+        let bad = || ApiError::field("mapping", "screening.mapping_invalid");
+        let header_line = match self.header_line.trim() {
+            "" => 0,
+            s => s.parse().map_err(|_| bad())?,
+        };
+        let mut columns = Vec::new();
+        for (key, value) in &self.columns {
+            let Some(index) = key.strip_prefix("col_") else { continue };
+            let index: usize = index.parse().map_err(|_| bad())?;
+            if value.is_empty() {
+                continue;
+            }
+            let field = serde_json::from_value(serde_json::Value::String(value.clone())).map_err(|_| bad())?;
+            columns.push(kite_screen::import::Column { index, header: String::new(), field: Some(field) });
+        }
+        columns.sort_by_key(|c| c.index);
+        Ok(kite_screen::import::ColumnMapping { header_line, columns })
+    }
+}
+
+async fn run(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path((id, roster_id)): Path<(i64, i64)>,
+    Form(f): Form<RunForm>,
+) -> Response {
+    let result = async {
+        who.check_csrf(&f.csrf)?;
+        start_run(&state, &who, id, roster_id, Some(f.mapping()?)).await
+    }
+    .await;
+    roster_back(&state, lang, &who, (id, roster_id), result.map(|_| ())).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    PageLang(lang): PageLang,
+    Viewer(who): Viewer,
+    Path((id, roster_id)): Path<(i64, i64)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let result = async {
+        who.check_csrf(&f.csrf)?;
+        cancel_run(&state, &who, id, roster_id).await.map(|_| ())
+    }
+    .await;
+    roster_back(&state, lang, &who, (id, roster_id), result).await
+}
+
+/// The outcome of a form on a roster's page: back to it, or the page with the message.
+async fn roster_back(state: &AppState, lang: Lang, who: &Authed, ids: (i64, i64), r: Result<(), ApiError>) -> Response {
+    match r {
+        Ok(()) => Redirect::to(&format!("/screening/{}/rosters/{}", ids.0, ids.1)).into_response(),
+        Err(e @ (ApiError::Invalid(_) | ApiError::Conflict(_))) => roster_page(state, lang, who, ids, Some(e)).await,
+        Err(e) => error_page(state, lang, who, e),
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -27,6 +27,8 @@ pub struct Server {
     pub store: Store,
     pub base: String,
     pub http: reqwest::Client,
+    /// The server's screening runs.
+    pub runs: std::sync::Arc<kite_server::screening::Runs>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,7 +42,9 @@ impl Server {
     pub async fn start(backend: Backend, store: Store) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
         let addr = listener.local_addr().expect("local address");
-        let app = kite_server::app(kite_server::AppState::new(store.clone()));
+        let state = kite_server::AppState::new(store.clone());
+        let runs = state.runs.clone();
+        let app = kite_server::app(state);
         let task = tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.expect("server runs");
         });
@@ -49,7 +53,7 @@ impl Server {
             .no_proxy()
             .build()
             .expect("http client");
-        Server { backend, store, base: format!("http://{addr}"), http, task }
+        Server { backend, store, base: format!("http://{addr}"), http, runs, task }
     }
 
     pub fn call(&self, method: Method, path: &str) -> Call {

@@ -8,7 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{snapshot, Guard};
-use crate::screening::{self, CampaignRecord, FollowUp, MatchRecord, NewRoster, RosterRecord};
+use crate::screening::{
+    self, CampaignRecord, FollowUp, MatchRecord, NewMatch, NewRoster, RosterDetail, RosterRecord, RunEnd,
+};
 use crate::{audit, members, orgs, ScreeningMember, StoreError, Tx};
 
 /// A campaign with its rosters.
@@ -87,28 +89,127 @@ impl Guard<'_> {
         Ok((c, members))
     }
 
-    /// Stores a roster run: the file (kept until the campaign closes) and its matches.
-    pub async fn campaign_add_roster(&self, id: i64, r: &NewRoster<'_>) -> Result<RosterRecord, StoreError> {
+    /// An open campaign of the caller's region (refused with `screening.closed` otherwise).
+    pub async fn campaign_open(&self, id: i64) -> Result<CampaignRecord, StoreError> {
+        self.open_campaign_in(&mut self.store.read().await?, id).await
+    }
+
+    /// A roster of the campaign, with what was detected in it.
+    pub async fn campaign_roster(&self, id: i64, roster_id: i64) -> Result<RosterDetail, StoreError> {
+        let mut tx = self.store.read().await?;
+        self.campaign_in(&mut tx, id).await?;
+        roster_of(&mut tx, id, roster_id).await
+    }
+
+    /// Starts an upload: the roster's row, to which the file's parts are then added.
+    pub async fn roster_upload_begin(&self, id: i64, r: &NewRoster<'_>) -> Result<i64, StoreError> {
+        let mut tx = self.store.write().await?;
+        self.open_campaign_in(&mut tx, id).await?;
+        screening::lock_open(&mut tx, id).await?;
+        let roster_id = screening::begin_roster(&mut tx, id, r, self.who.user_id).await?;
+        tx.commit().await?;
+        Ok(roster_id)
+    }
+
+    /// Adds part `seq` of an upload's file, each in its own transaction so that a large
+    /// file does not hold the writer. Refused once the campaign has closed.
+    pub async fn roster_upload_part(&self, id: i64, roster_id: i64, seq: i64, bytes: &[u8]) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         self.campaign_in(&mut tx, id).await?;
         screening::lock_open(&mut tx, id).await?;
-        let roster_id = screening::insert_roster(&mut tx, id, r, self.who.user_id).await?;
-        let roster = screening::rosters(&mut tx, id).await?.into_iter().find(|x| x.id == roster_id);
-        let roster = roster.ok_or(StoreError::NotFound)?;
-        let mut rec = self.record("screen.run", "ok", "campaign", id.to_string());
-        rec.after = snapshot(&roster);
+        roster_of(&mut tx, id, roster_id).await?;
+        screening::set_status(&mut tx, roster_id, &["uploading"], "uploading").await?;
+        screening::add_part(&mut tx, roster_id, seq, bytes).await?;
+        tx.commit().await
+    }
+
+    /// Ends an upload: the roster waits for its columns to be checked and a run. Audited.
+    pub async fn roster_upload_end(&self, id: i64, roster_id: i64) -> Result<RosterDetail, StoreError> {
+        let mut tx = self.store.write().await?;
+        self.campaign_in(&mut tx, id).await?;
+        screening::lock_open(&mut tx, id).await?;
+        roster_of(&mut tx, id, roster_id).await?;
+        screening::set_status(&mut tx, roster_id, &["uploading"], "uploaded").await?;
+        let roster = roster_of(&mut tx, id, roster_id).await?;
+        let mut rec = self.record("screen.upload", "ok", "campaign", id.to_string());
+        rec.after = snapshot(&serde_json::json!({
+            "roster": roster_id, "file_name": roster.roster.file_name, "size_bytes": roster.roster.size_bytes,
+        }));
         audit::write(&mut tx, rec).await?;
         tx.commit().await?;
         Ok(roster)
     }
 
-    /// A run that failed (a file that could not be read) is audited too: the registry was read.
-    pub async fn campaign_run_failed(&self, id: i64, file_name: &str, code: &str) -> Result<(), StoreError> {
-        let mut tx = self.store.side_write().await?;
-        let mut rec = self.record("screen.run", "failed", "campaign", id.to_string());
-        rec.after = Some(serde_json::json!({ "file_name": file_name, "error": code }));
-        audit::write(&mut tx, rec).await?;
+    /// Drops an upload that could not be finished, with the parts stored so far.
+    pub async fn roster_upload_abort(&self, id: i64, roster_id: i64) -> Result<(), StoreError> {
+        let mut tx = self.store.write().await?;
+        self.campaign_in(&mut tx, id).await?;
+        roster_of(&mut tx, id, roster_id).await?;
+        screening::drop_upload(&mut tx, roster_id).await?;
         tx.commit().await
+    }
+
+    /// Part `seq` of a roster's file, for a run (`None` past the last).
+    pub async fn roster_file_part(&self, id: i64, roster_id: i64, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut tx = self.store.read().await?;
+        self.campaign_in(&mut tx, id).await?;
+        roster_of(&mut tx, id, roster_id).await?;
+        screening::part(&mut tx, roster_id, seq).await
+    }
+
+    /// Marks a roster running with the mapping it is read with; its rows are then matched
+    /// against [`Self::campaign_registry`]. Audited: a run reads the region's registry.
+    pub async fn roster_run_start(
+        &self,
+        id: i64,
+        roster_id: i64,
+        mapping: &serde_json::Value,
+    ) -> Result<RosterDetail, StoreError> {
+        let mut tx = self.store.write().await?;
+        self.open_campaign_in(&mut tx, id).await?;
+        screening::lock_open(&mut tx, id).await?;
+        roster_of(&mut tx, id, roster_id).await?;
+        screening::start_run(&mut tx, roster_id, mapping).await?;
+        let roster = roster_of(&mut tx, id, roster_id).await?;
+        let mut rec = self.record("screen.run_start", "ok", "campaign", id.to_string());
+        rec.after = snapshot(&serde_json::json!({ "roster": roster_id, "mapping": mapping }));
+        audit::write(&mut tx, rec).await?;
+        tx.commit().await?;
+        Ok(roster)
+    }
+
+    /// Stores a batch of a running roster's matches (shown once the run is done).
+    pub async fn roster_run_matches(&self, id: i64, roster_id: i64, matches: &[NewMatch]) -> Result<(), StoreError> {
+        let mut tx = self.store.write().await?;
+        self.campaign_in(&mut tx, id).await?;
+        screening::lock_open(&mut tx, id).await?;
+        screening::set_status(&mut tx, roster_id, &["running"], "running").await?;
+        screening::insert_matches(&mut tx, id, roster_id, matches).await?;
+        tx.commit().await
+    }
+
+    /// Ends a run: done with its counts, or failed or cancelled with its matches removed.
+    /// Every run is audited, whatever its end.
+    pub async fn roster_run_finish(&self, id: i64, roster_id: i64, end: &RunEnd) -> Result<RosterDetail, StoreError> {
+        let mut tx = self.store.write().await?;
+        self.campaign_in(&mut tx, id).await?;
+        roster_of(&mut tx, id, roster_id).await?;
+        screening::finish_run(&mut tx, roster_id, end).await?;
+        let roster = roster_of(&mut tx, id, roster_id).await?;
+        let outcome = match end {
+            RunEnd::Done { .. } => "ok",
+            RunEnd::Failed(_) => "failed",
+            RunEnd::Cancelled => "cancelled",
+        };
+        let mut rec = self.record("screen.run", outcome, "campaign", id.to_string());
+        let mut after = serde_json::to_value(&roster.roster).unwrap_or_default();
+        if let Some(o) = after.as_object_mut() {
+            o.remove("errors");
+        }
+        rec.after = Some(after);
+        audit::write(&mut tx, rec).await?;
+        tx.commit().await?;
+        Ok(roster)
     }
 
     /// A campaign's matches, best first; only the undecided ones when `open_only`.
@@ -171,6 +272,9 @@ impl Guard<'_> {
         let mut tx = self.store.write().await?;
         let before = self.campaign_in(&mut tx, id).await?;
         screening::lock_open(&mut tx, id).await?;
+        if screening::running(&mut tx, id).await? {
+            return Err(StoreError::Conflict("screening.run_in_progress"));
+        }
         screening::close(&mut tx, id, version).await?;
         let after = screening::campaign(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let mut rec = self.record("screen.close", "ok", "campaign", id.to_string());
@@ -179,4 +283,9 @@ impl Guard<'_> {
         tx.commit().await?;
         Ok(after)
     }
+}
+
+/// The roster `roster_id` if it belongs to campaign `id`.
+async fn roster_of(tx: &mut Tx, id: i64, roster_id: i64) -> Result<RosterDetail, StoreError> {
+    screening::roster(tx, roster_id).await?.filter(|r| r.campaign_id == id).ok_or(StoreError::NotFound)
 }
