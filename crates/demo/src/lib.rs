@@ -4,6 +4,8 @@
 //! drawn from common surname and given-name characters, identity numbers are
 //! composed with real division codes, consistent birth dates and correct check digits.
 
+pub mod screening;
+
 use chrono::NaiveDate;
 use kite_domain::agreement::{AgreementInput, PartyInput};
 use kite_domain::checkin::{Checkin, HomeClaim, LinkKind};

@@ -324,9 +324,11 @@ async fn demo(store: &Store, members: usize) -> anyhow::Result<()> {
     let agreements = kite_demo::agreements(store).await?;
     let certificates = kite_demo::certificates(store).await?;
     let transfers = kite_demo::transfers(store).await?;
+    let screened = demo_screening(store).await?;
     println!(
         "demo region loaded: {m} members, {f} away, {checkins} check-ins waiting, {evaluations} evaluations, \
-         {agreements} co-management agreements, {certificates} activity certificates, {transfers} transfers"
+         {agreements} co-management agreements, {certificates} activity certificates, {transfers} transfers, \
+         {screened} screening matches"
     );
     Ok(())
 }
@@ -341,4 +343,76 @@ fn print_demo_accounts() {
             point.map(|p| format!(" (service point {p})")).unwrap_or_default()
         );
     }
+}
+
+/// The demo's screening (动态排查): Guannan screens rosters from Suzhou, where its members
+/// went. A spring campaign reviewed and closed (its roster deleted), and a winter one still
+/// open with matches to review. Returns how many matches the runs found.
+async fn demo_screening(store: &Store) -> anyhow::Result<usize> {
+    use kite_domain::screening::{Campaign, Decision};
+    use std::io::Write;
+    let (user, _) = store.accounts().user_by_username("guannan").await?.context("the demo account guannan")?;
+    let who = (user.principal(), kite_store::Client { address: Some("demo".into()) });
+    let g = store.guard(who.0.clone(), who.1.clone());
+    let state = kite_server::AppState::new(store.clone());
+    let members = store.admin().screening_members(Some("GN")).await?;
+    let suzhou = store.admin().org_path("SZ").await?.context("the demo's Suzhou")?;
+    let today = kite_server::rules::today();
+    let days = |n: u64| today - chrono::Days::new(n);
+    let plan = [
+        (
+            "2026年上半年流动党员排查（苏州）",
+            (days(200), days(140)),
+            "苏州工业园区流动人口居住登记名单",
+            "苏州市公安局工业园区分局",
+            "流动人口居住登记.csv",
+            11,
+        ),
+        (
+            "2026年冬季流动党员排查（苏州）",
+            (days(10), today + chrono::Days::new(50)),
+            "苏州市社会保险参保人员名单",
+            "苏州市人力资源和社会保障局",
+            "社保参保人员名单.csv",
+            12,
+        ),
+    ];
+    let mut found = 0;
+    for (i, (name, (starts_on, ends_on), title, source, file_name, seed)) in plan.into_iter().enumerate() {
+        let closing = i == 0;
+        let c = g.campaign_create("GN", Some("SZ"), &Campaign { name: name.into(), starts_on, ends_on }).await?;
+        let csv = kite_demo::screening::roster(&members, &suzhou, title, 25, seed);
+        let mut file = tempfile::NamedTempFile::new()?;
+        file.write_all(csv.as_bytes())?;
+        let received = kite_server::api::screening::Received {
+            file,
+            file_name: file_name.into(),
+            size: csv.len() as u64,
+            texts: Vec::new(),
+        };
+        let r = kite_server::api::screening::store_upload(&g, c.id, &received, Some(source))
+            .await
+            .map_err(|e| anyhow::anyhow!("demo roster: {e:?}"))?;
+        let r = kite_server::screening::run_to_end(&state, who.clone(), c.id, r.roster.id).await?;
+        anyhow::ensure!(r.roster.status == "done", "demo roster run: {:?}", r.roster.failure);
+        let matches = g.campaign_matches(c.id, true).await?;
+        found += matches.len();
+        // Spring: everything reviewed; winter: the first few, the rest waits.
+        let reviewed = if closing { matches.len() } else { 3 };
+        for m in matches.iter().take(reviewed) {
+            let decision = if m.band == "match" { Decision::Accepted } else { Decision::Rejected };
+            let note = match (decision, m.outcome.as_str()) {
+                (Decision::Rejected, _) => "核实后不是同一人",
+                (_, "candidate_inflow") => "已电话联系，请流入地党组织督促报到",
+                (_, "lost_contact_found") => "已取得联系，恢复联系",
+                _ => "已在当地报到",
+            };
+            g.campaign_decide(c.id, m.id, m.version, decision, Some(note)).await?;
+        }
+        if closing {
+            let version = g.campaign(c.id).await?.campaign.version;
+            g.campaign_close(c.id, version).await?;
+        }
+    }
+    Ok(found)
 }

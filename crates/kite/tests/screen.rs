@@ -40,9 +40,33 @@ fn csv_rows(file: &Path) -> Vec<Vec<String>> {
     text.trim_start_matches('\u{feff}').lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
 }
 
+fn admin() -> kite_domain::Principal {
+    kite_domain::Principal {
+        user_id: 0,
+        username: "test".into(),
+        role: kite_domain::Role::Admin,
+        org_path: None,
+        member_id: None,
+        service_point_id: None,
+    }
+}
+
 async fn screen_on(url: &str, dir: &Path, what: &str) {
     kite(url, &["demo", "--members", "600"]);
     let store = Store::connect(url).await.expect("store");
+
+    // The demo's campaigns: one reviewed and closed, its roster deleted; one open, with
+    // matches still to review, some of them uncertain.
+    let g = store.guard(admin(), kite_store::Client::default());
+    let campaigns = g.campaigns().await.expect("campaigns");
+    let closed = campaigns.iter().find(|c| c.status == "closed").expect("a finished campaign");
+    let open = campaigns.iter().find(|c| c.status == "open").expect("an open campaign");
+    assert!(closed.accepted > 0 && closed.rows_read > 0, "{what}: {closed:?}");
+    let rosters = g.campaign(closed.id).await.expect("campaign").rosters;
+    assert!(rosters.iter().all(|r| !r.kept && r.status == "done"), "{what}: {rosters:?}");
+    let waiting = g.campaign_matches(open.id, true).await.expect("matches");
+    assert!(waiting.iter().any(|m| m.band == "review"), "{what}: {waiting:?}");
+    assert!(waiting.iter().any(|m| m.outcome == "candidate_inflow"), "{what}: {waiting:?}");
     let members: Vec<ScreeningMember> = store.admin().screening_members(None).await.expect("members");
     let sz = store.admin().org_path("SZ").await.expect("read").expect("the demo's Suzhou");
     let in_sz = |p: &str| kite_domain::org::is_within(p, &sz);
@@ -134,16 +158,8 @@ async fn screen_on(url: &str, dir: &Path, what: &str) {
     }
 
     // Audited; member records untouched.
-    let admin = kite_domain::Principal {
-        user_id: 0,
-        username: "test".into(),
-        role: kite_domain::Role::Admin,
-        org_path: None,
-        member_id: None,
-        service_point_id: None,
-    };
-    let audit = store.guard(admin, kite_store::Client::default()).audit_recent(20).await.expect("audit");
-    let runs = audit.iter().filter(|a| a.action == "screen.run").count();
+    let audit = store.guard(admin(), kite_store::Client::default()).audit_recent(20).await.expect("audit");
+    let runs = audit.iter().filter(|a| a.action == "screen.run" && a.client.as_deref() == Some("cli")).count();
     assert_eq!(runs, 1, "{what}: one audited run (the refused one and the export's are not against the database)");
     assert_eq!(audit.iter().filter(|a| a.action == "screen.export").count(), 1, "{what}: the export is audited");
     let again: Vec<ScreeningMember> = store.admin().screening_members(None).await.expect("members");

@@ -13,7 +13,7 @@ use kite_domain::access::Principal;
 use kite_domain::screening::Outcome;
 use kite_screen::import::{ColumnMapping, End, ImportOptions, NormalizedFields, Progress, RawFields, Roster, Rows};
 use kite_screen::matcher::{match_stream, Band, MatchConfig, Record, Registry, RegistryBuilder, StreamOptions};
-use kite_store::{Client, Guard, NewMatch, RunEnd, ScreeningMember};
+use kite_store::{Client, Guard, NewMatch, RosterDetail, RunEnd, ScreeningMember, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -149,6 +149,14 @@ impl Runs {
         self.runs.lock().ok()?.get(&roster_id).cloned()
     }
 
+    fn register(&self, roster_id: i64) -> Arc<Run> {
+        let run = Arc::new(Run::default());
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.insert(roster_id, run.clone());
+        }
+        run
+    }
+
     /// Takes the turn, as a run does: the runs started meanwhile wait, queued.
     pub async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.turn.acquire().await.ok()
@@ -179,21 +187,46 @@ impl Runs {
 /// Starts matching a roster marked running (by [`Guard::roster_run_start`]) in the
 /// background, on behalf of the caller. Its end is stored whatever happens.
 pub fn spawn_run(state: &AppState, who: (Principal, Client), campaign_id: i64, place: String, roster_id: i64) {
-    let run = Arc::new(Run::default());
-    if let Ok(mut runs) = state.runs.runs.lock() {
-        runs.insert(roster_id, run.clone());
-    }
+    let run = state.runs.register(roster_id);
     let state = state.clone();
     tokio::spawn(async move {
-        let end = run_roster(&state, who.clone(), campaign_id, place, roster_id, &run).await;
-        let g = state.store.guard(who.0, who.1);
-        if let Err(e) = g.roster_run_finish(campaign_id, roster_id, &end).await {
+        if let Err(e) = finish(&state, who, campaign_id, place, roster_id, run).await {
             tracing::error!(error = %e, roster_id, "a screening run's end could not be stored");
         }
-        if let Ok(mut runs) = state.runs.runs.lock() {
-            runs.remove(&roster_id);
-        }
     });
+}
+
+/// Runs a roster to its end in this task, with its stored mapping (the demo loader).
+pub async fn run_to_end(
+    state: &AppState,
+    who: (Principal, Client),
+    campaign_id: i64,
+    roster_id: i64,
+) -> Result<RosterDetail, StoreError> {
+    let g = state.store.guard(who.0.clone(), who.1.clone());
+    let campaign = g.campaign_open(campaign_id).await?;
+    let mapping = g.campaign_roster(campaign_id, roster_id).await?.mapping.unwrap_or_default();
+    g.roster_run_start(campaign_id, roster_id, &mapping).await?;
+    let run = state.runs.register(roster_id);
+    finish(state, who, campaign_id, campaign.place().to_string(), roster_id, run).await
+}
+
+/// Runs a roster marked running and stores its end.
+async fn finish(
+    state: &AppState,
+    who: (Principal, Client),
+    campaign_id: i64,
+    place: String,
+    roster_id: i64,
+    run: Arc<Run>,
+) -> Result<RosterDetail, StoreError> {
+    let end = run_roster(state, who.clone(), campaign_id, place, roster_id, &run).await;
+    let g = state.store.guard(who.0, who.1);
+    let stored = g.roster_run_finish(campaign_id, roster_id, &end).await;
+    if let Ok(mut runs) = state.runs.runs.lock() {
+        runs.remove(&roster_id);
+    }
+    stored
 }
 
 async fn run_roster(

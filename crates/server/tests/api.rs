@@ -21,7 +21,7 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 74] = [
+const ROUTES: [(&str, &str, bool); 77] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
@@ -91,6 +91,9 @@ const ROUTES: [(&str, &str, bool); 74] = [
     ("POST", "/api/v1/screening/campaigns", false),
     ("GET", "/api/v1/screening/campaigns/{id}", false),
     ("POST", "/api/v1/screening/campaigns/{id}/rosters", false),
+    ("GET", "/api/v1/screening/campaigns/{id}/rosters/{roster_id}", false),
+    ("POST", "/api/v1/screening/campaigns/{id}/rosters/{roster_id}/run", false),
+    ("POST", "/api/v1/screening/campaigns/{id}/rosters/{roster_id}/cancel", false),
     ("GET", "/api/v1/screening/campaigns/{id}/matches", false),
     ("POST", "/api/v1/screening/campaigns/{id}/matches/{match_id}/decision", false),
     ("POST", "/api/v1/screening/campaigns/{id}/close", false),
