@@ -122,6 +122,19 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
         assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
         assert!(!all.to_string().contains(&id_of(1)), "member ID numbers are masked");
         assert!(zhang["explanation"]["fields"].is_array(), "{zhang}");
+        // Filtered and paged, with the total in a header; results by organization.
+        let page = s.get(&format!("{url}/{id}/matches?outcome=candidate_inflow&limit=1")).auth(&cty).send().await;
+        assert_eq!(page.headers["x-total-count"], "1");
+        assert_eq!(page.ok()[0]["member_name"], "李娜");
+        let rest = s.get(&format!("{url}/{id}/matches?limit=2&offset=2")).auth(&cty).send().await;
+        assert_eq!(
+            (rest.headers["x-total-count"].to_str().unwrap(), rest.ok().as_array().map(Vec::len)),
+            ("3", Some(1))
+        );
+        s.get(&format!("{url}/{id}/matches?band=maybe")).auth(&cty).send().await.invalid("band", "invalid");
+        let v = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok().clone();
+        let counted: i64 = v["by_org"].as_array().unwrap().iter().map(|o| o["matches"].as_i64().unwrap()).sum();
+        assert_eq!(counted, 3, "{v}");
 
         // Review: accept 李娜, reject 王芳; a stale or repeated decision is refused.
         let decide = |m: &Value, decision: &str| {

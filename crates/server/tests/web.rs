@@ -2062,8 +2062,11 @@ async fn a_screening_campaign_runs_through_the_pages() {
         assert!(page.text.contains("已完成"), "{}", page.text);
         let page = cty.page(&at).await;
         assert!(page.text.contains("公安分局") && page.text.contains("未报到，需联系报到"), "{}", page.text);
-        // Why each pair matched, field by field.
-        assert!(page.text.contains("身份证号码一致"), "{}", page.text);
+        // Why each pair matched, field by field; the results by organization.
+        assert!(page.text.contains("身份证号码一致") && page.text.contains("各单位比对结果"), "{}", page.text);
+        // Filters: only the candidates to contact.
+        let only = cty.page(&format!("{at}?outcome=candidate_inflow&open=true")).await;
+        assert!(only.text.contains("李娜") && !only.text.contains("<td>张伟"), "{}", only.text);
         let row = page.text.split("<tr id=\"match-").find(|r| r.contains("李娜")).expect("李娜's match");
         let first = row.split('"').next().unwrap().to_string();
         let (url, decide) = form_with_id(&page, &format!("accept-{first}"));

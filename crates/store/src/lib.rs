@@ -48,7 +48,10 @@ pub use members::ScreeningMember;
 pub use messages::{Outbox, OutboxMessage, MAX_DELIVERIES};
 pub use models::*;
 pub use public::Public;
-pub use screening::{CampaignRecord, FollowUp, MatchRecord, NewMatch, NewRoster, RosterDetail, RosterRecord, RunEnd};
+pub use screening::{
+    CampaignRecord, FollowUp, MatchFilter, MatchRecord, NewMatch, NewRoster, OrgResult, RosterDetail, RosterRecord,
+    RunEnd,
+};
 pub use service_points::{NewServicePoint, PointStaff, ServicePoint};
 pub use transfers::{ArrivalRecord, Queue as TransferQueue, TransferCounts, TransferRecord, TransferStep};
 

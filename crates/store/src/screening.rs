@@ -490,12 +490,98 @@ const MATCHES: &str = "SELECT s.id, s.roster_id, s.line, s.row_data, s.member_id
      FROM screen_matches s JOIN screen_rosters r ON r.id = s.roster_id AND r.status = 'done' \
      JOIN members m ON m.id = s.member_id JOIN organizations o ON o.id = m.org_id";
 
-/// A campaign's matches, best first; only those not yet decided when `open_only`.
-pub(crate) async fn matches(tx: &mut Tx, campaign_id: i64, open_only: bool) -> Result<Vec<MatchRecord>, StoreError> {
-    let open = if open_only { " AND s.decision IS NULL" } else { "" };
-    let sql = format!("{MATCHES} WHERE s.campaign_id = $1{open} ORDER BY s.score DESC, s.id LIMIT 1000");
-    let rows: Vec<MatchRow> = on!(tx, c => sqlx::query_as(&sql).bind(campaign_id).fetch_all(c).await)?;
-    Ok(rows.into_iter().map(MatchRecord::from).collect())
+/// Which of a campaign's matches to list.
+#[derive(Debug, Clone, Default)]
+pub struct MatchFilter {
+    /// Only those not yet decided.
+    pub open_only: bool,
+    /// `match` or `review`.
+    pub band: Option<String>,
+    /// `known_here`, `candidate_inflow` or `lost_contact_found`.
+    pub outcome: Option<String>,
+    pub offset: i64,
+    /// At most 1000.
+    pub limit: i64,
+}
+
+impl MatchFilter {
+    /// The SQL conditions after `s.campaign_id = $1`, binding from `$2`.
+    fn conditions(&self) -> String {
+        let mut sql = String::new();
+        if self.open_only {
+            sql.push_str(" AND s.decision IS NULL");
+        }
+        let mut n = 1;
+        for (column, value) in [("s.band", &self.band), ("s.outcome", &self.outcome)] {
+            if value.is_some() {
+                n += 1;
+                sql.push_str(&format!(" AND {column} = ${n}"));
+            }
+        }
+        sql
+    }
+
+    fn binds(&self) -> impl Iterator<Item = &str> {
+        self.band.as_deref().into_iter().chain(self.outcome.as_deref())
+    }
+}
+
+/// A campaign's matches as filtered, best first, and how many there are in all.
+pub(crate) async fn matches(
+    tx: &mut Tx,
+    campaign_id: i64,
+    f: &MatchFilter,
+) -> Result<(i64, Vec<MatchRecord>), StoreError> {
+    let conditions = f.conditions();
+    let count = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches s JOIN screen_rosters r ON r.id = s.roster_id \
+         AND r.status = 'done' WHERE s.campaign_id = $1{conditions}"
+    );
+    let total: i64 = on!(&mut *tx, c => {
+        let mut q = sqlx::query_scalar(&count).bind(campaign_id);
+        for v in f.binds() {
+            q = q.bind(v);
+        }
+        q.fetch_one(c).await
+    })?;
+    let sql = format!(
+        "{MATCHES} WHERE s.campaign_id = $1{conditions} ORDER BY s.score DESC, s.id LIMIT {} OFFSET {}",
+        f.limit.clamp(1, 1000),
+        f.offset.max(0)
+    );
+    let rows: Vec<MatchRow> = on!(tx, c => {
+        let mut q = sqlx::query_as(&sql).bind(campaign_id);
+        for v in f.binds() {
+            q = q.bind(v);
+        }
+        q.fetch_all(c).await
+    })?;
+    Ok((total, rows.into_iter().map(MatchRecord::from).collect()))
+}
+
+/// A campaign's matches counted by the organization of the region (the scope's children,
+/// or the scope itself) their member belongs to.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct OrgResult {
+    pub org_code: String,
+    pub org_name: String,
+    pub matches: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+}
+
+pub(crate) async fn results_by_org(tx: &mut Tx, c: &CampaignRecord) -> Result<Vec<OrgResult>, StoreError> {
+    // INTEGER: PostgreSQL has no SUBSTR(text, int, bigint).
+    let width = (c.scope_path.len() + kite_domain::org::SEGMENT_WIDTH) as i32;
+    Ok(on!(tx, conn => sqlx::query_as(
+        "SELECT o.code AS org_code, o.name AS org_name, CAST(COUNT(*) AS BIGINT) AS matches, \
+         CAST(SUM(CASE WHEN s.decision = 'accepted' THEN 1 ELSE 0 END) AS BIGINT) AS accepted, \
+         CAST(SUM(CASE WHEN s.decision = 'rejected' THEN 1 ELSE 0 END) AS BIGINT) AS rejected \
+         FROM screen_matches s JOIN screen_rosters r ON r.id = s.roster_id AND r.status = 'done' \
+         JOIN members m ON m.id = s.member_id JOIN organizations mo ON mo.id = m.org_id \
+         JOIN organizations o ON o.path = SUBSTR(mo.path, 1, $2) \
+         WHERE s.campaign_id = $1 GROUP BY o.code, o.name ORDER BY matches DESC, o.code LIMIT 200")
+        .bind(c.id).bind(width).fetch_all(conn).await)?)
 }
 
 /// A match with its campaign's id.

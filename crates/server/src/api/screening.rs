@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use kite_domain::screening::{self, CampaignInput, Decision};
 use kite_screen::import::{ColumnMapping, Field};
-use kite_store::{CampaignRecord, CampaignView, FollowUp, MatchRecord, NewRoster, RosterDetail};
+use kite_store::{CampaignRecord, CampaignView, FollowUp, MatchFilter, MatchRecord, NewRoster, RosterDetail};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utoipa::{IntoParams, ToSchema};
@@ -74,10 +74,35 @@ pub struct CloseBody {
     pub version: i64,
 }
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(default)]
 pub struct MatchQuery {
     /// `true`: only the matches not yet decided.
     pub open: Option<bool>,
+    /// `match` or `review`.
+    pub band: Option<String>,
+    /// `known_here`, `candidate_inflow` or `lost_contact_found`.
+    pub outcome: Option<String>,
+    pub offset: Option<i64>,
+    /// At most 1000 (the default).
+    pub limit: Option<i64>,
+}
+
+impl MatchQuery {
+    pub fn filter(&self) -> Result<MatchFilter, ApiError> {
+        let pick = |v: &Option<String>, allowed: &[&str], field: &'static str| match v.as_deref() {
+            None | Some("") => Ok(None),
+            Some(x) if allowed.contains(&x) => Ok(Some(x.to_string())),
+            Some(_) => Err(ApiError::field(field, "invalid")),
+        };
+        Ok(MatchFilter {
+            open_only: self.open.unwrap_or(false),
+            band: pick(&self.band, &["match", "review"], "band")?,
+            outcome: pick(&self.outcome, &["known_here", "candidate_inflow", "lost_contact_found"], "outcome")?,
+            offset: self.offset.unwrap_or(0).max(0),
+            limit: self.limit.unwrap_or(1000).clamp(1, 1000),
+        })
+    }
 }
 
 /// The campaigns over the caller's region, newest first.
@@ -385,18 +410,20 @@ pub async fn cancel_run(state: &AppState, who: &Authed, id: i64, roster_id: i64)
     Ok(roster)
 }
 
-/// The campaign's matches, best first (at most 1000): the roster row, the member found
-/// (ID number masked), score, band, outcome for the region and why.
+/// The campaign's matches, best first, filtered and paged (`offset`, `limit` up to 1000;
+/// the header `X-Total-Count` says how many there are): the roster row, the member found
+/// (ID number masked), score, band, outcome for the region and which fields agreed.
 #[utoipa::path(get, path = "/api/v1/screening/campaigns/{id}/matches", tag = "screening",
     params(("id" = i64, Path), MatchQuery),
-    responses((status = 200, body = Vec<MatchRecord>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<MatchRecord>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn matches(
     State(state): State<AppState>,
     who: Authed,
     Path(id): Path<i64>,
     Query(q): Query<MatchQuery>,
-) -> Result<axum::Json<Vec<MatchRecord>>, ApiError> {
-    Ok(axum::Json(who.guard(&state).campaign_matches(id, q.open.unwrap_or(false)).await?))
+) -> Result<([(&'static str, String); 1], axum::Json<Vec<MatchRecord>>), ApiError> {
+    let (total, items) = who.guard(&state).campaign_match_page(id, &q.filter()?).await?;
+    Ok(([("x-total-count", total.to_string())], axum::Json(items)))
 }
 
 /// Accepts or rejects a match (at the version read); accepting makes it a follow-up.

@@ -9,9 +9,9 @@ use axum::Router;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, render, Form, PageLang, Path, Viewer};
+use super::{error_page, form_again, render, Form, PageLang, Path, Query, Viewer};
 use crate::api::screening::{
-    cancel_run, receive, start_run, store_upload, CampaignBody, DecisionBody, UPLOAD_BODY_LIMIT,
+    cancel_run, receive, start_run, store_upload, CampaignBody, DecisionBody, MatchQuery, UPLOAD_BODY_LIMIT,
 };
 use crate::auth::Authed;
 use crate::error::ApiError;
@@ -81,13 +81,77 @@ async fn create(
     }
 }
 
-async fn detail_page(state: &AppState, lang: Lang, who: &Authed, id: i64, e: Option<ApiError>) -> Response {
+/// Matches per page on a campaign's page.
+const PAGE_SIZE: i64 = 100;
+
+/// The review list's filters and page, as in the address.
+#[derive(Deserialize, Default, Clone, serde::Serialize)]
+#[serde(default)]
+struct ReviewQuery {
+    open: Option<bool>,
+    band: Option<String>,
+    outcome: Option<String>,
+    page: Option<i64>,
+}
+
+impl ReviewQuery {
+    fn page(&self) -> i64 {
+        self.page.unwrap_or(1).clamp(1, 100_000)
+    }
+
+    fn filter(&self) -> Result<kite_store::MatchFilter, ApiError> {
+        let q = MatchQuery {
+            open: self.open,
+            band: self.band.clone(),
+            outcome: self.outcome.clone(),
+            offset: Some((self.page() - 1) * PAGE_SIZE),
+            limit: Some(PAGE_SIZE),
+        };
+        q.filter()
+    }
+
+    /// The query string to come back to (only the characters the filters use).
+    fn encoded(&self) -> String {
+        serde_urlencoded::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A query string sent back by a form, kept only if it is one the review list writes.
+fn safe_query(q: &str) -> &str {
+    let ok = q.len() <= 200 && q.bytes().all(|b| b.is_ascii_alphanumeric() || b"_=&".contains(&b));
+    if ok {
+        q
+    } else {
+        ""
+    }
+}
+
+async fn detail_page(
+    state: &AppState,
+    lang: Lang,
+    who: &Authed,
+    id: i64,
+    q: &ReviewQuery,
+    e: Option<ApiError>,
+) -> Response {
     let g = who.guard(state);
+    let filter = match q.filter() {
+        Ok(f) => f,
+        Err(e) => return error_page(state, lang, who, e),
+    };
     let result =
-        async { Ok::<_, kite_store::StoreError>((g.campaign(id).await?, g.campaign_matches(id, false).await?)) }.await;
+        async { Ok::<_, kite_store::StoreError>((g.campaign(id).await?, g.campaign_match_page(id, &filter).await?)) }
+            .await;
     match result {
-        Ok((v, matches)) => {
-            let ctx = context! { v, c => &v.campaign, matches };
+        Ok((v, (total, matches))) => {
+            let pages = (total + PAGE_SIZE - 1) / PAGE_SIZE;
+            let here = q.encoded();
+            let at = |page: i64| ReviewQuery { page: Some(page), ..q.clone() }.encoded();
+            let (prev, next) = (q.page() > 1, q.page() < pages);
+            let ctx = context! {
+                v, c => &v.campaign, matches, total, q => Value::from_serialize(q), page => q.page(), pages, here,
+                prev => prev.then(|| at(q.page() - 1)), next => next.then(|| at(q.page() + 1)),
+            };
             match e {
                 Some(e) => form_again(state, lang, who, "screening_campaign.html", ctx, e),
                 None => render(state, "screening_campaign.html", lang, Some(who), ctx),
@@ -102,15 +166,24 @@ async fn detail(
     PageLang(lang): PageLang,
     Viewer(who): Viewer,
     Path(id): Path<i64>,
+    Query(q): Query<ReviewQuery>,
 ) -> Response {
-    detail_page(&state, lang, &who, id, None).await
+    detail_page(&state, lang, &who, id, &q, None).await
 }
 
-/// The outcome of a form on the campaign's page: back to it, or the page with the message.
-async fn back(state: &AppState, lang: Lang, who: &Authed, id: i64, r: Result<(), ApiError>) -> Response {
+/// The outcome of a form on the campaign's page: back to it (with the review list's
+/// filters in `query`), or the page with the message.
+async fn back(state: &AppState, lang: Lang, who: &Authed, id: i64, query: &str, r: Result<(), ApiError>) -> Response {
     match r {
-        Ok(()) => Redirect::to(&format!("/screening/{id}")).into_response(),
-        Err(e @ (ApiError::Invalid(_) | ApiError::Conflict(_))) => detail_page(state, lang, who, id, Some(e)).await,
+        Ok(()) => {
+            let query = safe_query(query);
+            let sep = if query.is_empty() { "" } else { "?" };
+            Redirect::to(&format!("/screening/{id}{sep}{query}#match-list")).into_response()
+        }
+        Err(e @ (ApiError::Invalid(_) | ApiError::Conflict(_))) => {
+            let q: ReviewQuery = serde_urlencoded::from_str(safe_query(query)).unwrap_or_default();
+            detail_page(state, lang, who, id, &q, Some(e)).await
+        }
         Err(e) => error_page(state, lang, who, e),
     }
 }
@@ -133,7 +206,7 @@ async fn upload(
     .await;
     match result {
         Ok(r) => Redirect::to(&format!("/screening/{id}/rosters/{}", r.roster.id)).into_response(),
-        Err(e) => back(&state, lang, &who, id, Err(e)).await,
+        Err(e) => back(&state, lang, &who, id, "", Err(e)).await,
     }
 }
 
@@ -272,6 +345,8 @@ async fn roster_back(state: &AppState, lang: Lang, who: &Authed, ids: (i64, i64)
 #[serde(default)]
 struct DecisionForm {
     csrf: String,
+    /// The review list's query string, to come back to.
+    q: String,
     decision: String,
     version: String,
     note: String,
@@ -293,7 +368,7 @@ async fn decide(
         Ok::<_, ApiError>(())
     }
     .await;
-    back(&state, lang, &who, id, result).await
+    back(&state, lang, &who, id, &f.q, result).await
 }
 
 #[derive(Deserialize, Default)]
@@ -316,7 +391,7 @@ async fn close(
         Ok::<_, ApiError>(())
     }
     .await;
-    back(&state, lang, &who, id, result).await
+    back(&state, lang, &who, id, "", result).await
 }
 
 /// Members accepted by campaigns as candidates for the caller's subtree to contact.

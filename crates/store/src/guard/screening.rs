@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 
 use super::{snapshot, Guard};
 use crate::screening::{
-    self, CampaignRecord, FollowUp, MatchRecord, NewMatch, NewRoster, RosterDetail, RosterRecord, RunEnd,
+    self, CampaignRecord, FollowUp, MatchFilter, MatchRecord, NewMatch, NewRoster, OrgResult, RosterDetail,
+    RosterRecord, RunEnd,
 };
 use crate::{audit, members, orgs, ScreeningMember, StoreError, Tx};
 
@@ -18,6 +19,8 @@ use crate::{audit, members, orgs, ScreeningMember, StoreError, Tx};
 pub struct CampaignView {
     pub campaign: CampaignRecord,
     pub rosters: Vec<RosterRecord>,
+    /// The matches by organization of the region.
+    pub by_org: Vec<OrgResult>,
 }
 
 impl Guard<'_> {
@@ -76,7 +79,8 @@ impl Guard<'_> {
         let mut tx = self.store.read().await?;
         let campaign = self.campaign_in(&mut tx, id).await?;
         let rosters = screening::rosters(&mut tx, id).await?;
-        Ok(CampaignView { campaign, rosters })
+        let by_org = screening::results_by_org(&mut tx, &campaign).await?;
+        Ok(CampaignView { campaign, rosters, by_org })
     }
 
     /// The registry a roster of an open campaign is matched against: the members of the
@@ -214,9 +218,15 @@ impl Guard<'_> {
 
     /// A campaign's matches, best first; only the undecided ones when `open_only`.
     pub async fn campaign_matches(&self, id: i64, open_only: bool) -> Result<Vec<MatchRecord>, StoreError> {
+        let f = MatchFilter { open_only, limit: 1000, ..Default::default() };
+        Ok(self.campaign_match_page(id, &f).await?.1)
+    }
+
+    /// A page of a campaign's matches as filtered, best first, with how many there are.
+    pub async fn campaign_match_page(&self, id: i64, f: &MatchFilter) -> Result<(i64, Vec<MatchRecord>), StoreError> {
         let mut tx = self.store.read().await?;
         self.campaign_in(&mut tx, id).await?;
-        screening::matches(&mut tx, id, open_only).await
+        screening::matches(&mut tx, id, f).await
     }
 
     /// Accepts or rejects a match of an open campaign, audited. Accepting makes it a
