@@ -108,6 +108,13 @@ enum ScreenCommand {
         /// the one detected from the header.
         #[arg(long)]
         mapping: Option<std::path::PathBuf>,
+        /// m and u probabilities set by hand (JSON, as --save-model writes them) instead of
+        /// estimated from the roster by EM.
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        /// Write the model the run used (estimated or given) as JSON.
+        #[arg(long)]
+        save_model: Option<std::path::PathBuf>,
     },
     /// Show what is detected in a roster: format, encoding, the first rows (ID numbers
     /// masked) and the column mapping, as JSON to edit and pass to `match --mapping`.
@@ -168,7 +175,8 @@ async fn main() -> anyhow::Result<()> {
     })?;
     // A registry export needs no database.
     if let Command::Screen {
-        command: ScreenCommand::Match { roster, members: Some(members), scope, place, out, outcomes, mapping },
+        command:
+            ScreenCommand::Match { roster, members: Some(members), scope, place, out, outcomes, mapping, model, save_model },
     } = &cli.command
     {
         let run = screen::Run {
@@ -179,6 +187,8 @@ async fn main() -> anyhow::Result<()> {
             out,
             outcomes: outcomes.as_deref(),
             mapping: mapping.as_deref(),
+            model: model.as_deref(),
+            save_model: save_model.as_deref(),
         };
         return screen::run(None, &run).await;
     }
@@ -204,7 +214,9 @@ async fn main() -> anyhow::Result<()> {
             let n = store.run_daily(kite_server::rules::today()).await?;
             println!("daily rules applied: {n} flows now count as mobile");
         }
-        Command::Screen { command: ScreenCommand::Match { roster, members, scope, place, out, outcomes, mapping } } => {
+        Command::Screen {
+            command: ScreenCommand::Match { roster, members, scope, place, out, outcomes, mapping, model, save_model },
+        } => {
             let run = screen::Run {
                 roster: &roster,
                 members: members.as_deref(),
@@ -213,6 +225,8 @@ async fn main() -> anyhow::Result<()> {
                 out: &out,
                 outcomes: outcomes.as_deref(),
                 mapping: mapping.as_deref(),
+                model: model.as_deref(),
+                save_model: save_model.as_deref(),
             };
             screen::run(Some(&store), &run).await?;
         }

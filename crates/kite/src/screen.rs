@@ -16,7 +16,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use kite_screen::import::{ColumnMapping, End, Progress, ProgressUnit, Rows};
 use kite_screen::matcher::{
-    match_stream, Band, Chunk, Matcher, Record, Registry, RegistryBuilder, RowMatch, StreamOptions, MATCHES_HEADER,
+    match_stream, Band, Chunk, Matcher, Model, Record, Registry, RegistryBuilder, RowMatch, StreamOptions,
+    MATCHES_HEADER,
 };
 use kite_store::{ScreeningMember, Store};
 
@@ -32,6 +33,10 @@ pub struct Run<'a> {
     pub outcomes: Option<&'a Path>,
     /// A column mapping (as `kite screen columns` prints it) instead of the detected one.
     pub mapping: Option<&'a Path>,
+    /// m and u set by the user (as `save_model` writes them) instead of estimated.
+    pub model: Option<&'a Path>,
+    /// Where to write the model the run used.
+    pub save_model: Option<&'a Path>,
 }
 
 /// What a matched row means for the place at `place` (a path).
@@ -185,6 +190,7 @@ pub async fn run(store: Option<&Store>, r: &Run<'_>) -> anyhow::Result<()> {
         _ => anyhow::bail!("--outcomes needs the database's registry and --place (or --scope)"),
     };
     let mapping = r.mapping.map(read_mapping).transpose()?;
+    let model = r.model.map(read_model).transpose()?;
     let cancel = Arc::new(AtomicBool::new(false));
     let (rows, progress) = open(r.roster, mapping, cancel.clone())?;
     // Audited before any result reaches a file.
@@ -207,10 +213,13 @@ pub async fn run(store: Option<&Store>, r: &Run<'_>) -> anyhow::Result<()> {
         out: r.out.to_path_buf(),
         outcomes: r.outcomes.map(Path::to_path_buf),
         members_file: r.members.map(Path::to_path_buf),
+        save_model: r.save_model.map(Path::to_path_buf),
     };
-    let summary = tokio::task::spawn_blocking(move || match_roster(rows, progress, &members, place.as_deref(), &files))
-        .await
-        .context("the run stopped")??;
+    let options = StreamOptions { model, ..StreamOptions::default() };
+    let summary =
+        tokio::task::spawn_blocking(move || match_roster(rows, progress, &members, place.as_deref(), &files, &options))
+            .await
+            .context("the run stopped")??;
     println!("{summary}");
     Ok(())
 }
@@ -219,6 +228,15 @@ struct Files {
     out: PathBuf,
     outcomes: Option<PathBuf>,
     members_file: Option<PathBuf>,
+    save_model: Option<PathBuf>,
+}
+
+/// A model file: m and u per field and level, and the prior (as `--save-model` writes).
+fn read_model(path: &Path) -> anyhow::Result<Model> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let model: Model = serde_json::from_str(&text).with_context(|| format!("{}: not a model", path.display()))?;
+    model.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(model)
 }
 
 /// Matches the roster in a stream, writing MATCHES.csv (and the outcomes) chunk by chunk
@@ -229,6 +247,7 @@ fn match_roster(
     members: &[ScreeningMember],
     place: Option<&str>,
     files: &Files,
+    options: &StreamOptions,
 ) -> anyhow::Result<serde_json::Value> {
     let out = pending_file(&files.out)?;
     let mut w = csv::Writer::from_writer(BufWriter::new(out.as_file().try_clone()?));
@@ -252,23 +271,17 @@ fn match_roster(
         None => Ok(kite_server::screening::registry(members)),
     };
     let bar = Bar::start(progress);
-    let report = match_stream(
-        registry,
-        rows,
-        &kite_server::screening::config(),
-        &StreamOptions::default(),
-        |m, chunk, results| {
-            for r in results {
-                *bands.entry(r.best().map_or(Band::NonMatch, |c| c.band).code()).or_default() += 1;
-            }
-            m.write_match_rows(&mut w, chunk.lines.iter().copied().zip(results))?;
-            if let (Some(o), Some(place)) = (o.as_mut(), place) {
-                write_outcomes(o, m, place, members, chunk, results)?;
-            }
-            unreadable.extend(chunk.unreadable.iter().map(|e| (e.line, e.reason.code())));
-            Ok::<_, anyhow::Error>(())
-        },
-    )?;
+    let report = match_stream(registry, rows, &kite_server::screening::config(), options, |m, chunk, results| {
+        for r in results {
+            *bands.entry(r.best().map_or(Band::NonMatch, |c| c.band).code()).or_default() += 1;
+        }
+        m.write_match_rows(&mut w, chunk.lines.iter().copied().zip(results))?;
+        if let (Some(o), Some(place)) = (o.as_mut(), place) {
+            write_outcomes(o, m, place, members, chunk, results)?;
+        }
+        unreadable.extend(chunk.unreadable.iter().map(|e| (e.line, e.reason.code())));
+        Ok::<_, anyhow::Error>(())
+    })?;
     drop(bar);
     match &report.roster.end {
         End::Cancelled => anyhow::bail!("cancelled after {} rows; no result file was written", report.rows),
@@ -288,6 +301,10 @@ fn match_roster(
         drop(o);
         f.persist(path).with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(path) = &files.save_model {
+        let json = serde_json::to_string_pretty(&report.training.model)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
     for (line, reason) in &unreadable {
         eprintln!("line {line}: {reason}");
     }
@@ -295,6 +312,8 @@ fn match_roster(
         "rows": report.rows,
         "unreadable": report.unreadable,
         "bands": bands,
+        "trained_on": report.train_rows,
+        "em_iterations": report.training.em_iterations,
         "seconds": report.timings.total,
     }))
 }

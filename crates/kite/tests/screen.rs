@@ -251,6 +251,28 @@ fn a_roster_is_read_with_the_mapping_the_user_gives() {
     // (A two-member registry trains no confident model: the band may be either.)
     assert_eq!((rows[0][0].as_str(), rows[0][1].as_str()), ("1", ids[0].as_str()), "{rows:?}");
 
+    // The model the run used, saved; set by hand it gives the same results without EM.
+    let model = dir.join("model.json");
+    let saved = dir.join("saved-matches.csv");
+    let with = |extra: &[&str], out: &Path| {
+        let args =
+            ["screen", "match", "--members", &path(&members), "--roster", &path(&bare), "--mapping", &path(&mapping)];
+        [&args[..], &["--out", &path(out)], extra].concat().iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let run = |args: Vec<String>| kite(no_db, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    run(with(&["--save-model", &path(&model)], &saved));
+    let given = dir.join("given-matches.csv");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&run(with(&["--model", &path(&model)], &given)).stdout).expect("JSON");
+    assert_eq!(summary["em_iterations"], 0, "{summary}");
+    assert_eq!(std::fs::read_to_string(&given).ok(), std::fs::read_to_string(&saved).ok());
+    let mut bad: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    bad["prior"] = serde_json::json!(2.0);
+    std::fs::write(&model, bad.to_string()).expect("model");
+    let args = with(&["--model", &path(&model)], &given);
+    let err = kite_fails(no_db, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("prior must be strictly between 0 and 1"), "{err}");
+
     // A quote never closed: the file cannot be read past it, and no partial result is left.
     let broken = dir.join("broken.csv");
     let text = format!("姓名,公民身份号码\n赵建国,{}\n\"钱秀英,{}\n{}", ids[0], ids[1], "x".repeat(1_200_000));

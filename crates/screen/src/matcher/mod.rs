@@ -638,6 +638,13 @@ pub struct Training {
     pub patterns: usize,
 }
 
+impl Training {
+    /// A model set by the user, nothing estimated.
+    pub fn given(model: Model) -> Training {
+        Training { candidate_prior: model.prior, model, em_iterations: 0, converged: true, pairs: 0, patterns: 0 }
+    }
+}
+
 /// Random streams the u pairs are drawn from (split among the threads).
 const U_STREAMS: u64 = 8;
 

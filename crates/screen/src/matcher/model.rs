@@ -23,6 +23,19 @@ const FLOOR: f64 = 1e-7;
 const PRIOR_FLOOR: f64 = 1e-15;
 
 impl Model {
+    /// A model read from outside (set by the user): a prior strictly between 0 and 1 and
+    /// every m and u a probability.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if !(self.prior.is_finite() && self.prior > 0.0 && self.prior < 1.0) {
+            return Err("the prior must be strictly between 0 and 1");
+        }
+        let probability = |p: &f64| p.is_finite() && (0.0..=1.0).contains(p);
+        if !self.m.iter().chain(&self.u).flatten().all(probability) {
+            return Err("every m and u must be a probability between 0 and 1");
+        }
+        Ok(())
+    }
+
     /// A starting point for EM: agreement likely among matches, rare among non-matches.
     pub fn initial() -> Model {
         let mut m = [[0.0; MAX_LEVELS]; NFIELDS];

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{train, MatchConfig, Matcher, Record, Registry, RowMatch, TrainOptions, Training};
+use super::{train, MatchConfig, Matcher, Model, Record, Registry, RowMatch, TrainOptions, Training};
 use crate::import::{RawFields, RowError, Rows, Summary};
 
 /// Roster rows in file order: the readable ones with their data row numbers, and the
@@ -26,7 +26,7 @@ pub struct Chunk {
     pub raw: Vec<(u64, RawFields)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamOptions {
     /// Readable roster rows per chunk.
     pub chunk_rows: usize,
@@ -35,11 +35,19 @@ pub struct StreamOptions {
     pub train: TrainOptions,
     /// Keep each row's fields as written (for a reviewer to see), at the cost of memory.
     pub keep_raw: bool,
+    /// m and u set by the user instead of estimated from the roster: nothing is trained.
+    pub model: Option<Model>,
 }
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        StreamOptions { chunk_rows: 250_000, train_rows: 50_000, train: TrainOptions::default(), keep_raw: false }
+        StreamOptions {
+            chunk_rows: 250_000,
+            train_rows: 50_000,
+            train: TrainOptions::default(),
+            keep_raw: false,
+            model: None,
+        }
     }
 }
 
@@ -118,7 +126,8 @@ pub fn match_stream<E: Send>(
         let mut pending: VecDeque<Chunk> = rx.recv().ok().into_iter().collect();
         timings.first_chunk = start.elapsed().as_secs_f64();
         let mut read: usize = pending.iter().map(|c| c.records.len()).sum();
-        while read < options.train_rows && !pending.is_empty() {
+        let train_rows = if options.model.is_some() { 0 } else { options.train_rows };
+        while read < train_rows && !pending.is_empty() {
             let Ok(chunk) = rx.recv() else { break };
             read += chunk.records.len();
             pending.push_back(chunk);
@@ -139,9 +148,12 @@ pub fn match_stream<E: Send>(
                 &joined[..]
             }
         };
-        let sample = &sample[..sample.len().min(options.train_rows)];
+        let sample = &sample[..sample.len().min(train_rows)];
         let train_rows = sample.len();
-        let training = train(&registry, sample, config, &options.train);
+        let training = match &options.model {
+            Some(model) => Training::given(model.clone()),
+            None => train(&registry, sample, config, &options.train),
+        };
         timings.train = clock.elapsed().as_secs_f64();
         let matcher = Matcher::new(&registry, training.model.clone(), *config);
 
