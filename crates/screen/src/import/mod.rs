@@ -22,6 +22,8 @@
 
 pub mod columns;
 pub mod delimited;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod row;
 mod xlsx;
 
