@@ -120,6 +120,79 @@ pub fn mask(id: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(n - 10))
 }
 
+/// Masks every ID number written inside free text, the ways rosters write them: with an
+/// apostrophe or `="…"` (spreadsheets), full-width digits, dashes, dots or spaces within,
+/// a lower-case x, or next to a name. A run of 15 or 18 characters (17 digits and X) is
+/// masked as [`mask`] shows it; other digits, such as phone numbers, are left as they are.
+pub fn mask_within(text: &str) -> String {
+    let chars: Vec<char> = text.chars().map(half_width).collect();
+    // Groups of digits (an X may end one): start, end, length.
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i < chars.len() && matches!(chars[i], 'X' | 'x') {
+            i += 1;
+        }
+        groups.push((start, i));
+    }
+    // Groups one dash, dot or space apart make one number.
+    let joined = |a: usize, b: usize| {
+        let end = groups[a].1;
+        groups[b].0 == end + 1 && matches!(chars[end], '-' | '.' | ' ') && !matches!(chars[end - 1], 'X' | 'x')
+    };
+    let mut spans = Vec::new();
+    let mut k = 0;
+    while k < groups.len() {
+        let (mut total, mut found) = (0, None);
+        for (m, (start, end)) in groups.iter().enumerate().skip(k) {
+            if m > k && !joined(m - 1, m) {
+                break;
+            }
+            total += end - start;
+            if total == 15 || total == 18 {
+                found = Some(m);
+            }
+            if total >= 18 {
+                break;
+            }
+        }
+        match found {
+            Some(m) => {
+                spans.push((groups[k].0, groups[m].1));
+                k = m + 1;
+            }
+            None => k += 1,
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        out.extend(&chars[at..start]);
+        let digits: String =
+            chars[start..end].iter().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
+        out.push_str(&mask(&digits));
+        at = end;
+    }
+    out.extend(&chars[at..]);
+    out
+}
+
+/// Full-width digits and letters as ASCII.
+fn half_width(c: char) -> char {
+    match c {
+        '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        _ => c,
+    }
+}
+
 fn birth_date_at(yyyymmdd: &str) -> Option<NaiveDate> {
     let y: i32 = yyyymmdd[..4].parse().ok()?;
     let m: u32 = yyyymmdd[4..6].parse().ok()?;
@@ -146,6 +219,28 @@ pub fn compose(division: &str, birth: NaiveDate, sequence: u16, gender: Gender) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_numbers_inside_text_are_masked_the_ways_rosters_write_them() {
+        let id = "320724198803051216";
+        let masked = "320724********1216";
+        for (written, shown) in [
+            (format!("'{id}"), format!("'{masked}")),
+            (format!("=\"{id}\""), format!("=\"{masked}\"")),
+            ("３２０７２４１９８８０３０５１２１６".to_string(), masked.to_string()),
+            ("320724-19880305-1216".to_string(), masked.to_string()),
+            ("320724 1988 0305 1216".to_string(), masked.to_string()),
+            ("张三(32072419880305121x)".to_string(), "张三(320724********121X)".to_string()),
+            (format!("13912340001 {id}"), format!("13912340001 {masked}")),
+            ("320724880305121".to_string(), "320724*****5121".to_string()),
+        ] {
+            assert_eq!(mask_within(&written), shown, "{written}");
+        }
+        // Phones, dates, amounts and longer numbers stay.
+        for kept in ["13912340001", "+86 139-1234-0001", "2024-03-05", "6222021234567890123", "工号 00123"] {
+            assert_eq!(mask_within(kept), kept);
+        }
+    }
 
     #[test]
     fn accepts_a_valid_number_and_reads_its_parts() {

@@ -404,7 +404,7 @@ async fn demo_screening(store: &Store) -> anyhow::Result<usize> {
             size: csv.len() as u64,
             texts: Vec::new(),
         };
-        let r = kite_server::api::screening::store_upload(&g, c.id, &received, Some(source))
+        let r = kite_server::api::screening::store_upload(&state, who.clone(), c.id, received, Some(source.into()))
             .await
             .map_err(|e| anyhow::anyhow!("demo roster: {e:?}"))?;
         let r = kite_server::screening::run_to_end(&state, who.clone(), c.id, r.roster.id).await?;

@@ -279,7 +279,8 @@ fn match_roster(
         if let (Some(o), Some(place)) = (o.as_mut(), place) {
             write_outcomes(o, m, place, members, chunk, results)?;
         }
-        unreadable.extend(chunk.unreadable.iter().map(|e| (e.line, e.reason.code())));
+        let room = MAX_UNREADABLE_SHOWN.saturating_sub(unreadable.len());
+        unreadable.extend(chunk.unreadable.iter().take(room).map(|e| (e.line, e.reason.code())));
         Ok::<_, anyhow::Error>(())
     })?;
     drop(bar);
@@ -308,6 +309,9 @@ fn match_roster(
     for (line, reason) in &unreadable {
         eprintln!("line {line}: {reason}");
     }
+    if report.unreadable > unreadable.len() {
+        eprintln!("… and {} more unreadable rows", report.unreadable - unreadable.len());
+    }
     Ok(serde_json::json!({
         "rows": report.rows,
         "unreadable": report.unreadable,
@@ -317,6 +321,9 @@ fn match_roster(
         "seconds": report.timings.total,
     }))
 }
+
+/// Unreadable rows listed on standard error (all are counted, and in --outcomes).
+const MAX_UNREADABLE_SHOWN: usize = 1000;
 
 const OUTCOME_HEADER: [&str; 8] =
     ["roster_line", "band", "score", "member_id", "member_name", "id_number_masked", "member_org_code", "outcome"];

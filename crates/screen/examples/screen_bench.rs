@@ -422,6 +422,7 @@ fn main() -> Result<(), Error> {
             ..defaults.train
         },
         keep_raw: false,
+        model: None,
     };
     let temp = tempfile::tempdir()?;
     let dir: PathBuf = arg(&args, "--dir", temp.path().to_owned())?;

@@ -113,7 +113,8 @@ function runProgress(section) {
     }
     setTimeout(tick, 1000);
   }
-  const tick = () => poll().catch(() => setTimeout(tick, 5000));
+  // Signed out or gone: the page says so; a network hiccup: try again.
+  const tick = () => poll().catch((e) => (/^4/.test(e.message) ? location.reload() : setTimeout(tick, 5000)));
   setTimeout(tick, 1000);
 }
 

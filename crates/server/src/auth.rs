@@ -129,6 +129,11 @@ impl Authed {
         state.store.guard(self.principal.clone(), self.client.clone())
     }
 
+    /// Who acts, for work that goes on after the request (a screening run or upload).
+    pub fn acting(&self) -> (kite_domain::Principal, kite_store::Client) {
+        (self.principal.clone(), self.client.clone())
+    }
+
     /// Form posts carry the CSRF token as a field.
     pub fn check_csrf(&self, submitted: &str) -> Result<(), ApiError> {
         if constant_time_eq(submitted.as_bytes(), self.csrf_token.as_bytes()) {

@@ -122,9 +122,12 @@ pub async fn serve(state: AppState, addr: SocketAddr, notifier: notify::Notifier
             notify::spawn_outbox_delivery(state.store.clone(), notifier.clone(), state.outbox_wake.clone());
         }
     }
+    let runs = state.runs.clone();
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             tokio::signal::ctrl_c().await.ok();
+            // Runs under way end as cancelled (run again after the restart).
+            runs.cancel_all();
         })
         .await?;
     Ok(())

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use kite_domain::access::Principal;
 use kite_domain::screening::Outcome;
-use kite_screen::import::{ColumnMapping, End, ImportOptions, NormalizedFields, Progress, RawFields, Roster, Rows};
+use kite_screen::import::{
+    ColumnMapping, End, Field, ImportOptions, NormalizedFields, Progress, RawFields, Roster, Rows,
+};
 use kite_screen::matcher::{match_stream, Band, MatchConfig, Record, Registry, RegistryBuilder, StreamOptions};
 use kite_store::{Client, Guard, NewMatch, RosterDetail, RunEnd, ScreeningMember, StoreError};
 use serde::Serialize;
@@ -21,6 +23,9 @@ use crate::AppState;
 
 /// Unreadable rows kept with a roster (the count is kept whole).
 const MAX_ERRORS_KEPT: usize = 1000;
+
+/// Matches stored per transaction during a run.
+const MATCHES_PER_WRITE: usize = 2000;
 
 /// The registry's side of a member, as a roster row would give it.
 pub fn record(m: &ScreeningMember) -> Record {
@@ -76,30 +81,38 @@ pub fn open_rows(
 }
 
 /// What an uploaded roster shows before its run: format, encoding and the first rows, with
-/// anything that looks like an ID number masked, and the mapping proposed.
+/// every ID number masked, and the mapping proposed (of the columns shown). A file with no
+/// readable row is refused.
 pub fn detect(path: &Path) -> Result<(serde_json::Value, ColumnMapping), &'static str> {
     let roster = Roster::open(path, &ImportOptions::default()).map_err(|e| open_error(&e))?;
+    let mut mapping = roster.mapping().clone();
+    mapping.columns.retain(|c| c.index < MAX_PREVIEW_COLUMNS);
+    let id_columns: Vec<usize> = mapping.columns_of(Field::IdNumber).collect();
     let preview: Vec<(u64, Vec<String>)> = roster
         .preview()
-        .map(|(line, cells)| (line, cells.iter().take(MAX_PREVIEW_COLUMNS).map(|c| preview_cell(c)).collect()))
+        .map(|(line, cells)| {
+            let data = line > mapping.header_line;
+            let shown = cells.iter().take(MAX_PREVIEW_COLUMNS).enumerate().map(|(i, c)| {
+                let cell: String = c.trim().chars().take(60).collect();
+                let masked = kite_domain::id_number::mask_within(&cell);
+                // Whatever the ID column holds is not shown whole.
+                if data && id_columns.contains(&i) && masked == cell && !cell.is_empty() {
+                    kite_domain::id_number::mask(&cell)
+                } else {
+                    masked
+                }
+            });
+            (line, shown.collect())
+        })
         .collect();
-    Ok((serde_json::json!({ "info": roster.info(), "preview": preview }), roster.mapping().clone()))
-}
-
-const MAX_PREVIEW_COLUMNS: usize = 60;
-
-fn preview_cell(cell: &str) -> String {
-    let cell: String = cell.trim().chars().take(60).collect();
-    let compact: String = cell.chars().filter(|c| !c.is_whitespace()).collect();
-    let id_like = matches!(compact.len(), 15 | 18)
-        && compact.bytes().filter(u8::is_ascii_digit).count() >= compact.len() - 1
-        && compact.bytes().all(|b| b.is_ascii_digit() || b == b'X' || b == b'x');
-    if id_like {
-        kite_domain::id_number::mask(&compact)
-    } else {
-        cell
+    if preview.iter().all(|(_, cells)| cells.iter().all(String::is_empty)) {
+        return Err("screening.file_unreadable");
     }
+    Ok((serde_json::json!({ "info": roster.info(), "preview": preview }), mapping))
 }
+
+/// Columns shown and mappable on the roster's page.
+pub const MAX_PREVIEW_COLUMNS: usize = 200;
 
 /// Where a run stands, for its progress bar.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -128,6 +141,15 @@ struct Run {
     cancel: Arc<AtomicBool>,
     phase: AtomicU8,
     progress: Mutex<Option<Progress>>,
+    /// Poked on cancel, for a run still waiting for its turn.
+    wake: tokio::sync::Notify,
+}
+
+impl Run {
+    fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
 }
 
 /// The runs under way, by roster.
@@ -180,8 +202,49 @@ impl Runs {
 
     /// Asks the run to stop; false if it is not under way here.
     pub fn cancel(&self, roster_id: i64) -> bool {
-        self.get(roster_id).map(|r| r.cancel.store(true, Ordering::Relaxed)).is_some()
+        self.get(roster_id).map(|r| r.cancel()).is_some()
     }
+
+    /// Stops every run (the server is shutting down): each ends as cancelled.
+    pub fn cancel_all(&self) {
+        if let Ok(runs) = self.runs.lock() {
+            runs.values().for_each(|r| r.cancel());
+        }
+    }
+
+    /// Whether a run of the roster is under way in this process.
+    pub fn is_running(&self, roster_id: i64) -> bool {
+        self.get(roster_id).is_some()
+    }
+
+    /// Forgets a run that ended (and not a later run of the same roster).
+    fn remove(&self, roster_id: i64, run: &Arc<Run>) {
+        if let Ok(mut runs) = self.runs.lock() {
+            if runs.get(&roster_id).is_some_and(|r| Arc::ptr_eq(r, run)) {
+                runs.remove(&roster_id);
+            }
+        }
+    }
+}
+
+/// Marks the campaign's rosters that say `running` with no run under way here (its end
+/// could not be stored, or another process ran it and stopped) as failed, so that they
+/// can be run again and the campaign closed.
+pub async fn reap_stale(state: &AppState, g: &Guard<'_>, campaign_id: i64) -> Result<(), StoreError> {
+    for r in g.campaign(campaign_id).await?.rosters {
+        if r.status == "running" && !state.runs.is_running(r.id) {
+            clear_matches(g, campaign_id, r.id).await?;
+            g.roster_run_finish(campaign_id, r.id, &RunEnd::Failed("screening.interrupted")).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a running roster's matches a few thousand at a time (a large run must not hold
+/// the writer for long).
+async fn clear_matches(g: &Guard<'_>, campaign_id: i64, roster_id: i64) -> Result<(), StoreError> {
+    while g.roster_run_clear(campaign_id, roster_id).await? > 0 {}
+    Ok(())
 }
 
 /// Starts matching a roster marked running (by [`Guard::roster_run_start`]) in the
@@ -222,10 +285,24 @@ async fn finish(
 ) -> Result<RosterDetail, StoreError> {
     let end = run_roster(state, who.clone(), campaign_id, place, roster_id, &run).await;
     let g = state.store.guard(who.0, who.1);
-    let stored = g.roster_run_finish(campaign_id, roster_id, &end).await;
-    if let Ok(mut runs) = state.runs.runs.lock() {
-        runs.remove(&roster_id);
+    // The end is stored, with a few tries: a roster left running blocks the campaign's close.
+    let mut stored = Err(StoreError::NotFound);
+    for pause in [0, 1, 5, 30] {
+        tokio::time::sleep(std::time::Duration::from_secs(pause)).await;
+        let cleared = match end {
+            RunEnd::Done { .. } => Ok(()),
+            _ => clear_matches(&g, campaign_id, roster_id).await,
+        };
+        stored = match cleared {
+            Ok(()) => g.roster_run_finish(campaign_id, roster_id, &end).await,
+            Err(e) => Err(e),
+        };
+        match &stored {
+            Err(StoreError::Db(e)) => tracing::warn!(error = %e, roster_id, "storing a screening run's end, again"),
+            _ => break,
+        }
     }
+    state.runs.remove(roster_id, &run);
     stored
 }
 
@@ -237,7 +314,12 @@ async fn run_roster(
     roster_id: i64,
     run: &Arc<Run>,
 ) -> RunEnd {
-    let Some(_turn) = state.runs.turn().await else {
+    // A run cancelled while it waits ends at once.
+    let turn = tokio::select! {
+        turn = state.runs.turn() => turn,
+        _ = run.wake.notified() => return RunEnd::Cancelled,
+    };
+    let Some(_turn) = turn else {
         return RunEnd::Failed("screening.run_failed");
     };
     if run.cancel.load(Ordering::Relaxed) {
@@ -274,7 +356,7 @@ async fn run_roster(
         }
         let mut errors = Vec::new();
         let report = match_stream(
-            || Ok(registry(&members)),
+            || Ok::<_, StoreError>(registry(&members)),
             rows,
             &config(),
             &StreamOptions { keep_raw: true, ..StreamOptions::default() },
@@ -300,7 +382,11 @@ async fn run_roster(
                         explanation: serde_json::to_value(matcher.explain(best)).unwrap_or_default(),
                     });
                 }
-                rt.block_on(g.roster_run_matches(campaign_id, roster_id, &found))
+                // A few thousand per transaction: the writer is shared with check-ins.
+                for batch in found.chunks(MATCHES_PER_WRITE) {
+                    rt.block_on(g.roster_run_matches(campaign_id, roster_id, batch))?;
+                }
+                Ok(())
             },
         );
         match report {

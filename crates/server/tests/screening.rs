@@ -71,6 +71,7 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
         up(w.staff.clone(), csv.clone().into_bytes()).await.error(403, "forbidden");
         up(cty.clone(), Vec::new()).await.invalid("file", "screening.file_missing");
         up(cty.clone(), b"\xD0\xCF\x11\xE0 old workbook".to_vec()).await.invalid("file", "screening.file_unsupported");
+        up(cty.clone(), b"  \n\n".to_vec()).await.invalid("file", "screening.file_unreadable");
 
         // The upload shows what was found before anything is matched: the header below the
         // title row, the columns it names, the first rows with ID numbers masked.
@@ -91,6 +92,8 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
         run(phone_only).await.invalid("mapping", "screening.mapping_incomplete");
         let far = json!({"mapping": {"header_line": 40, "columns": [{"index": 0, "field": "name"}]}});
         run(far).await.invalid("mapping", "screening.header_out_of_range");
+        let wide = json!({"mapping": {"header_line": 2, "columns": [{"index": 9, "field": "name"}]}});
+        run(wide).await.invalid("mapping", "screening.column_out_of_range");
         s.post(&format!("{roster}/cancel")).auth(&cty).send().await.error(409, "screening.not_running");
         assert_eq!(s.get(&roster).auth(&cty).send().await.ok()["status"], "uploaded");
 
@@ -100,6 +103,10 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
         let queued = s.get(&roster).auth(&cty).send().await.ok().clone();
         assert_eq!(queued["progress"]["phase"], "queued", "{queued}");
         s.post(&format!("{roster}/run")).auth(&cty).json(&json!({})).send().await.error(409, "screening.roster_state");
+        let v = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok().clone();
+        let close =
+            |version: &Value| s.post(&format!("{url}/{id}/close")).auth(&cty).json(&json!({"version": version})).send();
+        close(&v["campaign"]["version"]).await.error(409, "screening.run_in_progress");
         s.post(&format!("{roster}/cancel")).auth(&cty).send().await.expect(202);
         drop(turn);
         assert_eq!(finished(s, &cty, &roster).await["status"], "cancelled");
@@ -178,18 +185,21 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
             .error(404, "not_found");
         s.get(&format!("{url}/{id}")).auth(&w.ta_admin).send().await.error(403, "forbidden");
 
-        // Closing waits for runs under way, then deletes the roster files, the first rows
-        // seen on upload and the rows not accepted.
+        // A roster left `running` with no run under way (its end could not be stored) is
+        // set aside as interrupted, to be run again; it does not block the close.
+        let second = up(cty.clone(), csv.clone().into_bytes()).await.expect(201)["id"].as_i64().unwrap();
+        let sql = format!("UPDATE screen_rosters SET status = 'running' WHERE id = {second}");
+        kite_store::testing::run_sql(&s.store, &sql).await;
+        let stale = format!("{rosters}/{second}");
+        s.post(&format!("{stale}/cancel")).auth(&cty).send().await.error(409, "screening.not_running");
+        let r = s.get(&stale).auth(&cty).send().await.ok().clone();
+        assert_eq!((r["status"].as_str(), r["failure"].as_str()), (Some("failed"), Some("screening.interrupted")));
+
+        // Closing deletes the roster files, the first rows seen on upload and the rows not
+        // accepted.
         let v = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok().clone();
         assert_eq!((v["campaign"]["accepted"].as_i64(), v["rosters"][0]["kept"].as_bool()), (Some(2), Some(true)));
-        let close = || {
-            s.post(&format!("{url}/{id}/close")).auth(&cty).json(&json!({"version": v["campaign"]["version"]})).send()
-        };
-        let sql = |status: &str| format!("UPDATE screen_rosters SET status = '{status}' WHERE id = {rid}");
-        kite_store::testing::run_sql(&s.store, &sql("running")).await;
-        close().await.error(409, "screening.run_in_progress");
-        kite_store::testing::run_sql(&s.store, &sql("done")).await;
-        let closed = close().await;
+        let closed = close(&v["campaign"]["version"]).await;
         assert_eq!(closed.ok()["status"], "closed");
         let after = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok().clone();
         assert_eq!(after["rosters"][0]["kept"], false);

@@ -183,6 +183,12 @@ impl Store {
         self.pools.side_write().await
     }
 
+    /// See [`db::Pools::write_immediate`]: permission checks (which may audit a refusal
+    /// through [`Self::side_write`]) come before it, in a read transaction.
+    pub(crate) async fn write_immediate(&self) -> Result<Tx, StoreError> {
+        self.pools.write_immediate().await
+    }
+
     /// Writes a prepared check-in through the batching writer; answers after the commit.
     pub(crate) async fn write_checkin(&self, submit: Box<checkins::Submit>) -> Result<CheckinReceipt, StoreError> {
         self.checkin_writer.send(&self.pools, submit).await

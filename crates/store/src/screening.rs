@@ -180,7 +180,8 @@ pub struct NewRoster<'a> {
 const CAMPAIGNS: &str = "SELECT c.id, c.name, o.code AS org_code, o.name AS org_name, p.code AS place_org_code, \
      p.name AS place_org_name, c.starts_on, c.ends_on, c.status, c.created_at, c.closed_at, c.version, c.scope_path, \
      c.place_path, \
-     (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_rosters r WHERE r.campaign_id = c.id) AS rosters, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_rosters r WHERE r.campaign_id = c.id \
+      AND r.status <> 'uploading') AS rosters, \
      (SELECT CAST(COALESCE(SUM(r.rows_read), 0) AS BIGINT) FROM screen_rosters r WHERE r.campaign_id = c.id) AS rows_read, \
      (SELECT CAST(COALESCE(SUM(r.matched + r.to_review), 0) AS BIGINT) FROM screen_rosters r \
       WHERE r.campaign_id = c.id) AS matches, \
@@ -359,6 +360,17 @@ pub(crate) async fn finish_run(tx: &mut Tx, roster_id: i64, end: &RunEnd) -> Res
     Ok(())
 }
 
+/// Deletes up to `limit` matches of a roster; returns how many.
+pub(crate) async fn delete_matches(tx: &mut Tx, roster_id: i64, limit: i64) -> Result<u64, StoreError> {
+    Ok(exec!(
+        tx,
+        sqlx::query(&format!(
+            "DELETE FROM screen_matches WHERE id IN (SELECT id FROM screen_matches WHERE roster_id = $1 LIMIT {limit})"
+        ))
+        .bind(roster_id)
+    )?)
+}
+
 /// Removes an upload that did not finish.
 pub(crate) async fn drop_upload(tx: &mut Tx, roster_id: i64) -> Result<(), StoreError> {
     set_status(tx, roster_id, &["uploading"], "uploading").await?;
@@ -457,11 +469,14 @@ struct MatchRow {
 impl From<MatchRow> for MatchRecord {
     fn from(r: MatchRow) -> Self {
         let json = |s: Option<String>| s.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
-        // The roster's ID number would be the member's: shown masked, as the member's is.
         let mut row = json(r.row_data);
-        if let Some(id) = row.as_mut().and_then(|v| v.get_mut("id_number")) {
-            if let Some(masked) = id.as_str().map(id_number::mask) {
-                *id = serde_json::Value::String(masked);
+        // The roster's ID number would be the member's: shown masked, as the member's is,
+        // and so is one written in any other column.
+        if let Some(fields) = row.as_mut().and_then(|v| v.as_object_mut()) {
+            for (key, value) in fields.iter_mut() {
+                let Some(text) = value.as_str() else { continue };
+                let masked = if key == "id_number" { id_number::mask(text) } else { id_number::mask_within(text) };
+                *value = serde_json::Value::String(masked);
             }
         }
         MatchRecord {

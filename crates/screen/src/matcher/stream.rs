@@ -93,7 +93,9 @@ fn read_chunks(mut rows: Rows, chunk_rows: usize, keep_raw: bool, tx: std::sync:
             }
             Err(e) => chunk.unreadable.push(e),
         }
-        if chunk.records.len() >= chunk_rows && tx.send(std::mem::take(&mut chunk)).is_err() {
+        // Unreadable rows count too: a file of nothing else must not pile them up.
+        let full = chunk.records.len() >= chunk_rows || chunk.unreadable.len() >= chunk_rows;
+        if full && tx.send(std::mem::take(&mut chunk)).is_err() {
             return rows.summary().clone();
         }
     }

@@ -174,11 +174,11 @@ pub async fn upload(
     Path(id): Path<i64>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, axum::Json<RosterView>), ApiError> {
-    let g = who.guard(&state);
     // Refused before the upload is read.
-    g.campaign_open(id).await?;
+    who.guard(&state).campaign_open(id).await?;
     let received = receive(form).await?;
-    let roster = store_upload(&g, id, &received, received.text("source")).await?;
+    let source = received.text("source").map(str::to_string);
+    let roster = store_upload(&state, who.acting(), id, received, source).await?;
     Ok((StatusCode::CREATED, axum::Json(view(&state, roster))))
 }
 
@@ -216,7 +216,7 @@ pub async fn receive(form: Result<Multipart, MultipartRejection>) -> Result<Rece
     while let Some(mut field) = form.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" && received.is_none() {
-            let file_name = field.file_name().unwrap_or_default().trim().chars().take(200).collect::<String>();
+            let file_name = clean_text(field.file_name().unwrap_or_default(), 200);
             let file = tempfile::NamedTempFile::new().map_err(internal)?;
             let mut out = tokio::fs::File::from_std(file.reopen().map_err(internal)?);
             let mut size = 0u64;
@@ -226,9 +226,17 @@ pub async fn receive(form: Result<Multipart, MultipartRejection>) -> Result<Rece
             }
             out.flush().await.map_err(internal)?;
             received = Some((file, file_name, size));
-        } else if texts.len() < 8 {
-            let value = field.text().await.map_err(bad)?;
-            texts.push((name, value.chars().take(1000).collect()));
+        } else {
+            // The other parts are short texts (the CSRF token, the source): read a little
+            // of each, never a second file whole.
+            let mut value = Vec::new();
+            while let Some(bytes) = field.chunk().await.map_err(bad)? {
+                if value.len() + bytes.len() > MAX_TEXT_PART || texts.len() >= 8 {
+                    return Err(ApiError::BadRequest("invalid_multipart"));
+                }
+                value.extend_from_slice(&bytes);
+            }
+            texts.push((name, clean_text(&String::from_utf8_lossy(&value), 1000)));
         }
     }
     match received {
@@ -237,9 +245,34 @@ pub async fn receive(form: Result<Multipart, MultipartRejection>) -> Result<Rece
     }
 }
 
+/// A text part of the upload form is at most this long.
+const MAX_TEXT_PART: usize = 4096;
+
+/// Free text as stored: trimmed, without control characters, at most `max` characters.
+fn clean_text(s: &str, max: usize) -> String {
+    s.trim().chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
 /// Stores a received roster after reading what it holds: its row, then its file in parts
-/// (each in its own transaction), then its status. An upload cut off midway is removed.
+/// (each in its own transaction), then its status. This goes on in a task of its own, so
+/// that a client that goes away midway does not leave half a roster: it is removed.
 pub async fn store_upload(
+    state: &AppState,
+    (principal, client): (kite_domain::Principal, kite_store::Client),
+    campaign_id: i64,
+    received: Received,
+    source: Option<String>,
+) -> Result<RosterDetail, ApiError> {
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        let g = store.guard(principal, client);
+        store_parts(&g, campaign_id, &received, source.as_deref()).await
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+}
+
+async fn store_parts(
     g: &kite_store::Guard<'_>,
     campaign_id: i64,
     received: &Received,
@@ -262,7 +295,7 @@ pub async fn store_upload(
     })?;
     let (detected, mapping) = detected.map_err(|code| ApiError::field("file", code))?;
     let name = if received.file_name.is_empty() { "roster" } else { received.file_name.as_str() };
-    let source = source.map(|s| s.trim().chars().take(100).collect::<String>()).filter(|s| !s.is_empty());
+    let source = source.map(|s| clean_text(s, 100)).filter(|s| !s.is_empty());
     let new = NewRoster {
         file_name: name,
         source: source.as_deref(),
@@ -353,6 +386,7 @@ pub async fn start_run(
     mapping: Option<ColumnMapping>,
 ) -> Result<RosterDetail, ApiError> {
     let g = who.guard(state);
+    crate::screening::reap_stale(state, &g, id).await?;
     let current = g.campaign_roster(id, roster_id).await?;
     let mapping = match mapping {
         Some(m) => m,
@@ -366,19 +400,23 @@ pub async fn start_run(
     let campaign = g.campaign_open(id).await?;
     let json = serde_json::to_value(&mapping).map_err(|_| ApiError::Internal)?;
     let started = g.roster_run_start(id, roster_id, &json).await?;
-    let who_ = (who.principal.clone(), who.client.clone());
-    crate::screening::spawn_run(state, who_, id, campaign.place().to_string(), roster_id);
+    crate::screening::spawn_run(state, who.acting(), id, campaign.place().to_string(), roster_id);
     Ok(started)
 }
 
-/// A mapping must feed the name or the ID number, and its header line must be one of the
-/// rows seen on upload (or 0: no header).
+/// A mapping must feed the name or the ID number from columns the file has (as far as the
+/// rows seen on upload show), and its header line must be one of those rows (or 0: no
+/// header).
 fn check_mapping(m: &ColumnMapping, detected: Option<&serde_json::Value>) -> Result<(), ApiError> {
     if !m.has(Field::Name) && !m.has(Field::IdNumber) {
         return Err(ApiError::field("mapping", "screening.mapping_incomplete"));
     }
+    let lines = detected.and_then(|d| d.get("preview")).and_then(|p| p.as_array());
+    let width = lines.into_iter().flatten().filter_map(|r| r.get(1)?.as_array().map(Vec::len)).max().unwrap_or(0);
+    if m.columns.iter().any(|c| c.field.is_some() && c.index >= width.min(crate::screening::MAX_PREVIEW_COLUMNS)) {
+        return Err(ApiError::field("mapping", "screening.column_out_of_range"));
+    }
     if m.header_line > 0 {
-        let lines = detected.and_then(|d| d.get("preview")).and_then(|p| p.as_array());
         let seen =
             lines.is_some_and(|rows| rows.iter().any(|r| r.get(0).and_then(|l| l.as_u64()) == Some(m.header_line)));
         if !seen {
@@ -403,7 +441,9 @@ pub async fn cancel(
 }
 
 pub async fn cancel_run(state: &AppState, who: &Authed, id: i64, roster_id: i64) -> Result<RosterDetail, ApiError> {
-    let roster = who.guard(state).campaign_roster(id, roster_id).await?;
+    let g = who.guard(state);
+    crate::screening::reap_stale(state, &g, id).await?;
+    let roster = g.campaign_roster(id, roster_id).await?;
     if roster.roster.status != "running" || !state.runs.cancel(roster_id) {
         return Err(ApiError::Conflict("screening.not_running"));
     }
@@ -443,7 +483,7 @@ pub async fn decide(
 }
 
 /// Closes the campaign: the rosters are deleted, and the roster data of every match not
-/// accepted.
+/// accepted. Refused while a roster is being matched.
 #[utoipa::path(post, path = "/api/v1/screening/campaigns/{id}/close", tag = "screening", params(("id" = i64, Path)),
     request_body = CloseBody,
     responses((status = 200, body = CampaignRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -453,7 +493,9 @@ pub async fn close(
     Path(id): Path<i64>,
     Json(body): Json<CloseBody>,
 ) -> Result<axum::Json<CampaignRecord>, ApiError> {
-    Ok(axum::Json(who.guard(&state).campaign_close(id, body.version).await?))
+    let g = who.guard(&state);
+    crate::screening::reap_stale(&state, &g, id).await?;
+    Ok(axum::Json(g.campaign_close(id, body.version).await?))
 }
 
 /// Members accepted as candidates for the caller's subtree to contact and check in: the

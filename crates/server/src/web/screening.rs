@@ -197,11 +197,11 @@ async fn upload(
     form: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let result = async {
-        let g = who.guard(&state);
-        g.campaign_open(id).await?;
+        who.guard(&state).campaign_open(id).await?;
         let received = receive(form).await?;
         who.check_csrf(received.text("csrf").unwrap_or(""))?;
-        store_upload(&g, id, &received, received.text("source")).await
+        let source = received.text("source").map(str::to_string);
+        store_upload(&state, who.acting(), id, received, source).await
     }
     .await;
     match result {
@@ -387,7 +387,9 @@ async fn close(
 ) -> Response {
     let result = async {
         who.check_csrf(&f.csrf)?;
-        who.guard(&state).campaign_close(id, super::form_version(&f.version)?).await?;
+        let g = who.guard(&state);
+        crate::screening::reap_stale(&state, &g, id).await?;
+        g.campaign_close(id, super::form_version(&f.version)?).await?;
         Ok::<_, ApiError>(())
     }
     .await;

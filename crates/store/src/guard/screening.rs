@@ -24,6 +24,14 @@ pub struct CampaignView {
 }
 
 impl Guard<'_> {
+    /// A write of a long task (upload, run) on a campaign of the caller's region: the
+    /// permission is checked first in a read, then the writer is taken at once, so that
+    /// the write cannot fail because another connection wrote between its read and write.
+    async fn background_write(&self, id: i64) -> Result<Tx, StoreError> {
+        self.campaign_in(&mut self.store.read().await?, id).await?;
+        self.store.write_immediate().await
+    }
+
     async fn campaign_in(&self, tx: &mut Tx, id: i64) -> Result<CampaignRecord, StoreError> {
         let c = screening::campaign(tx, id).await?.ok_or(StoreError::NotFound)?;
         self.check(Action::Screen, Target { org_path: &c.scope_path, member_id: None }, "campaign", &id.to_string())
@@ -118,8 +126,7 @@ impl Guard<'_> {
     /// Adds part `seq` of an upload's file, each in its own transaction so that a large
     /// file does not hold the writer. Refused once the campaign has closed.
     pub async fn roster_upload_part(&self, id: i64, roster_id: i64, seq: i64, bytes: &[u8]) -> Result<(), StoreError> {
-        let mut tx = self.store.write().await?;
-        self.campaign_in(&mut tx, id).await?;
+        let mut tx = self.background_write(id).await?;
         screening::lock_open(&mut tx, id).await?;
         roster_of(&mut tx, id, roster_id).await?;
         screening::set_status(&mut tx, roster_id, &["uploading"], "uploading").await?;
@@ -184,19 +191,28 @@ impl Guard<'_> {
 
     /// Stores a batch of a running roster's matches (shown once the run is done).
     pub async fn roster_run_matches(&self, id: i64, roster_id: i64, matches: &[NewMatch]) -> Result<(), StoreError> {
-        let mut tx = self.store.write().await?;
-        self.campaign_in(&mut tx, id).await?;
+        let mut tx = self.background_write(id).await?;
         screening::lock_open(&mut tx, id).await?;
         screening::set_status(&mut tx, roster_id, &["running"], "running").await?;
         screening::insert_matches(&mut tx, id, roster_id, matches).await?;
         tx.commit().await
     }
 
+    /// Removes up to a few thousand matches of a running roster (before a failed or
+    /// cancelled run's end); returns how many.
+    pub async fn roster_run_clear(&self, id: i64, roster_id: i64) -> Result<u64, StoreError> {
+        let mut tx = self.background_write(id).await?;
+        roster_of(&mut tx, id, roster_id).await?;
+        screening::set_status(&mut tx, roster_id, &["running"], "running").await?;
+        let n = screening::delete_matches(&mut tx, roster_id, 5000).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Ends a run: done with its counts, or failed or cancelled with its matches removed.
     /// Every run is audited, whatever its end.
     pub async fn roster_run_finish(&self, id: i64, roster_id: i64, end: &RunEnd) -> Result<RosterDetail, StoreError> {
-        let mut tx = self.store.write().await?;
-        self.campaign_in(&mut tx, id).await?;
+        let mut tx = self.background_write(id).await?;
         roster_of(&mut tx, id, roster_id).await?;
         screening::finish_run(&mut tx, roster_id, end).await?;
         let roster = roster_of(&mut tx, id, roster_id).await?;
