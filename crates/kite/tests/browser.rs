@@ -715,3 +715,75 @@ async fn a_certificate_is_issued_prints_on_a4_and_is_verified_on_a_phone() {
         certificate_walk(&driver, backend).await;
     }
 }
+
+/// Screening in the browser: a county administrator starts a campaign, uploads a roster
+/// from Suzhou, checks the columns it found, starts the run and watches it end (the page
+/// updates itself), then accepts the member found.
+async fn screening_walk(driver: &Driver, backend: Backend) {
+    let store = testing::store(backend).await;
+    let who = two_places(&store).await;
+    account(&store, "gn_admin", SECRETARY_PASSWORD, Role::OrgAdmin, "GN").await;
+    let base = serve(store.clone()).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).expect("a directory for the roster");
+    let roster = dir.join(format!("roster-{backend:?}.csv"));
+    let csv = format!(
+        "苏州高新区流动人口登记表\n序号,姓名,身份证号码,联系电话\n1,{},{},{}\n2,陌生人,320101199001011234,13800000000\n",
+        who.name, who.id_number, who.phone
+    );
+    std::fs::write(&roster, csv).expect("the roster");
+
+    let c = driver.browser(Screen::Desktop).await;
+    c.goto(&format!("{base}/screening")).await.expect("open screening");
+    log_in(&c, "gn_admin", SECRETARY_PASSWORD).await;
+    wait_for_path(&c, "/screening").await;
+    type_into(&c, "#f-name", "2026年冬季排查").await;
+    type_into(&c, "#f-place_org_code", "DST").await;
+    click(&c, "#create-campaign").await;
+    wait_for_url(&c, "the campaign's page", |u| u.path().starts_with("/screening/")).await;
+
+    // The file goes up; its page shows the columns found and the ID numbers masked.
+    let input = c.find(Locator::Css("#f-file")).await.expect("the file field");
+    input.send_keys(roster.to_str().expect("a UTF-8 path")).await.expect("choose the file");
+    type_into(&c, "#f-source", "苏州高新区公安分局").await;
+    click(&c, "#upload-roster").await;
+    wait_for_url(&c, "the roster's page", |u| u.path().contains("/rosters/")).await;
+    assert_eq!(text(&c, "#roster-status").await, "待核对列", "{backend:?}");
+    assert_eq!((value(&c, "#col-1").await, value(&c, "#col-2").await), ("name".into(), "id_number".into()));
+    let page = c.source().await.expect("page");
+    assert!(!page.contains(&who.id_number), "{backend:?}: the preview shows the ID number whole");
+    keep_screenshot(&c, &format!("screening-mapping-{backend:?}")).await;
+
+    // The run: the page follows it and shows the end by itself.
+    click(&c, "#start-run").await;
+    wait_for_js(
+        &c,
+        "the run to end",
+        "return document.querySelector('#roster-status')?.textContent === '已完成'",
+        vec![],
+    )
+    .await;
+    click(&c, "a[href$='#match-list']").await;
+    wait_for_url(&c, "the campaign's page", |u| !u.path().contains("/rosters/")).await;
+    let row = text(&c, "#match-table tbody tr").await;
+    assert!(row.contains(who.name) && row.contains("未报到，需联系报到"), "{backend:?}: {row}");
+    let accept = c.find(Locator::Css("#match-table button[value=accepted]")).await.expect("accept");
+    accept.click().await.expect("accept");
+    wait_for_js(
+        &c,
+        "the decision",
+        "return document.querySelector('#match-table')?.textContent.includes('已确认')",
+        vec![],
+    )
+    .await;
+    c.close().await.expect("close");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_is_uploaded_checked_run_and_reviewed_in_the_browser() {
+    let driver = Driver::start();
+    for backend in BACKENDS {
+        screening_walk(&driver, backend).await;
+    }
+}

@@ -129,6 +129,8 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
         assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
         assert!(!all.to_string().contains(&id_of(1)), "member ID numbers are masked");
         assert!(zhang["explanation"]["fields"].is_array(), "{zhang}");
+        // Side by side: the member's fields next to the roster's.
+        assert!(zhang["member_birth_date"].is_string() && zhang["row"]["name"] == "张伟", "{zhang}");
         // Filtered and paged, with the total in a header; results by organization.
         let page = s.get(&format!("{url}/{id}/matches?outcome=candidate_inflow&limit=1")).auth(&cty).send().await;
         assert_eq!(page.headers["x-total-count"], "1");
@@ -170,6 +172,7 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
         assert!(row.get("phone").is_some() || row.get("name").is_some(), "{row}");
         assert!(row.get("id_number").is_none() && row.get("birth_date").is_none(), "contact fields only: {row}");
         assert!(to_contact[0]["match"]["explanation"].is_null());
+        assert!(to_contact[0]["match"]["member_birth_date"].is_null(), "no birth date beside the masked ID");
         assert_eq!(
             s.get("/api/v1/screening/candidates").auth(&w.b1_sec).send().await.ok().as_array().map(Vec::len),
             Some(0)

@@ -140,6 +140,11 @@ pub struct MatchRecord {
     pub member_name: String,
     pub member_id_number_masked: String,
     pub member_org_name: String,
+    /// The member's side for the side-by-side review (the birth date is left out of
+    /// follow-ups: beside the masked ID number it gives the whole number back).
+    pub member_birth_date: Option<NaiveDate>,
+    pub member_phone: Option<String>,
+    pub member_address: Option<String>,
     pub score: f64,
     /// `match` or `review`.
     pub band: String,
@@ -456,6 +461,9 @@ struct MatchRow {
     member_name: String,
     id_number: String,
     member_org_name: String,
+    member_birth_date: NaiveDate,
+    member_phone: Option<String>,
+    member_address: Option<String>,
     score: f64,
     band: String,
     outcome: String,
@@ -488,6 +496,9 @@ impl From<MatchRow> for MatchRecord {
             member_name: r.member_name,
             member_id_number_masked: id_number::mask(&r.id_number),
             member_org_name: r.member_org_name,
+            member_birth_date: Some(r.member_birth_date),
+            member_phone: r.member_phone,
+            member_address: r.member_address,
             score: r.score,
             band: r.band,
             outcome: r.outcome,
@@ -501,7 +512,9 @@ impl From<MatchRow> for MatchRecord {
 }
 
 const MATCHES: &str = "SELECT s.id, s.roster_id, s.line, s.row_data, s.member_id, m.name AS member_name, m.id_number, \
-     o.name AS member_org_name, s.score, s.band, s.outcome, s.explanation, s.decision, s.decided_at, s.note, s.version \
+     o.name AS member_org_name, m.birth_date AS member_birth_date, m.phone AS member_phone, \
+     m.residence_address AS member_address, s.score, s.band, s.outcome, s.explanation, s.decision, s.decided_at, \
+     s.note, s.version \
      FROM screen_matches s JOIN screen_rosters r ON r.id = s.roster_id AND r.status = 'done' \
      JOIN members m ON m.id = s.member_id JOIN organizations o ON o.id = m.org_id";
 
@@ -725,6 +738,7 @@ async fn follow_ups(tx: &mut Tx, filter: &str, arg: FollowUpArg<'_>) -> Result<V
             item.row = item.row.map(contact_fields);
             // Which fields agreed says something about the roster's data too.
             item.explanation = None;
+            item.member_birth_date = None;
             FollowUp { campaign_id: r.campaign_id, campaign_name: r.campaign_name, item }
         })
         .collect())
