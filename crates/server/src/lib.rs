@@ -114,6 +114,10 @@ pub async fn serve(state: AppState, addr: SocketAddr, notifier: notify::Notifier
     if runs + uploads > 0 {
         tracing::warn!(runs, uploads, "screening runs and uploads cut off by the last stop were set aside");
     }
+    let swept = screening::sweep_spool(std::time::Duration::from_secs(2 * 24 * 3600));
+    if swept > 0 {
+        tracing::warn!(files = swept, "roster files left by a crash were removed");
+    }
     spawn_daily_rules(state.store.clone());
     match &notifier {
         notify::Notifier::OutboxOnly => tracing::info!("no SMS gateway: messages stay in the outbox (/outbox)"),

@@ -114,6 +114,30 @@ pub fn detect(path: &Path) -> Result<(serde_json::Value, ColumnMapping), &'stati
 /// Columns shown and mappable on the roster's page.
 pub const MAX_PREVIEW_COLUMNS: usize = 200;
 
+/// The directory roster files pass through (uploads on their way to the database, runs'
+/// copies), readable by this user only. Files are removed when done with; those a crash
+/// left behind go at the next start ([`sweep_spool`]).
+pub fn spool() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join("kite-rosters");
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir)?;
+    Ok(dir)
+}
+
+/// Removes spooled roster files older than `age` (left by a crash; another server on the
+/// machine may be using newer ones). Returns how many.
+pub fn sweep_spool(age: std::time::Duration) -> usize {
+    let Ok(dir) = spool() else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let old = |e: &std::fs::DirEntry| {
+        e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|a| a > age)
+    };
+    entries.flatten().filter(|e| old(e) && std::fs::remove_file(e.path()).is_ok()).count()
+}
+
 /// Where a run stands, for its progress bar.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunProgress {
@@ -420,7 +444,8 @@ async fn roster_file(
     let lower = file_name.to_lowercase();
     let suffix = ["xlsx", "tsv", "tab"].into_iter().find(|x| lower.ends_with(&format!(".{x}"))).unwrap_or("csv");
     let io = |e: std::io::Error| e.to_string();
-    let mut file = tempfile::Builder::new().suffix(&format!(".{suffix}")).tempfile().map_err(io)?;
+    let mut file =
+        tempfile::Builder::new().suffix(&format!(".{suffix}")).tempfile_in(spool().map_err(io)?).map_err(io)?;
     let mut seq = 0;
     while let Some(bytes) = g.roster_file_part(campaign_id, roster_id, seq).await.map_err(|e| e.to_string())? {
         file.write_all(&bytes).map_err(io)?;
@@ -428,4 +453,40 @@ async fn roster_file(
     }
     file.flush().map_err(io)?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roster_files_a_crash_left_are_swept_and_fresh_ones_kept() {
+        let dir = spool().expect("the spool");
+        let (old, fresh) = (dir.join("swept-old.csv"), dir.join("swept-fresh.csv"));
+        for path in [&old, &fresh] {
+            std::fs::write(path, "姓名\n张伟\n").expect("a file");
+        }
+        let three_days = std::time::Duration::from_secs(3 * 24 * 3600);
+        let file = std::fs::File::options().write(true).open(&old).expect("open");
+        file.set_modified(std::time::SystemTime::now() - three_days).expect("age it");
+        assert!(sweep_spool(std::time::Duration::from_secs(2 * 24 * 3600)) >= 1);
+        assert!(!old.exists() && fresh.exists());
+        std::fs::remove_file(&fresh).ok();
+    }
+
+    #[test]
+    fn the_preview_masks_id_numbers_however_written() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("roster.csv");
+        let text =
+            "姓名,身份证号码,备注\n张伟,'320724198803051216,\n李娜,32072419900101002X,证件 320724-19900101-0021\n";
+        std::fs::write(&path, text).expect("roster");
+        let (detected, mapping) = detect(&path).expect("detected");
+        let shown = detected.to_string();
+        for id in ["320724198803051216", "32072419900101002X", "320724-19900101-0021"] {
+            assert!(!shown.contains(id), "{id} in {shown}");
+        }
+        assert!(shown.contains("320724********1216"), "{shown}");
+        assert_eq!(mapping.columns_of(Field::IdNumber).collect::<Vec<_>>(), [1]);
+    }
 }

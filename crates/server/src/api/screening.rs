@@ -217,7 +217,8 @@ pub async fn receive(form: Result<Multipart, MultipartRejection>) -> Result<Rece
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" && received.is_none() {
             let file_name = clean_text(field.file_name().unwrap_or_default(), 200);
-            let file = tempfile::NamedTempFile::new().map_err(internal)?;
+            let file =
+                tempfile::NamedTempFile::new_in(crate::screening::spool().map_err(internal)?).map_err(internal)?;
             let mut out = tokio::fs::File::from_std(file.reopen().map_err(internal)?);
             let mut size = 0u64;
             while let Some(bytes) = field.chunk().await.map_err(bad)? {
