@@ -121,50 +121,32 @@ pub fn mask(id: &str) -> String {
 }
 
 /// Masks every ID number written inside free text, the ways rosters write them: with an
-/// apostrophe or `="…"` (spreadsheets), full-width digits, dashes, dots or spaces within,
-/// a lower-case x, or next to a name. A run of 15 or 18 characters (17 digits and X) is
-/// masked as [`mask`] shows it; other digits, such as phone numbers, are left as they are.
+/// apostrophe or `="…"` (spreadsheets), full-width digits, dashes, dots, slashes or spaces
+/// between groups of digits, a lower-case x, next to a name or to another number, or with
+/// a digit too many or too few. A number of 15 to 19 digits (an X may end it) whose birth
+/// date is plausible is masked whole; other digits, such as phones and dates, stay.
 pub fn mask_within(text: &str) -> String {
     let chars: Vec<char> = text.chars().map(half_width).collect();
-    // Groups of digits (an X may end one): start, end, length.
-    let mut groups: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < chars.len() && chars[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i < chars.len() && matches!(chars[i], 'X' | 'x') {
-            i += 1;
-        }
-        groups.push((start, i));
-    }
-    // Groups one dash, dot or space apart make one number.
-    let joined = |a: usize, b: usize| {
-        let end = groups[a].1;
-        groups[b].0 == end + 1 && matches!(chars[end], '-' | '.' | ' ') && !matches!(chars[end - 1], 'X' | 'x')
-    };
-    let mut spans = Vec::new();
+    let groups = digit_groups(&chars);
+    // Chains of groups one or two separators apart; in each, windows start at a group.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut k = 0;
     while k < groups.len() {
-        let (mut total, mut found) = (0, None);
-        for (m, (start, end)) in groups.iter().enumerate().skip(k) {
-            if m > k && !joined(m - 1, m) {
+        let mut best = None;
+        let mut total = 0;
+        for (m, &(start, end)) in groups.iter().enumerate().skip(k) {
+            if m > k && !joined(&chars, groups[m - 1].1, start) {
                 break;
             }
             total += end - start;
-            if total == 15 || total == 18 {
-                found = Some(m);
-            }
-            if total >= 18 {
+            if total > 19 {
                 break;
             }
+            if total >= 15 && plausible_id(&chars, groups[k].0, end) {
+                best = Some(m);
+            }
         }
-        match found {
+        match best {
             Some(m) => {
                 spans.push((groups[k].0, groups[m].1));
                 k = m + 1;
@@ -185,10 +167,67 @@ pub fn mask_within(text: &str) -> String {
     out
 }
 
+/// Runs of digits (an X may end one) as (start, end) positions. A run longer than 19 (an
+/// ID glued to another number) is cut so that an 18-digit number with a plausible birth
+/// date at its start is a run of its own.
+fn digit_groups(chars: &[char]) -> Vec<(usize, usize)> {
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i < chars.len() && matches!(chars[i], 'X' | 'x') {
+            i += 1;
+        }
+        let mut s = start;
+        while i - s > 19 && plausible_id(chars, s, s + 18) {
+            groups.push((s, s + 18));
+            s += 18;
+        }
+        groups.push((s, i));
+    }
+    groups
+}
+
+/// Whether the groups ending at `end` and starting at `next` are one number written with
+/// one or two separators between them.
+fn joined(chars: &[char], end: usize, next: usize) -> bool {
+    let gap = &chars[end..next];
+    !matches!(chars[end - 1], 'X' | 'x')
+        && (1..=2).contains(&gap.len())
+        && gap.iter().all(|c| matches!(c, '-' | '.' | '/' | '_' | '—') || c.is_whitespace())
+}
+
+/// Whether the digits between `start` and `end` (separators skipped) could be an ID
+/// number: 15 to 19 of them, an X only last, and a birth date where it would be.
+fn plausible_id(chars: &[char], start: usize, end: usize) -> bool {
+    let digits: Vec<u8> = chars[start..end].iter().filter(|c| c.is_ascii_alphanumeric()).map(|c| *c as u8).collect();
+    let n = digits.len();
+    if !(15..=19).contains(&n) || digits[..n - 1].iter().any(|d| !d.is_ascii_digit()) {
+        return false;
+    }
+    let number = |r: std::ops::Range<usize>| std::str::from_utf8(&digits[r]).ok()?.parse::<u32>().ok();
+    // 18 digits (give or take a typo): YYYYMMDD at 7–14; 15 (or 16): YYMMDD at 7–12.
+    let (year, month, day) = if n >= 17 {
+        (number(6..10), number(10..12), number(12..14))
+    } else {
+        (number(6..8).map(|y| 1900 + y), number(8..10), number(10..12))
+    };
+    matches!((year, month, day), (Some(y), Some(m), Some(d)) if (1900..=2099).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d))
+}
+
 /// Full-width digits and letters as ASCII.
 fn half_width(c: char) -> char {
     match c {
-        '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' | '－' | '．' | '／' | '＿' => {
+            char::from_u32(c as u32 - 0xFEE0).unwrap_or(c)
+        }
         _ => c,
     }
 }
@@ -233,11 +272,30 @@ mod tests {
             ("张三(32072419880305121x)".to_string(), "张三(320724********121X)".to_string()),
             (format!("13912340001 {id}"), format!("13912340001 {masked}")),
             ("320724880305121".to_string(), "320724*****5121".to_string()),
+            ("320724\u{3000}19880305\u{a0}1216".to_string(), masked.to_string()),
+            ("320724－19880305／1216".to_string(), masked.to_string()),
+            ("320724  19880305  1216".to_string(), masked.to_string()),
+            // A digit too many or too few.
+            ("32072419880305121".to_string(), "320724*******5121".to_string()),
+            ("3207241988030512160".to_string(), "320724*********2160".to_string()),
+            (format!("{id}13912340001"), format!("{masked}13912340001")),
+            (format!("2024-03-05 {id}"), format!("2024-03-05 {masked}")),
+            ("2024-03-05 320724-19880305-1216".to_string(), format!("2024-03-05 {masked}")),
         ] {
             assert_eq!(mask_within(&written), shown, "{written}");
         }
         // Phones, dates, amounts and longer numbers stay.
-        for kept in ["13912340001", "+86 139-1234-0001", "2024-03-05", "6222021234567890123", "工号 00123"] {
+        for kept in [
+            "13912340001",
+            "+86 139-1234-0001",
+            "2024-03-05",
+            "6222021234567890123",
+            "工号 00123",
+            "13912340001 2024",
+            "2023.10.1-2024.12.31",
+            "0512-6688-1234-567",
+            "0086 139 1234 0001",
+        ] {
             assert_eq!(mask_within(kept), kept);
         }
     }

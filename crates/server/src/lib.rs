@@ -128,11 +128,15 @@ pub async fn serve(state: AppState, addr: SocketAddr, notifier: notify::Notifier
     }
     let runs = state.runs.clone();
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            tokio::signal::ctrl_c().await.ok();
-            // Runs under way end as cancelled (run again after the restart).
-            runs.cancel_all();
+        .with_graceful_shutdown({
+            let runs = runs.clone();
+            async move {
+                tokio::signal::ctrl_c().await.ok();
+                // Runs under way end as cancelled (to be run again after the restart).
+                runs.cancel_all();
+            }
         })
         .await?;
+    runs.wait_idle(std::time::Duration::from_secs(30)).await;
     Ok(())
 }

@@ -24,6 +24,9 @@ use crate::AppState;
 /// Unreadable rows kept with a roster (the count is kept whole).
 const MAX_ERRORS_KEPT: usize = 1000;
 
+/// Candidates kept per roster row (best first).
+const CANDIDATES_KEPT: usize = 3;
+
 /// Matches stored per transaction during a run.
 const MATCHES_PER_WRITE: usize = 2000;
 
@@ -93,14 +96,13 @@ pub fn detect(path: &Path) -> Result<(serde_json::Value, ColumnMapping), &'stati
         .map(|(line, cells)| {
             let data = line > mapping.header_line;
             let shown = cells.iter().take(MAX_PREVIEW_COLUMNS).enumerate().map(|(i, c)| {
-                let cell: String = c.trim().chars().take(60).collect();
-                let masked = kite_domain::id_number::mask_within(&cell);
+                // Masked whole, then cut: a cut could leave the first digits of a number.
+                let mut masked = kite_domain::id_number::mask_within(c.trim());
                 // Whatever the ID column holds is not shown whole.
-                if data && id_columns.contains(&i) && masked == cell && !cell.is_empty() {
-                    kite_domain::id_number::mask(&cell)
-                } else {
-                    masked
+                if data && id_columns.contains(&i) && !masked.is_empty() && !masked.contains('*') {
+                    masked = kite_domain::id_number::mask(&masked);
                 }
+                masked.chars().take(60).collect::<String>()
             });
             (line, shown.collect())
         })
@@ -124,6 +126,15 @@ pub fn spool() -> std::io::Result<std::path::PathBuf> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(&dir)?;
+    // One made by another user of a shared temporary directory is not ours to use.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (dir_meta, me) = (std::fs::symlink_metadata(&dir)?, std::fs::metadata("/proc/self")?);
+        if !dir_meta.is_dir() || dir_meta.uid() != me.uid() || dir_meta.permissions().mode() & 0o077 != 0 {
+            return Err(std::io::Error::other(format!("{} is not this user's private directory", dir.display())));
+        }
+    }
     Ok(dir)
 }
 
@@ -195,12 +206,24 @@ impl Runs {
         self.runs.lock().ok()?.get(&roster_id).cloned()
     }
 
-    fn register(&self, roster_id: i64) -> Arc<Run> {
-        let run = Arc::new(Run::default());
-        if let Ok(mut runs) = self.runs.lock() {
-            runs.insert(roster_id, run.clone());
+    /// A new run of the roster; `None` if one is under way.
+    fn register(&self, roster_id: i64) -> Option<Arc<Run>> {
+        let mut runs = self.runs.lock().ok()?;
+        if runs.contains_key(&roster_id) {
+            return None;
         }
-        run
+        let run = Arc::new(Run::default());
+        runs.insert(roster_id, run.clone());
+        Some(run)
+    }
+
+    /// Waits until no run is under way, or `limit` has passed (at shutdown, after
+    /// [`Self::cancel_all`], so that each stores its end).
+    pub async fn wait_idle(&self, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while self.runs.lock().map(|r| !r.is_empty()).unwrap_or(false) && started.elapsed() < limit {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// Takes the turn, as a run does: the runs started meanwhile wait, queued.
@@ -271,16 +294,24 @@ async fn clear_matches(g: &Guard<'_>, campaign_id: i64, roster_id: i64) -> Resul
     Ok(())
 }
 
-/// Starts matching a roster marked running (by [`Guard::roster_run_start`]) in the
-/// background, on behalf of the caller. Its end is stored whatever happens.
-pub fn spawn_run(state: &AppState, who: (Principal, Client), campaign_id: i64, place: String, roster_id: i64) {
-    let run = state.runs.register(roster_id);
+/// Marks a roster running with `mapping` and matches it in the background, on behalf of
+/// `who`; its end is stored whatever happens. The run is known here before the roster says
+/// `running`, so that nothing takes it for one a stop cut off.
+pub async fn start_run(
+    state: &AppState,
+    who: (Principal, Client),
+    campaign_id: i64,
+    roster_id: i64,
+    mapping: &serde_json::Value,
+) -> Result<RosterDetail, StoreError> {
+    let (started, run, place) = begin(state, &who, campaign_id, roster_id, mapping).await?;
     let state = state.clone();
     tokio::spawn(async move {
         if let Err(e) = finish(&state, who, campaign_id, place, roster_id, run).await {
             tracing::error!(error = %e, roster_id, "a screening run's end could not be stored");
         }
     });
+    Ok(started)
 }
 
 /// Runs a roster to its end in this task, with its stored mapping (the demo loader).
@@ -291,11 +322,28 @@ pub async fn run_to_end(
     roster_id: i64,
 ) -> Result<RosterDetail, StoreError> {
     let g = state.store.guard(who.0.clone(), who.1.clone());
-    let campaign = g.campaign_open(campaign_id).await?;
     let mapping = g.campaign_roster(campaign_id, roster_id).await?.mapping.unwrap_or_default();
-    g.roster_run_start(campaign_id, roster_id, &mapping).await?;
-    let run = state.runs.register(roster_id);
-    finish(state, who, campaign_id, campaign.place().to_string(), roster_id, run).await
+    let (_, run, place) = begin(state, &who, campaign_id, roster_id, &mapping).await?;
+    finish(state, who, campaign_id, place, roster_id, run).await
+}
+
+async fn begin(
+    state: &AppState,
+    who: &(Principal, Client),
+    campaign_id: i64,
+    roster_id: i64,
+    mapping: &serde_json::Value,
+) -> Result<(RosterDetail, Arc<Run>, String), StoreError> {
+    let g = state.store.guard(who.0.clone(), who.1.clone());
+    let campaign = g.campaign_open(campaign_id).await?;
+    let run = state.runs.register(roster_id).ok_or(StoreError::Conflict("screening.roster_state"))?;
+    match g.roster_run_start(campaign_id, roster_id, mapping).await {
+        Ok(started) => Ok((started, run, campaign.place().to_string())),
+        Err(e) => {
+            state.runs.remove(roster_id, &run);
+            Err(e)
+        }
+    }
 }
 
 /// Runs a roster marked running and stores its end.
@@ -392,19 +440,23 @@ async fn run_roster(
                 }
                 let mut found = Vec::new();
                 for ((line, raw), result) in chunk.raw.iter().zip(results) {
-                    let Some(best) = result.best().filter(|c| c.band != Band::NonMatch) else { continue };
-                    let Some(m) = matcher.registry().row(best.member).and_then(|i| members.get(i as usize)) else {
-                        continue;
-                    };
-                    found.push(NewMatch {
-                        line: *line as i64,
-                        row: serde_json::to_value(raw).unwrap_or_default(),
-                        member_id: m.id,
-                        score: best.probability,
-                        band: best.band.code(),
-                        outcome: Outcome::of(&m.mobility, &m.org_path, m.inflow_path.as_deref(), &place).code(),
-                        explanation: serde_json::to_value(matcher.explain(best)).unwrap_or_default(),
-                    });
+                    // The best candidates in the match and review bands, for the reviewers
+                    // to compare (a row may fit more than one member).
+                    let candidates = result.candidates.iter().filter(|c| c.band != Band::NonMatch);
+                    for c in candidates.take(CANDIDATES_KEPT) {
+                        let Some(m) = matcher.registry().row(c.member).and_then(|i| members.get(i as usize)) else {
+                            continue;
+                        };
+                        found.push(NewMatch {
+                            line: *line as i64,
+                            row: serde_json::to_value(raw).unwrap_or_default(),
+                            member_id: m.id,
+                            score: c.probability,
+                            band: c.band.code(),
+                            outcome: Outcome::of(&m.mobility, &m.org_path, m.inflow_path.as_deref(), &place).code(),
+                            explanation: serde_json::to_value(matcher.explain(c)).unwrap_or_default(),
+                        });
+                    }
                 }
                 // A few thousand per transaction: the writer is shared with check-ins.
                 for batch in found.chunks(MATCHES_PER_WRITE) {

@@ -188,6 +188,17 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
             .error(404, "not_found");
         s.get(&format!("{url}/{id}")).auth(&w.ta_admin).send().await.error(403, "forbidden");
 
+        // 李娜, contacted, checks in at Suzhou: the campaign counts her as registered since.
+        let before = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok()["campaign"]["registered"].clone();
+        assert_eq!(before, 0);
+        let counter = json!({
+            "name": "李娜", "id_number": id_of(2), "phone": "13820000002", "home_org_code": "TA-B2",
+            "division_code": common::DEST_DIVISION, "address": "狮山路 90 号", "request_id": "screen-0001",
+        });
+        s.post("/api/v1/counter/o/DST-B1").auth(&d.dst_admin).json(&counter).send().await.expect(201);
+        let after = s.get(&format!("{url}/{id}")).auth(&cty).send().await.ok()["campaign"]["registered"].clone();
+        assert_eq!(after, 1);
+
         // A roster left `running` with no run under way (its end could not be stored) is
         // set aside as interrupted, to be run again; it does not block the close.
         let second = up(cty.clone(), csv.clone().into_bytes()).await.expect(201)["id"].as_i64().unwrap();
@@ -212,6 +223,14 @@ async fn a_roster_from_the_place_is_screened_reviewed_and_deleted_at_close() {
             assert_eq!(m["row"].is_null(), m["decision"] != "accepted", "{m}");
         }
         up(cty.clone(), csv.into_bytes()).await.error(409, "screening.closed");
+
+        // A deletion a stop cut off is finished at the next start.
+        let sql =
+            format!("UPDATE screen_matches SET row_data = '{{}}' WHERE campaign_id = {id} AND decision = 'rejected'");
+        kite_store::testing::run_sql(&s.store, &sql).await;
+        s.store.admin().screening_interrupted().await.expect("the start's sweep");
+        let left = s.get(&format!("{url}/{id}/matches")).auth(&cty).send().await.ok().clone();
+        assert!(left.as_array().unwrap().iter().all(|m| m["decision"] == "accepted" || m["row"].is_null()), "{left}");
     })
     .await;
 }

@@ -111,6 +111,9 @@ impl Pools {
             // FULL: a committed change survives a power cut, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted content is overwritten, not left in free pages: rosters and their rows
+            // are deleted when a campaign closes, and must be gone from the file.
+            .pragma("secure_delete", "on")
             .busy_timeout(Duration::from_secs(10));
         // Index upkeep on a large registry touches many pages: the one writer gets a 64 MiB
         // page cache (readers keep SQLite's default).

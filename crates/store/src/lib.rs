@@ -285,11 +285,24 @@ impl Admin<'_> {
     }
 
     /// At start: screening runs a stop cut off have failed (`screening.interrupted`, to be
-    /// run again), and uploads it cut off are dropped. Returns how many of each.
+    /// run again), uploads it cut off are dropped, and the deletions of closed campaigns it
+    /// cut off are finished. Returns how many runs and uploads.
     pub async fn screening_interrupted(&self) -> Result<(u64, u64), StoreError> {
         let mut tx = self.store.write().await?;
         let n = screening::interrupted(&mut tx).await?;
+        let closed = screening::unpurged(&mut tx).await?;
         tx.commit().await?;
+        // What closing campaigns deletes, finished where a stop cut it off.
+        for id in closed {
+            loop {
+                let mut tx = self.store.write().await?;
+                let n = screening::purge_step(&mut tx, id).await?;
+                tx.commit().await?;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
         Ok(n)
     }
 

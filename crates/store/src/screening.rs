@@ -34,7 +34,7 @@ pub struct CampaignRecord {
     pub matches: i64,
     pub accepted: i64,
     pub rejected: i64,
-    /// Accepted matches whose member has checked in since (登记上).
+    /// Accepted matches whose member has checked in at the place since (登记上).
     pub registered: i64,
     #[serde(skip)]
     pub scope_path: String,
@@ -64,7 +64,8 @@ pub struct RosterRecord {
     pub size_bytes: i64,
     pub rows_read: i64,
     pub unreadable: i64,
-    /// Rows with a sure match, and rows to review.
+    /// Rows with a sure match, and rows whose best candidates are to review (the other
+    /// rows read had no match).
     pub matched: i64,
     pub to_review: i64,
     pub uploaded_at: DateTime<Utc>,
@@ -196,7 +197,9 @@ const CAMPAIGNS: &str = "SELECT c.id, c.name, o.code AS org_code, o.name AS org_
       AND m.decision = 'rejected') AS rejected, \
      (SELECT CAST(COUNT(*) AS BIGINT) FROM screen_matches m WHERE m.campaign_id = c.id \
       AND m.decision = 'accepted' AND EXISTS (SELECT 1 FROM checkins k WHERE k.member_id = m.member_id \
-      AND k.created_at >= m.decided_at AND k.status IN ('pending', 'home_unknown', 'confirmed'))) AS registered \
+      AND k.created_at >= m.decided_at AND k.status IN ('pending', 'home_unknown', 'confirmed') \
+      AND k.inflow_path >= COALESCE(c.place_path, c.scope_path) \
+      AND k.inflow_path < COALESCE(c.place_path, c.scope_path) || '~')) AS registered \
      FROM screen_campaigns c JOIN organizations o ON o.id = c.org_id \
      LEFT JOIN organizations p ON p.id = c.place_org_id";
 
@@ -342,8 +345,11 @@ pub(crate) async fn finish_run(tx: &mut Tx, roster_id: i64, end: &RunEnd) -> Res
             tx,
             sqlx::query(
                 "UPDATE screen_rosters SET rows_read = $1, unreadable = $2, errors = $3, finished_at = $4, \
-                 matched = (SELECT COUNT(*) FROM screen_matches m WHERE m.roster_id = $5 AND m.band = 'match'), \
-                 to_review = (SELECT COUNT(*) FROM screen_matches m WHERE m.roster_id = $5 AND m.band = 'review') \
+                 matched = (SELECT COUNT(DISTINCT m.line) FROM screen_matches m WHERE m.roster_id = $5 \
+                            AND m.band = 'match'), \
+                 to_review = (SELECT COUNT(DISTINCT m.line) FROM screen_matches m WHERE m.roster_id = $5 \
+                              AND m.band = 'review' AND NOT EXISTS (SELECT 1 FROM screen_matches x \
+                              WHERE x.roster_id = $5 AND x.line = m.line AND x.band = 'match')) \
                  WHERE id = $5"
             )
             .bind(rows_read)
@@ -681,27 +687,45 @@ pub(crate) async fn close(tx: &mut Tx, id: i64, version: i64) -> Result<(), Stor
     if n == 0 {
         return Err(StoreError::Conflict("stale_version"));
     }
-    exec!(
-        &mut *tx,
-        sqlx::query(
-            "DELETE FROM screen_roster_parts WHERE roster_id IN (SELECT id FROM screen_rosters WHERE campaign_id = $1)"
-        )
-        .bind(id)
-    )?;
-    // Uploads cut off by the close go whole; the first rows seen on upload go with the files.
-    exec!(
-        &mut *tx,
-        sqlx::query("DELETE FROM screen_rosters WHERE campaign_id = $1 AND status = 'uploading'").bind(id)
-    )?;
-    exec!(&mut *tx, sqlx::query("UPDATE screen_rosters SET detected = NULL WHERE campaign_id = $1").bind(id))?;
-    // Rows never reviewed go; rejected ones keep the decision, not the roster's data.
-    exec!(&mut *tx, sqlx::query("DELETE FROM screen_matches WHERE campaign_id = $1 AND decision IS NULL").bind(id))?;
-    exec!(
-        tx,
-        sqlx::query("UPDATE screen_matches SET row_data = NULL WHERE campaign_id = $1 AND decision <> 'accepted'")
-            .bind(id)
-    )?;
+    // The first rows seen on upload go now; the files and rows in batches ([`purge_step`]).
+    exec!(tx, sqlx::query("UPDATE screen_rosters SET detected = NULL WHERE campaign_id = $1").bind(id))?;
     Ok(())
+}
+
+/// One batch of what a closed campaign deletes: a few parts of its roster files, or
+/// matches never reviewed, or the roster data of matches not accepted, or uploads cut off
+/// by the close. Returns how many rows it changed (0: nothing is left). In batches so that
+/// closing a campaign of large rosters does not hold the writer for long.
+pub(crate) async fn purge_step(tx: &mut Tx, id: i64) -> Result<u64, StoreError> {
+    let steps = [
+        "DELETE FROM screen_roster_parts WHERE roster_id IN (SELECT id FROM screen_rosters WHERE campaign_id = $1) \
+         AND seq IN (SELECT p.seq FROM screen_roster_parts p WHERE p.roster_id = screen_roster_parts.roster_id \
+         ORDER BY p.seq LIMIT 4)",
+        "DELETE FROM screen_matches WHERE id IN (SELECT id FROM screen_matches WHERE campaign_id = $1 \
+         AND decision IS NULL LIMIT 5000)",
+        "UPDATE screen_matches SET row_data = NULL WHERE id IN (SELECT id FROM screen_matches WHERE campaign_id = $1 \
+         AND decision <> 'accepted' AND row_data IS NOT NULL LIMIT 5000)",
+        "DELETE FROM screen_rosters WHERE campaign_id = $1 AND status = 'uploading'",
+    ];
+    for sql in steps {
+        let n = exec!(&mut *tx, sqlx::query(sql).bind(id))?;
+        if n > 0 {
+            return Ok(n);
+        }
+    }
+    Ok(0)
+}
+
+/// Closed campaigns with something left to delete (a purge a stop cut off).
+pub(crate) async fn unpurged(tx: &mut Tx) -> Result<Vec<i64>, StoreError> {
+    Ok(on!(tx, c => sqlx::query_scalar(
+        "SELECT c.id FROM screen_campaigns c WHERE c.status = 'closed' AND (\
+         EXISTS (SELECT 1 FROM screen_rosters r JOIN screen_roster_parts p ON p.roster_id = r.id \
+                 WHERE r.campaign_id = c.id) \
+         OR EXISTS (SELECT 1 FROM screen_matches m WHERE m.campaign_id = c.id \
+                    AND (m.decision IS NULL OR (m.decision <> 'accepted' AND m.row_data IS NOT NULL))) \
+         OR EXISTS (SELECT 1 FROM screen_rosters r WHERE r.campaign_id = c.id AND r.status = 'uploading'))")
+        .fetch_all(c).await)?)
 }
 
 /// An accepted match as the follow-up it makes: a member for the place to contact, or a
@@ -738,7 +762,10 @@ async fn follow_ups(tx: &mut Tx, filter: &str, arg: FollowUpArg<'_>) -> Result<V
             item.row = item.row.map(contact_fields);
             // Which fields agreed says something about the roster's data too.
             item.explanation = None;
+            // The member's registered contact details are the outflow side's to give.
             item.member_birth_date = None;
+            item.member_phone = None;
+            item.member_address = None;
             FollowUp { campaign_id: r.campaign_id, campaign_name: r.campaign_name, item }
         })
         .collect())

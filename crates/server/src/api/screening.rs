@@ -357,12 +357,13 @@ pub async fn roster(
     who: Authed,
     Path((id, roster_id)): Path<(i64, i64)>,
 ) -> Result<axum::Json<RosterView>, ApiError> {
-    let roster = who.guard(&state).campaign_roster(id, roster_id).await?;
-    Ok(axum::Json(view(&state, roster)))
+    let g = who.guard(&state);
+    crate::screening::reap_stale(&state, &g, id).await?;
+    Ok(axum::Json(view(&state, g.campaign_roster(id, roster_id).await?)))
 }
 
 /// Starts matching a roster against the campaign's registry, in the background, with the
-/// mapping given (or the last one). Poll the roster for progress; its matches are shown
+/// mapping given (the body `{}`: the one detected on upload, or set by the last run). Poll the roster for progress; its matches are shown
 /// once it is `done`. A roster that failed or was cancelled can be run again.
 #[utoipa::path(post, path = "/api/v1/screening/campaigns/{id}/rosters/{roster_id}/run", tag = "screening",
     params(("id" = i64, Path), ("roster_id" = i64, Path)), request_body = RunBody,
@@ -398,11 +399,8 @@ pub async fn start_run(
             .ok_or(ApiError::field("mapping", "screening.mapping_incomplete"))?,
     };
     check_mapping(&mapping, current.detected.as_ref())?;
-    let campaign = g.campaign_open(id).await?;
     let json = serde_json::to_value(&mapping).map_err(|_| ApiError::Internal)?;
-    let started = g.roster_run_start(id, roster_id, &json).await?;
-    crate::screening::spawn_run(state, who.acting(), id, campaign.place().to_string(), roster_id);
-    Ok(started)
+    Ok(crate::screening::start_run(state, who.acting(), id, roster_id, &json).await?)
 }
 
 /// A mapping must feed the name or the ID number from columns the file has (as far as the

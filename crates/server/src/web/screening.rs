@@ -135,13 +135,27 @@ async fn detail_page(
     e: Option<ApiError>,
 ) -> Response {
     let g = who.guard(state);
-    let filter = match q.filter() {
-        Ok(f) => f,
-        Err(e) => return error_page(state, lang, who, e),
+    let mut q = q.clone();
+    let result = loop {
+        let filter = match q.filter() {
+            Ok(f) => f,
+            Err(e) => return error_page(state, lang, who, e),
+        };
+        let result = async {
+            Ok::<_, kite_store::StoreError>((g.campaign(id).await?, g.campaign_match_page(id, &filter).await?))
+        }
+        .await;
+        // Past the last page (its last match just decided): the last page.
+        if let Ok((_, (total, matches))) = &result {
+            let last = (total + PAGE_SIZE - 1) / PAGE_SIZE;
+            if matches.is_empty() && q.page() > last && last > 0 {
+                q.page = Some(last);
+                continue;
+            }
+        }
+        break result;
     };
-    let result =
-        async { Ok::<_, kite_store::StoreError>((g.campaign(id).await?, g.campaign_match_page(id, &filter).await?)) }
-            .await;
+    let q = &q;
     match result {
         Ok((v, (total, matches))) => {
             let pages = (total + PAGE_SIZE - 1) / PAGE_SIZE;

@@ -302,12 +302,21 @@ impl Guard<'_> {
             return Err(StoreError::Conflict("screening.run_in_progress"));
         }
         screening::close(&mut tx, id, version).await?;
-        let after = screening::campaign(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let closed = screening::campaign(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let mut rec = self.record("screen.close", "ok", "campaign", id.to_string());
-        (rec.before, rec.after) = (snapshot(&before), snapshot(&after));
+        (rec.before, rec.after) = (snapshot(&before), snapshot(&closed));
         audit::write(&mut tx, rec).await?;
         tx.commit().await?;
-        Ok(after)
+        // The deletions, batch by batch; a stop midway is finished at the next start.
+        loop {
+            let mut tx = self.background_write(id).await?;
+            let n = screening::purge_step(&mut tx, id).await?;
+            tx.commit().await?;
+            if n == 0 {
+                break;
+            }
+        }
+        screening::campaign(&mut self.store.read().await?, id).await?.ok_or(StoreError::NotFound)
     }
 }
 
