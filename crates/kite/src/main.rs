@@ -49,6 +49,10 @@ enum Command {
         /// printed in check-in QR codes (default: the address each request came to).
         #[arg(long, env = "KITE_PUBLIC_URL")]
         public_url: Option<String>,
+        /// A reverse proxy (IP address) whose X-Forwarded-For header names the client, for
+        /// the audit log and the rate limits; repeat for each, or separate with commas.
+        #[arg(long, env = "KITE_TRUSTED_PROXIES", value_delimiter = ',')]
+        trusted_proxy: Vec<std::net::IpAddr>,
         /// An HTTP SMS gateway that delivers one-time codes (POST, JSON; see the README);
         /// without it they stay in the outbox, shown to administrators at /outbox.
         #[arg(long, env = "KITE_SMS_GATEWAY_URL", hide_env_values = true)]
@@ -237,13 +241,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo { members } => {
             demo(&store, members).await?;
         }
-        Command::Serve { listen, demo: with_demo, secure_cookies, public_url, .. } => {
+        Command::Serve { listen, demo: with_demo, secure_cookies, public_url, trusted_proxy, .. } => {
             if with_demo && store.admin().org_count().await? == 0 {
                 demo(&store, DEMO_MEMBERS).await?;
             }
             let mut state = kite_server::AppState::new(store);
             state.secure_cookies = secure_cookies;
             state.public_url = public_url;
+            state.trusted_proxies = std::sync::Arc::new(trusted_proxy);
             println!("Kite is serving on http://{listen}/  (API: http://{listen}/api/openapi.json)");
             if with_demo {
                 print_demo_accounts();

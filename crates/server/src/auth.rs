@@ -148,9 +148,45 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The client's address as [`client_address`] found it, else the peer's.
 pub fn client_of(parts: &Parts) -> Client {
-    let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip().to_string());
+    let address = match parts.extensions.get::<ClientIp>() {
+        Some(ClientIp(ip)) => Some(ip.to_string()),
+        None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip().to_string()),
+    };
     Client { address }
+}
+
+/// The address a request came from, past the trusted reverse proxies.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+/// Finds the client's address: the peer's, or, when the peer is a trusted proxy, the last
+/// address in `X-Forwarded-For` that is not one (each proxy appends the address it saw, so
+/// only the entries the trusted ones added can be believed).
+pub async fn client_address(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip());
+    if let Some(peer) = peer {
+        let trusted = |ip: &std::net::IpAddr| state.trusted_proxies.contains(ip);
+        let mut client = peer;
+        if trusted(&peer) {
+            let forwarded = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+            let hops: Vec<std::net::IpAddr> =
+                forwarded.flat_map(|v| v.split(',')).filter_map(|h| h.trim().parse().ok()).collect();
+            for hop in hops.iter().rev() {
+                client = *hop;
+                if !trusted(hop) {
+                    break;
+                }
+            }
+        }
+        req.extensions_mut().insert(ClientIp(client));
+    }
+    next.run(req).await
 }
 
 impl FromRequestParts<AppState> for Authed {

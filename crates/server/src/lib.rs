@@ -35,6 +35,8 @@ pub struct AppState {
     pub lookups: Arc<limits::Lookups>,
     /// Screening runs under way in this process.
     pub runs: Arc<screening::Runs>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (audit, rate limits).
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             lookups: Arc::new(limits::Lookups::default()),
             runs: Arc::new(screening::Runs::default()),
+            trusted_proxies: Arc::new(Vec::new()),
         }
     }
 }
@@ -69,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(api::language_layer))
         .layer(axum::middleware::from_fn(web::security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::client_address))
         .with_state(state)
 }
 

@@ -1647,3 +1647,28 @@ async fn unknown_addresses_and_methods_answer_in_the_error_shape() {
     })
     .await;
 }
+
+/// The login's audited client address: the peer's, or behind a trusted proxy the last
+/// address X-Forwarded-For gives that is not the proxy's (earlier ones the client wrote).
+async fn audited_client(s: &Server) -> Option<String> {
+    s.post("/api/v1/login")
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+        .json(&json!({"username": "nobody", "password": "wrong password"}))
+        .send()
+        .await
+        .error(401, "bad_credentials");
+    let audit = s.audit().await;
+    audit.iter().find(|a| a.action == "auth.login").and_then(|a| a.client.clone())
+}
+
+#[tokio::test]
+async fn the_client_address_is_taken_from_trusted_proxies_only() {
+    kite_store::testing::on_each_backend(Server::start, |s| async move {
+        assert_eq!(audited_client(&s).await.as_deref(), Some("127.0.0.1"), "a header from anyone is ignored");
+    })
+    .await;
+    kite_store::testing::on_each_backend(Server::behind_proxy, |s| async move {
+        assert_eq!(audited_client(&s).await.as_deref(), Some("203.0.113.7"));
+    })
+    .await;
+}

@@ -159,6 +159,14 @@ pub(crate) async fn insert(tx: &mut Tx, new: &NewOrg) -> Result<Org, StoreError>
         }
         None => None,
     };
+    // Codes differing only in case would name the same certificates and letters (their
+    // numbers are written in capitals): one of them only.
+    let taken: i64 = on!(&mut *tx, c => sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM organizations WHERE UPPER(code) = UPPER($1)")
+        .bind(&new.code).fetch_one(c).await)?;
+    if taken > 0 {
+        return Err(StoreError::Conflict("org.code.duplicate"));
+    }
     let f = &new.fields;
     let now = Utc::now();
     // The path needs the new id: insert with a unique placeholder, then set it.

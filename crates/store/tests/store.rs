@@ -231,6 +231,8 @@ async fn org_create_refuses_duplicates_bad_codes_and_unknown_or_dissolved_parent
             "org.code.duplicate",
         );
         assert_conflict(g.org_create(None, "CTY", org_fields("重复", OrgLevel::Committee)).await, "org.code.duplicate");
+        // Nor in another case: certificate numbers are written in capitals.
+        assert_conflict(g.org_create(None, "cty", org_fields("重复", OrgLevel::Committee)).await, "org.code.duplicate");
         assert_invalid(
             g.org_create(Some("CTY"), "x", org_fields("短", OrgLevel::Branch)).await,
             "code",

@@ -40,9 +40,19 @@ impl Drop for Server {
 
 impl Server {
     pub async fn start(backend: Backend, store: Store) -> Server {
+        Server::start_with(backend, store, Vec::new()).await
+    }
+
+    /// A server behind a reverse proxy on this machine, trusted for X-Forwarded-For.
+    pub async fn behind_proxy(backend: Backend, store: Store) -> Server {
+        Server::start_with(backend, store, vec!["127.0.0.1".parse().expect("an address")]).await
+    }
+
+    async fn start_with(backend: Backend, store: Store, trusted: Vec<std::net::IpAddr>) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
         let addr = listener.local_addr().expect("local address");
-        let state = kite_server::AppState::new(store.clone());
+        let mut state = kite_server::AppState::new(store.clone());
+        state.trusted_proxies = std::sync::Arc::new(trusted);
         let runs = state.runs.clone();
         let app = kite_server::app(state);
         let task = tokio::spawn(async move {
