@@ -65,6 +65,7 @@ impl Role {
                     | Transfer
                     | Certificates
                     | Screen
+                    | ManageAccounts
             ),
             Role::Secretary => matches!(
                 action,
@@ -82,6 +83,16 @@ impl Role {
             ),
             Role::ServiceStaff => matches!(action, ReadOrg | TakeCheckin),
             Role::Member => matches!(action, ReadMember | ViewFullId),
+        }
+    }
+
+    /// Whether an account of this role may give `role` to an account it manages: an
+    /// organization administrator every role but the system administrator's.
+    pub fn may_grant(self, role: Role) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::OrgAdmin => role != Role::Admin,
+            _ => false,
         }
     }
 
@@ -139,6 +150,9 @@ pub enum Action {
     /// Run screening campaigns over the subtree's registry and review their matches: the
     /// screening permission of a region, held by its organization administrators.
     Screen,
+    /// Create the staff and member accounts of the subtree, reset their passwords, disable
+    /// them (decided on the account's organization; see [`Role::may_grant`]).
+    ManageAccounts,
 }
 
 impl Action {
@@ -159,6 +173,7 @@ impl Action {
             Action::Transfer => "transfer.act",
             Action::Certificates => "certificate.act",
             Action::Screen => "screen.run",
+            Action::ManageAccounts => "account.manage",
         }
     }
 }

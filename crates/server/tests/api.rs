@@ -21,10 +21,15 @@ use common::*;
 
 /// The routes the API router serves (`crates/server/src/api/mod.rs`), with whether
 /// they are open without credentials.
-const ROUTES: [(&str, &str, bool); 77] = [
+const ROUTES: [(&str, &str, bool); 82] = [
     ("GET", "/healthz", true),
     ("POST", "/api/v1/login", true),
     ("POST", "/api/v1/logout", false),
+    ("GET", "/api/v1/accounts", false),
+    ("POST", "/api/v1/accounts", false),
+    ("PUT", "/api/v1/accounts/{id}/password", false),
+    ("PUT", "/api/v1/accounts/{id}/status", false),
+    ("PUT", "/api/v1/me/password", false),
     ("GET", "/api/v1/me", false),
     ("GET", "/api/v1/overview", false),
     ("GET", "/api/v1/orgs", false),

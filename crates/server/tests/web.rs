@@ -2088,3 +2088,36 @@ async fn a_screening_campaign_runs_through_the_pages() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_administrator_makes_an_account_and_everyone_changes_their_password() {
+    on_each_backend(|s| async move {
+        let w = World::new(s).await;
+        let ta = Web::open(&w.s, "ta_admin").await;
+        assert!(ta.page("/").await.text.contains("href=\"/accounts\""));
+        let list = ta.page("/accounts").await;
+        assert!(list.text.contains("b1_sec") && !list.text.contains(">root<"), "{}", list.text);
+        // A secretary manages no accounts.
+        let b1 = Web::open(&w.s, "b1_sec").await;
+        assert!(!b1.page("/").await.text.contains("href=\"/accounts\""));
+        assert_eq!(b1.get("/accounts").await.status, 403);
+
+        let (action, f) = form_with_id(&list, "account-form");
+        let f = f.with("username", "b2_sec").with("role", "secretary").with("org_code", "TA-B2");
+        let r = ta.post(&action, &f.clone().with("password", "short")).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("password", "密码至少 8 位")]);
+        assert!(!r.text.contains("value=\"short\""), "the password typed is not sent back");
+        see_other(&ta.post(&action, &f.with("password", "kite-pass-2026")).await);
+        assert!(ta.page("/accounts").await.text.contains("b2_sec"));
+
+        // One's own password, from the link on one's name.
+        let (action, f) = b1.form("/me/password").await;
+        let r =
+            b1.post(&action, &f.clone().with("current_password", "wrong").with("new_password", "mine-2026-x")).await;
+        assert_refused(&r, 400, "提交的内容有误，请检查标出的项目", &[("current_password", "当前密码不正确")]);
+        let r = b1.post(&action, &f.with("current_password", PASSWORD).with("new_password", "mine-2026-x")).await;
+        assert!(r.text.contains("密码已修改"), "{}", r.text);
+        assert_eq!(w.s.login("b1_sec", "mine-2026-x").await.status, 200);
+    })
+    .await;
+}

@@ -107,58 +107,8 @@ pub struct Accounts<'a> {
 impl Accounts<'_> {
     /// Creates an account; `actor` names who did it for the audit log (e.g. `cli`).
     pub async fn create_user(&self, new: &NewUser, actor: &str) -> Result<User, StoreError> {
-        let name = new.username.trim();
-        if name.is_empty()
-            || name.chars().count() > 64
-            || !name.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c))
-        {
-            return Err(StoreError::invalid("username", "user.username.invalid"));
-        }
         let mut tx = self.store.write().await?;
-        let point = match &new.service_point_code {
-            Some(_) if new.role != Role::ServiceStaff => {
-                return Err(StoreError::invalid("service_point", "user.service_point.role"));
-            }
-            Some(code) => Some(
-                crate::service_points::by_code(&mut tx, code)
-                    .await?
-                    .ok_or(StoreError::invalid("service_point", "service_point.unknown"))?,
-            ),
-            None => None,
-        };
-        let org_code = match (&new.org_code, &point) {
-            (Some(o), Some(p)) if *o != p.org_code => {
-                return Err(StoreError::invalid("service_point", "user.service_point.other_org"))
-            }
-            (None, Some(p)) => Some(p.org_code.clone()),
-            (o, _) => o.clone(),
-        };
-        let org_id = match (&org_code, new.role.needs_org()) {
-            (Some(code), _) => {
-                Some(crate::orgs::by_code(&mut tx, code).await?.ok_or(StoreError::invalid("org", "org.unknown"))?.id)
-            }
-            (None, true) => return Err(StoreError::invalid("org", "user.org.required")),
-            (None, false) => None,
-        };
-        if new.role == Role::Member && new.member_id.is_none() {
-            return Err(StoreError::invalid("member_id", "required"));
-        }
-        if let Some(id) = new.member_id {
-            if crate::members::by_id(&mut tx, id).await?.is_none() {
-                return Err(StoreError::invalid("member_id", "member.unknown"));
-            }
-        }
-        let now = Utc::now();
-        let res = on!(&mut tx, c => sqlx::query_scalar(
-            "INSERT INTO users (username, password_hash, role, org_id, member_id, display_name, disabled, \
-             service_point_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id")
-            .bind(name).bind(&new.password_hash).bind(new.role.code()).bind(org_id).bind(new.member_id)
-            .bind(&new.display_name).bind(false).bind(point.as_ref().map(|p| p.id)).bind(now).fetch_one(c).await);
-        let id: i64 = match res.map_err(StoreError::from) {
-            Err(e) if e.is_unique_violation() => return Err(StoreError::Conflict("user.username.duplicate")),
-            r => r?,
-        };
-        let (user, _) = by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let user = insert_user(&mut tx, new).await?;
         audit::write(
             &mut tx,
             Record {
@@ -168,7 +118,7 @@ impl Accounts<'_> {
                 action: "user.create",
                 outcome: "ok",
                 target_type: "user",
-                target_id: id.to_string(),
+                target_id: user.id.to_string(),
                 before: None,
                 after: serde_json::to_value(&user).ok(),
             },
@@ -312,7 +262,61 @@ impl Accounts<'_> {
     }
 }
 
-async fn by_id(tx: &mut crate::Tx, id: i64) -> Result<Option<(User, String)>, StoreError> {
+/// Checks and inserts an account (the caller audits it).
+pub(crate) async fn insert_user(tx: &mut crate::Tx, new: &NewUser) -> Result<User, StoreError> {
+    let name = new.username.trim();
+    if name.is_empty() || name.chars().count() > 64 || !name.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c))
+    {
+        return Err(StoreError::invalid("username", "user.username.invalid"));
+    }
+    let point = match &new.service_point_code {
+        Some(_) if new.role != Role::ServiceStaff => {
+            return Err(StoreError::invalid("service_point", "user.service_point.role"));
+        }
+        Some(code) => Some(
+            crate::service_points::by_code(&mut *tx, code)
+                .await?
+                .ok_or(StoreError::invalid("service_point", "service_point.unknown"))?,
+        ),
+        None => None,
+    };
+    let org_code = match (&new.org_code, &point) {
+        (Some(o), Some(p)) if *o != p.org_code => {
+            return Err(StoreError::invalid("service_point", "user.service_point.other_org"))
+        }
+        (None, Some(p)) => Some(p.org_code.clone()),
+        (o, _) => o.clone(),
+    };
+    let org_id = match (&org_code, new.role.needs_org()) {
+        (Some(code), _) => {
+            Some(crate::orgs::by_code(&mut *tx, code).await?.ok_or(StoreError::invalid("org", "org.unknown"))?.id)
+        }
+        (None, true) => return Err(StoreError::invalid("org", "user.org.required")),
+        (None, false) => None,
+    };
+    if new.role == Role::Member && new.member_id.is_none() {
+        return Err(StoreError::invalid("member_id", "required"));
+    }
+    if let Some(id) = new.member_id {
+        if crate::members::by_id(&mut *tx, id).await?.is_none() {
+            return Err(StoreError::invalid("member_id", "member.unknown"));
+        }
+    }
+    let now = Utc::now();
+    let res = on!(&mut *tx, c => sqlx::query_scalar(
+        "INSERT INTO users (username, password_hash, role, org_id, member_id, display_name, disabled, \
+         service_point_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id")
+        .bind(name).bind(&new.password_hash).bind(new.role.code()).bind(org_id).bind(new.member_id)
+        .bind(&new.display_name).bind(false).bind(point.as_ref().map(|p| p.id)).bind(now).fetch_one(c).await);
+    let id: i64 = match res.map_err(StoreError::from) {
+        Err(e) if e.is_unique_violation() => return Err(StoreError::Conflict("user.username.duplicate")),
+        r => r?,
+    };
+    let (user, _) = by_id(tx, id).await?.ok_or(StoreError::NotFound)?;
+    Ok(user)
+}
+
+pub(crate) async fn by_id(tx: &mut crate::Tx, id: i64) -> Result<Option<(User, String)>, StoreError> {
     let sql = format!("{SELECT_USER} WHERE u.id = $1");
     let row: Option<UserRow> = on!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?;
     row.map(UserRow::split).transpose()

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, documented by the OpenAPI document that utoipa
 //! builds from these handlers (`/api/openapi.json`).
 
+pub mod accounts;
 pub mod agreements;
 mod auth;
 pub mod certificates;
@@ -54,6 +55,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
+        .routes(routes!(accounts::list, accounts::create))
+        .routes(routes!(accounts::reset_password))
+        .routes(routes!(accounts::set_status))
+        .routes(routes!(accounts::own_password))
         .routes(routes!(orgs::overview))
         .routes(routes!(orgs::roots, orgs::create))
         .routes(routes!(orgs::get, orgs::update))

@@ -1,6 +1,7 @@
 //! The web UI: server-rendered pages over the same guarded store as the API.
 //! One file per capability; this one holds what every page shares.
 
+mod accounts;
 mod agreements;
 mod certificates;
 mod checkin;
@@ -71,6 +72,8 @@ pub fn templates() -> Environment<'static> {
         ("screening_campaign.html", include_str!("../../templates/screening_campaign.html")),
         ("screening_candidates.html", include_str!("../../templates/screening_candidates.html")),
         ("screening_roster.html", include_str!("../../templates/screening_roster.html")),
+        ("accounts.html", include_str!("../../templates/accounts.html")),
+        ("password.html", include_str!("../../templates/password.html")),
         ("transfer.html", include_str!("../../templates/transfer.html")),
         ("transfer_form.html", include_str!("../../templates/transfer_form.html")),
         ("transfer_letter.html", include_str!("../../templates/transfer_letter.html")),
@@ -102,6 +105,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(overview))
         .merge(session::router())
+        .merge(accounts::router())
         .merge(orgs::router())
         .merge(members::router())
         .merge(checkin::router())
@@ -258,6 +262,7 @@ fn render(state: &AppState, name: &str, lang: Lang, who: Option<&Authed>, ctx: V
         may_transfer => may(Action::Transfer),
         may_certificates => may(Action::Certificates),
         may_screen => may(Action::Screen),
+        may_accounts => may(Action::ManageAccounts),
         // Forms read `errors[field]`; pages without errors get an empty map.
         errors => BTreeMap::<String, String>::new(),
     };

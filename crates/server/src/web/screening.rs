@@ -9,6 +9,7 @@ use axum::Router;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
+use super::session::CsrfForm;
 use super::{error_page, form_again, render, Form, PageLang, Path, Query, Viewer};
 use crate::api::screening::{
     cancel_run, receive, start_run, store_upload, CampaignBody, DecisionBody, MatchQuery, UPLOAD_BODY_LIMIT,
@@ -323,12 +324,6 @@ async fn run(
     }
     .await;
     roster_back(&state, lang, &who, (id, roster_id), result.map(|_| ())).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CsrfForm {
-    csrf: String,
 }
 
 async fn cancel(

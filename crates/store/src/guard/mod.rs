@@ -4,6 +4,7 @@
 //! touches a row, filters lists by [`Principal::member_scope`], writes an audit record
 //! in the same transaction as each change, and records refusals in the audit log.
 
+mod accounts;
 mod agreements;
 mod certificates;
 mod checkins;
