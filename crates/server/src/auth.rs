@@ -24,7 +24,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const BROWSER_SESSION: TimeDelta = TimeDelta::hours(12);
 pub const API_TOKEN: TimeDelta = TimeDelta::hours(24);
 /// Failed logins before a user name, or a client address, is locked for a while.
-const USER_THRESHOLD: i64 = 5;
+pub(crate) const USER_THRESHOLD: i64 = 5;
 const CLIENT_THRESHOLD: i64 = 20;
 
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {

@@ -47,6 +47,43 @@ async fn administrators_manage_the_accounts_of_their_subtree() {
             .await
             .invalid("role", "invalid");
 
+        // A member's account belongs where the member is: one of another region is refused
+        // whatever organization the request names.
+        let tb_member = w.member("TB-B1");
+        let mut cross = account("tb_m", "member", "TA");
+        cross["member_id"] = json!(tb_member);
+        s.post(url).auth(&w.ta_admin).json(&cross).send().await.invalid("org", "user.member.org");
+        cross["org_code"] = Value::Null;
+        s.post(url).auth(&w.ta_admin).json(&cross).send().await.error(403, "forbidden");
+        let mut own_member = account("ta_m", "member", "");
+        (own_member["org_code"], own_member["member_id"]) = (Value::Null, json!(w.member("TA-B1")));
+        assert_eq!(s.post(url).auth(&w.ta_admin).json(&own_member).send().await.expect(201)["role"], "member");
+        let mut sec_member = account("sec_m", "secretary", "TA-B1");
+        sec_member["member_id"] = json!(tb_member);
+        s.post(url).auth(&w.ta_admin).json(&sec_member).send().await.invalid("member_id", "user.member.role");
+        s.post(url)
+            .auth(&w.ta_admin)
+            .json(&account("x_sec", "secretary", "NOWHERE"))
+            .send()
+            .await
+            .invalid("org", "org.unknown");
+        let mut nul = account("nul_sec", "secretary", "TA-B1");
+        nul["display_name"] = json!("王\u{0}建国");
+        s.post(url).auth(&w.ta_admin).json(&nul).send().await.client_error();
+
+        // Administrators of organizations below, not peers at one's own organization.
+        s.post(url).auth(&w.ta_admin).json(&account("b1_admin", "org_admin", "TA-B1")).send().await.expect(201);
+        s.post(url).auth(&w.ta_admin).json(&account("ta_peer", "org_admin", "TA")).send().await.error(403, "forbidden");
+        let peer = s.post(url).auth(&w.root).json(&account("ta_peer", "org_admin", "TA")).send().await;
+        let peer = peer.expect(201)["id"].as_i64().unwrap();
+        let take_over = json!({"password": "taken-over-1"});
+        s.put(&format!("{url}/{peer}/password"))
+            .auth(&w.ta_admin)
+            .json(&take_over)
+            .send()
+            .await
+            .error(403, "forbidden");
+
         // The list: the subtree's accounts only.
         let names = |v: &Value| -> Vec<String> {
             v.as_array().unwrap().iter().filter_map(|u| u["username"].as_str().map(str::to_string)).collect()
@@ -92,6 +129,8 @@ async fn administrators_manage_the_accounts_of_their_subtree() {
             .send()
             .await
             .error(409, "user.self");
+        // One's own password only with the current one.
+        s.put(&format!("{url}/{me}/password")).auth(&w.ta_admin).json(&take_over).send().await.error(409, "user.self");
         let root = s.get("/api/v1/me").auth(&w.root).send().await.ok()["id"].as_i64().unwrap();
         s.put(&format!("{url}/{root}/password"))
             .auth(&w.ta_admin)
@@ -118,9 +157,15 @@ async fn administrators_manage_the_accounts_of_their_subtree() {
         s.get("/api/v1/me").auth(&token).send().await.ok();
         s.get("/api/v1/me").auth(&second).send().await.error(401, "unauthorized");
         login("mine-2026-x").send().await.ok();
+        // Guessing the current password is throttled as logins are.
+        for _ in 0..5 {
+            s.put(own).auth(&token).json(&wrong).send().await.invalid("current_password", "user.password.wrong");
+        }
+        s.put(own).auth(&token).json(&right).send().await.error(429, "throttled");
 
         // Audited.
         let audit = s.audit().await;
+        assert!(audit.iter().any(|a| a.action == "user.password_change" && a.outcome == "failed"));
         for action in ["user.create", "user.password_reset", "user.disable", "user.enable", "user.password_change"] {
             assert!(audit.iter().any(|a| a.action == action && a.outcome == "ok"), "{action} not audited");
         }

@@ -262,6 +262,18 @@ impl Accounts<'_> {
     }
 }
 
+/// What an account names must fit its role: a member's account belongs where the member
+/// is (no organization or service point of its own); other accounts to no member.
+pub(crate) fn check_shape(new: &NewUser) -> Result<(), StoreError> {
+    if new.role == Role::Member && (new.org_code.is_some() || new.service_point_code.is_some()) {
+        return Err(StoreError::invalid("org", "user.member.org"));
+    }
+    if new.role != Role::Member && new.member_id.is_some() {
+        return Err(StoreError::invalid("member_id", "user.member.role"));
+    }
+    Ok(())
+}
+
 /// Checks and inserts an account (the caller audits it).
 pub(crate) async fn insert_user(tx: &mut crate::Tx, new: &NewUser) -> Result<User, StoreError> {
     let name = new.username.trim();
@@ -269,6 +281,7 @@ pub(crate) async fn insert_user(tx: &mut crate::Tx, new: &NewUser) -> Result<Use
     {
         return Err(StoreError::invalid("username", "user.username.invalid"));
     }
+    check_shape(new)?;
     let point = match &new.service_point_code {
         Some(_) if new.role != Role::ServiceStaff => {
             return Err(StoreError::invalid("service_point", "user.service_point.role"));

@@ -57,7 +57,13 @@ impl AccountBody {
         }
         password_ok(&mut e, "password", &self.password);
         let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        let display_name = text(&self.display_name).map(|s| s.chars().take(50).collect());
+        let display_name = kite_domain::validation::text(
+            &mut e,
+            "display_name",
+            self.display_name.as_deref().unwrap_or(""),
+            false,
+            50,
+        );
         match role {
             Some(role) if e.is_empty() => Ok(NewUser {
                 username: self.username.trim().to_string(),
@@ -163,13 +169,23 @@ pub async fn own_password(
 
 pub async fn change_own(state: &AppState, who: &Authed, current: &str, new: &str) -> Result<(), ApiError> {
     let mut e = FieldErrors::default();
-    let stored = state.store.accounts().user_by_username(&who.user.username).await?;
+    // Guesses at the current password count with the login's for the account.
+    let accounts = state.store.accounts();
+    let key = format!("user:{}", who.user.username);
+    if accounts.locked_until(&key).await?.is_some() {
+        return Err(ApiError::Throttled("throttled"));
+    }
+    let stored = accounts.user_by_username(&who.user.username).await?;
     let (current, hash) = (current.to_string(), stored.map(|(_, h)| h).unwrap_or_default());
     let right =
         tokio::task::spawn_blocking(move || verify_password(&current, &hash)).await.map_err(|_| ApiError::Internal)?;
     if !right {
+        accounts.record_failure(&[(key, crate::auth::USER_THRESHOLD)]).await?;
+        who.guard(state).own_password_refused().await?;
         e.add("current_password", "user.password.wrong");
+        return Err(ApiError::Invalid(e));
     }
+    accounts.clear_failures(&key).await?;
     password_ok(&mut e, "new_password", new);
     if !e.is_empty() {
         return Err(ApiError::Invalid(e));

@@ -17,13 +17,24 @@ impl Guard<'_> {
     /// The organization path an account belongs to: its organization's, or for a member's
     /// account the member's; none for the system administrator's.
     async fn account_path(&self, tx: &mut Tx, user: &User) -> Result<String, StoreError> {
-        if let Some(path) = &user.org_path {
-            return Ok(path.clone());
+        match (user.role, user.member_id) {
+            // Wherever the member is now (a transfer moves the account with the record).
+            (Role::Member, Some(id)) => Ok(members::by_id(tx, id).await?.map(|m| m.org_path).unwrap_or_default()),
+            _ => Ok(user.org_path.clone().unwrap_or_default()),
         }
-        match user.member_id {
-            Some(id) => Ok(members::by_id(tx, id).await?.map(|m| m.org_path).unwrap_or_default()),
-            None => Ok(String::new()),
+    }
+
+    /// Whether the caller may manage an account of `role` at `path` (checked by `decide`
+    /// for the subtree already): an organization administrator manages the administrators
+    /// of organizations below its own, not its peers at its own organization.
+    async fn may_manage(&self, role: Role, path: &str, target: &str) -> Result<(), StoreError> {
+        let peer =
+            self.who.role == Role::OrgAdmin && role == Role::OrgAdmin && self.who.org_path.as_deref() == Some(path);
+        if !self.who.role.may_grant(role) || peer {
+            self.audit_denial(Action::ManageAccounts.code(), "user", target).await?;
+            return Err(StoreError::Forbidden);
         }
+        Ok(())
     }
 
     /// An account the caller may manage: in its subtree, and of a role it may grant.
@@ -32,10 +43,7 @@ impl Guard<'_> {
         let path = self.account_path(tx, &user).await?;
         self.check(Action::ManageAccounts, Target { org_path: &path, member_id: None }, "user", &id.to_string())
             .await?;
-        if !self.who.role.may_grant(user.role) {
-            self.audit_denial(Action::ManageAccounts.code(), "user", &id.to_string()).await?;
-            return Err(StoreError::Forbidden);
-        }
+        self.may_manage(user.role, &path, &id.to_string()).await?;
         Ok(user)
     }
 
@@ -50,7 +58,8 @@ impl Guard<'_> {
         let ids: Vec<i64> = on!(&mut tx, c => sqlx::query_scalar(&format!(
             "SELECT u.id FROM users u LEFT JOIN organizations o ON o.id = u.org_id \
              LEFT JOIN members m ON m.id = u.member_id LEFT JOIN organizations mo ON mo.id = m.org_id \
-             WHERE COALESCE(o.path, mo.path, '') >= $1 AND COALESCE(o.path, mo.path, '') < $2 \
+             WHERE (CASE WHEN u.role = 'member' THEN COALESCE(mo.path, '') ELSE COALESCE(o.path, '') END) >= $1 \
+             AND (CASE WHEN u.role = 'member' THEN COALESCE(mo.path, '') ELSE COALESCE(o.path, '') END) < $2 \
              ORDER BY u.username LIMIT {MAX_ACCOUNTS}"))
             .bind(&lo).bind(&hi).fetch_all(c).await)?;
         let mut users = Vec::with_capacity(ids.len());
@@ -64,27 +73,30 @@ impl Guard<'_> {
 
     /// Creates an account in the caller's subtree, of a role the caller may grant.
     pub async fn account_create(&self, new: &NewUser) -> Result<User, StoreError> {
-        if !self.who.role.may_grant(new.role) {
-            self.audit_denial(Action::ManageAccounts.code(), "user", &new.username).await?;
-            return Err(StoreError::Forbidden);
-        }
+        accounts::check_shape(new)?;
         let mut tx = self.store.write().await?;
-        // Decided on the new account's place, before anything is written.
-        let path = match (&new.org_code, &new.service_point_code, new.member_id) {
-            (Some(code), _, _) => orgs::by_code(&mut tx, code).await?.map(|o| o.path),
-            (None, Some(point), _) => match service_points::by_code(&mut tx, point).await? {
-                Some(p) => orgs::by_code(&mut tx, &p.org_code).await?.map(|o| o.path),
-                None => None,
-            },
-            (None, None, Some(member)) => members::by_id(&mut tx, member).await?.map(|m| m.org_path),
-            (None, None, None) => None,
-        };
-        if let Some(path) = &path {
+        // Decided on every place the account names, before anything is written.
+        let mut places = Vec::new();
+        if let Some(code) = &new.org_code {
+            places.push(orgs::by_code(&mut tx, code).await?.ok_or(StoreError::invalid("org", "org.unknown"))?.path);
+        }
+        if let Some(code) = &new.service_point_code {
+            let p = service_points::by_code(&mut tx, code)
+                .await?
+                .ok_or(StoreError::invalid("service_point", "service_point.unknown"))?;
+            places.push(orgs::by_code(&mut tx, &p.org_code).await?.map(|o| o.path).unwrap_or_default());
+        }
+        if let Some(id) = new.member_id {
+            // An unknown member and one elsewhere are answered alike.
+            places.push(members::by_id(&mut tx, id).await?.map(|m| m.org_path).unwrap_or_default());
+        }
+        if places.is_empty() {
+            places.push(String::new());
+        }
+        for path in &places {
             self.check(Action::ManageAccounts, Target { org_path: path, member_id: None }, "user", &new.username)
                 .await?;
-        } else if self.who.role != Role::Admin {
-            // No place (or an unknown one, which the insert reports): the administrator's.
-            self.check(Action::ManageAccounts, Target { org_path: "", member_id: None }, "user", &new.username).await?;
+            self.may_manage(new.role, path, &new.username).await?;
         }
         let user = accounts::insert_user(&mut tx, new).await?;
         let mut r = self.record("user.create", "ok", "user", user.id.to_string());
@@ -96,6 +108,10 @@ impl Guard<'_> {
 
     /// Sets a new password on an account; its sessions end.
     pub async fn account_set_password(&self, id: i64, password_hash: &str) -> Result<User, StoreError> {
+        // One's own goes through [`Self::own_password`], with the current one.
+        if id == self.who.user_id {
+            return Err(StoreError::Conflict("user.self"));
+        }
         let mut tx = self.store.write().await?;
         let user = self.managed(&mut tx, id).await?;
         set_password(&mut tx, id, password_hash, None).await?;
@@ -138,6 +154,16 @@ impl Guard<'_> {
         let id = self.who.user_id;
         set_password(&mut tx, id, password_hash, Some(keep)).await?;
         audit::write(&mut tx, self.record("user.password_change", "ok", "user", id.to_string())).await?;
+        tx.commit().await
+    }
+}
+
+impl Guard<'_> {
+    /// A wrong current password given to change one's own: audited.
+    pub async fn own_password_refused(&self) -> Result<(), StoreError> {
+        let mut tx = self.store.side_write().await?;
+        let r = self.record("user.password_change", "failed", "user", self.who.user_id.to_string());
+        audit::write(&mut tx, r).await?;
         tx.commit().await
     }
 }
