@@ -259,6 +259,11 @@ impl Runs {
         }
     }
 
+    /// The rosters with a run under way in this process.
+    fn under_way(&self) -> Vec<i64> {
+        self.runs.lock().map(|r| r.keys().copied().collect()).unwrap_or_default()
+    }
+
     /// Whether a run of the roster is under way in this process.
     pub fn is_running(&self, roster_id: i64) -> bool {
         self.get(roster_id).is_some()
@@ -278,10 +283,22 @@ impl Runs {
 /// could not be stored, or another process ran it and stopped) as failed, so that they
 /// can be run again and the campaign closed.
 pub async fn reap_stale(state: &AppState, g: &Guard<'_>, campaign_id: i64) -> Result<(), StoreError> {
+    // A run is known here before its roster says running and until it says otherwise, so a
+    // roster running and unknown both before and after it is read has no run: one that
+    // just ended is no longer running when read, one just started is known afterwards.
+    let before: Vec<i64> = state.runs.under_way();
     for r in g.campaign(campaign_id).await?.rosters {
-        if r.status == "running" && !state.runs.is_running(r.id) {
+        if r.status != "running" || before.contains(&r.id) || state.runs.is_running(r.id) {
+            continue;
+        }
+        let reaped = async {
             clear_matches(g, campaign_id, r.id).await?;
-            g.roster_run_finish(campaign_id, r.id, &RunEnd::Failed("screening.interrupted")).await?;
+            g.roster_run_finish(campaign_id, r.id, &RunEnd::Failed("screening.interrupted")).await
+        };
+        match reaped.await {
+            // Ended meanwhile by someone else: nothing to do.
+            Ok(_) | Err(StoreError::Conflict("screening.roster_state")) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
