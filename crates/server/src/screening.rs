@@ -130,8 +130,10 @@ pub fn spool() -> std::io::Result<std::path::PathBuf> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let (dir_meta, me) = (std::fs::symlink_metadata(&dir)?, std::fs::metadata("/proc/self")?);
-        if !dir_meta.is_dir() || dir_meta.uid() != me.uid() || dir_meta.permissions().mode() & 0o077 != 0 {
+        // Our user: the owner of a file we make.
+        let me = tempfile::tempfile()?.metadata()?.uid();
+        let dir_meta = std::fs::symlink_metadata(&dir)?;
+        if !dir_meta.is_dir() || dir_meta.uid() != me || dir_meta.permissions().mode() & 0o077 != 0 {
             return Err(std::io::Error::other(format!("{} is not this user's private directory", dir.display())));
         }
     }
