@@ -13,7 +13,7 @@ use axum_extra::extract::CookieJar;
 use base64::Engine;
 use chrono::{TimeDelta, Utc};
 use kite_domain::Principal;
-use kite_store::{Client, Guard, User};
+use kite_store::{Client, Guard, NewSessionRow, User};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -96,8 +96,8 @@ pub async fn login(
             false
         }
     };
-    let user = match (ok, found) {
-        (true, Some((u, _))) => u,
+    let (user, checked_hash) = match (ok, found) {
+        (true, Some((u, hash))) => (u, hash),
         (_, found) => {
             accounts.record_failure(&[(user_key, USER_THRESHOLD), (client_key, CLIENT_THRESHOLD)]).await?;
             accounts.audit_login(found.as_ref().map(|(u, _)| u), username, client, "failed").await?;
@@ -108,7 +108,12 @@ pub async fn login(
     let token = random_token();
     let csrf_token = random_token();
     let ttl = if kind == "api" { API_TOKEN } else { BROWSER_SESSION };
-    accounts.create_session(user.id, &token_hash(&token), kind, &csrf_token, Utc::now() + ttl).await?;
+    // Opened only if the password checked is still the account's (a reset meanwhile wins).
+    let session = NewSessionRow { token_hash: &token_hash(&token), kind, csrf_token: &csrf_token };
+    if !accounts.create_session_if(user.id, &checked_hash, &session, Utc::now() + ttl).await? {
+        accounts.audit_login(Some(&user), username, client, "failed").await?;
+        return Err(ApiError::Unauthorized("bad_credentials"));
+    }
     accounts.audit_login(Some(&user), username, client, "ok").await?;
     Ok(NewSession { token, csrf_token, user })
 }

@@ -100,6 +100,13 @@ pub struct SessionInfo {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A session to open: a hash of its token, its kind (`browser`, `api`) and CSRF token.
+pub struct NewSessionRow<'a> {
+    pub token_hash: &'a str,
+    pub kind: &'a str,
+    pub csrf_token: &'a str,
+}
+
 pub struct Accounts<'a> {
     pub(crate) store: &'a Store,
 }
@@ -165,6 +172,37 @@ impl Accounts<'_> {
             .bind(expires_at)
         )?;
         tx.commit().await
+    }
+
+    /// Opens a session if the account still has `password_hash` and is enabled (a login
+    /// checked the password before; a reset or disable since wins). False if not opened.
+    pub async fn create_session_if(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        s: &NewSessionRow<'_>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.store.write().await?;
+        let now = Utc::now();
+        exec!(&mut tx, sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now))?;
+        let n = exec!(
+            &mut tx,
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, kind, csrf_token, created_at, expires_at) \
+                 SELECT $1, id, $2, $3, $4, $5 FROM users WHERE id = $6 AND password_hash = $7 AND disabled = $8"
+            )
+            .bind(s.token_hash)
+            .bind(s.kind)
+            .bind(s.csrf_token)
+            .bind(now)
+            .bind(expires_at)
+            .bind(user_id)
+            .bind(password_hash)
+            .bind(false)
+        )?;
+        tx.commit().await?;
+        Ok(n == 1)
     }
 
     /// The live session for a token hash, if any and if its user is enabled.

@@ -29,7 +29,7 @@ mod service_points;
 pub mod testing;
 mod transfers;
 
-pub use accounts::{Accounts, NewUser, SessionInfo, User};
+pub use accounts::{Accounts, NewSessionRow, NewUser, SessionInfo, User};
 pub use agreements::{AgreementFile, AgreementParty, AgreementQuery, AgreementRecord, AgreementSummary, Partner};
 pub use audit::AuditEntry;
 pub use certificates::{

@@ -1298,3 +1298,20 @@ async fn service_points_are_listed_by_subtree_centres_first_and_follow_moves() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_session_opens_only_on_the_password_that_was_checked() {
+    on_each_backend(|_, store| async move {
+        let acc = store.accounts();
+        let user = acc.create_user(&new_user("root2", Role::Admin, None, None), "cli").await.expect("account");
+        let until = chrono::Utc::now() + chrono::Duration::hours(1);
+        let row = |hash: &'static str| kite_store::NewSessionRow { token_hash: hash, kind: "api", csrf_token: "c" };
+        // A reset between the check and the session: the old password opens nothing.
+        let stale = acc.create_session_if(user.id, "$argon2id$before-reset", &row("t1"), until).await;
+        assert!(!stale.expect("no error"));
+        assert!(acc.session("t1").await.expect("read").is_none());
+        assert!(acc.create_session_if(user.id, "$argon2id$fake", &row("t2"), until).await.expect("opened"));
+        assert!(acc.session("t2").await.expect("read").is_some());
+    })
+    .await;
+}
