@@ -232,9 +232,17 @@ impl FromRequestParts<AppState> for Authed {
                 return Err(ApiError::Csrf);
             }
         }
+        // A password an administrator set is changed before anything else is done.
+        if authed.user.must_change_password && !PASSWORD_CHANGE_PATHS.contains(&parts.uri.path()) {
+            return Err(ApiError::PasswordChangeRequired);
+        }
         Ok(authed)
     }
 }
+
+/// What an account that must change its password may still reach.
+const PASSWORD_CHANGE_PATHS: [&str; 5] =
+    ["/me/password", "/logout", "/api/v1/me/password", "/api/v1/me", "/api/v1/logout"];
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,8 @@ pub enum ApiError {
     Invalid(FieldErrors),
     Unauthorized(&'static str),
     Forbidden,
+    /// 403: the account's password was set by an administrator and must be changed first.
+    PasswordChangeRequired,
     /// 403: an unsafe browser request without this session's CSRF token.
     Csrf,
     NotFound,
@@ -86,7 +88,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::Csrf => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::Csrf | ApiError::PasswordChangeRequired => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::Missing(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -106,6 +108,7 @@ impl ApiError {
             | ApiError::Unavailable(c) => c,
             ApiError::Invalid(_) => "invalid_input",
             ApiError::Forbidden => "forbidden",
+            ApiError::PasswordChangeRequired => "password_change_required",
             ApiError::Csrf => "csrf",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",

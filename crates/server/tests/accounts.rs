@@ -97,7 +97,9 @@ async fn administrators_manage_the_accounts_of_their_subtree() {
         let id = made["id"].as_i64().unwrap();
         let login = |password: &str| s.post("/api/v1/login").json(&json!({"username": "b2_sec", "password": password}));
         let token = login("kite-pass-2026").send().await.ok()["token"].as_str().unwrap().to_string();
-        s.get("/api/v1/me").auth(&token).send().await.ok();
+        // The administrator set the password: nothing else until it is changed.
+        assert_eq!(s.get("/api/v1/me").auth(&token).send().await.ok()["must_change_password"], true);
+        s.get("/api/v1/members").auth(&token).send().await.error(403, "password_change_required");
         let reset = format!("{url}/{id}/password");
         s.put(&reset)
             .auth(&w.ta_admin)
@@ -154,7 +156,8 @@ async fn administrators_manage_the_accounts_of_their_subtree() {
         s.put(own).auth(&token).json(&wrong).send().await.invalid("current_password", "user.password.wrong");
         let right = json!({"current_password": "new-pass-2026", "new_password": "mine-2026-x"});
         s.put(own).auth(&token).json(&right).send().await.expect(204);
-        s.get("/api/v1/me").auth(&token).send().await.ok();
+        assert_eq!(s.get("/api/v1/me").auth(&token).send().await.ok()["must_change_password"], false);
+        s.get("/api/v1/members").auth(&token).send().await.ok();
         s.get("/api/v1/me").auth(&second).send().await.error(401, "unauthorized");
         login("mine-2026-x").send().await.ok();
         // Guessing the current password is throttled as logins are.

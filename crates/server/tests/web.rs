@@ -2109,6 +2109,10 @@ async fn an_administrator_makes_an_account_and_everyone_changes_their_password()
         assert!(!r.text.contains("value=\"short\""), "the password typed is not sent back");
         see_other(&ta.post(&action, &f.with("password", "kite-pass-2026")).await);
         assert!(ta.page("/accounts").await.text.contains("b2_sec"));
+        // Its first page is the one to change the password the administrator set.
+        let b2 = Web::open(&w.s, "b2_sec").await;
+        assert_eq!(see_other(&b2.get("/members").await), "/me/password");
+        assert!(b2.page("/me/password").await.text.contains("请先修改密码"));
 
         // One's own password, from the link on one's name.
         let (action, f) = b1.form("/me/password").await;

@@ -17,6 +17,8 @@ pub struct User {
     pub member_id: Option<i64>,
     pub display_name: Option<String>,
     pub disabled: bool,
+    /// Set by an administrator's password (a new account, a reset): to be changed first.
+    pub must_change_password: bool,
     /// The service point a staff account works at.
     pub service_point_code: Option<String>,
     #[serde(skip)]
@@ -48,6 +50,7 @@ struct UserRow {
     member_id: Option<i64>,
     display_name: Option<String>,
     disabled: bool,
+    must_change_password: bool,
     service_point_id: Option<i64>,
     service_point_code: Option<String>,
     password_hash: String,
@@ -67,6 +70,7 @@ impl UserRow {
                 member_id: self.member_id,
                 display_name: self.display_name,
                 disabled: self.disabled,
+                must_change_password: self.must_change_password,
                 service_point_id: self.service_point_id,
                 service_point_code: self.service_point_code,
             },
@@ -76,7 +80,7 @@ impl UserRow {
 }
 
 const SELECT_USER: &str = "SELECT u.id, u.username, u.role, o.code AS org_code, o.path AS org_path, u.member_id, \
-     u.display_name, u.disabled, u.service_point_id, sp.code AS service_point_code, u.password_hash \
+     u.display_name, u.disabled, u.must_change_password, u.service_point_id, sp.code AS service_point_code, u.password_hash \
      FROM users u LEFT JOIN organizations o ON o.id = u.org_id LEFT JOIN service_points sp ON sp.id = u.service_point_id";
 
 #[derive(Debug, Clone)]

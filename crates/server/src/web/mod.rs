@@ -216,6 +216,7 @@ impl FromRequestParts<AppState> for Viewer {
                 let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
                 Err(Redirect::to(&format!("/login?next={}", urlencode(next))).into_response())
             }
+            Err(ApiError::PasswordChangeRequired) => Err(Redirect::to("/me/password").into_response()),
             Err(e) => Err(e.into_response()),
         }
     }

@@ -99,6 +99,12 @@ impl Guard<'_> {
             self.may_manage(new.role, path, &new.username).await?;
         }
         let user = accounts::insert_user(&mut tx, new).await?;
+        // The administrator knows the password: the account changes it first.
+        exec!(
+            &mut tx,
+            sqlx::query("UPDATE users SET must_change_password = $1 WHERE id = $2").bind(true).bind(user.id)
+        )?;
+        let (user, _) = accounts::by_id(&mut tx, user.id).await?.ok_or(StoreError::NotFound)?;
         let mut r = self.record("user.create", "ok", "user", user.id.to_string());
         r.after = snapshot(&user);
         audit::write(&mut tx, r).await?;
@@ -113,8 +119,9 @@ impl Guard<'_> {
             return Err(StoreError::Conflict("user.self"));
         }
         let mut tx = self.store.write().await?;
-        let user = self.managed(&mut tx, id).await?;
+        self.managed(&mut tx, id).await?;
         set_password(&mut tx, id, password_hash, None).await?;
+        let (user, _) = accounts::by_id(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         audit::write(&mut tx, self.record("user.password_reset", "ok", "user", id.to_string())).await?;
         tx.commit().await?;
         Ok(user)
@@ -170,11 +177,13 @@ impl Guard<'_> {
 
 /// A new password hash; the account's sessions end but `keep` (a reset must shut out
 /// whoever had it).
+/// Set by someone else (`keep` is `None`), it must be changed at the next login.
 async fn set_password(tx: &mut Tx, id: i64, password_hash: &str, keep: Option<&str>) -> Result<(), StoreError> {
     let n = exec!(
         &mut *tx,
-        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE users SET password_hash = $1, must_change_password = $2, updated_at = $3 WHERE id = $4")
             .bind(password_hash)
+            .bind(keep.is_none())
             .bind(Utc::now())
             .bind(id)
     )?;
