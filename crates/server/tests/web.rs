@@ -2101,6 +2101,15 @@ async fn an_administrator_makes_an_account_and_everyone_changes_their_password()
         let b1 = Web::open(&w.s, "b1_sec").await;
         assert!(!b1.page("/").await.text.contains("href=\"/accounts\""));
         assert_eq!(b1.get("/accounts").await.status, 403);
+        let count = |audit: Vec<kite_store::AuditEntry>| {
+            audit.iter().filter(|a| a.action == "account.manage" && a.outcome == "denied").count()
+        };
+        let before = count(w.s.audit().await);
+        let (_, form) = form_with_id(&ta.page("/accounts").await, "account-form");
+        let csrf = form_of(&b1.page("/").await).1.get("csrf").unwrap_or_default().to_string();
+        let form = form.with("csrf", &csrf).with("username", "sneaky").with("password", "kite-pass-2026");
+        let r = b1.post("/accounts", &form).await;
+        assert_eq!((r.status.as_u16(), count(w.s.audit().await)), (403, before + 1), "refused and audited once");
 
         let (action, f) = form_with_id(&list, "account-form");
         let f = f.with("username", "b2_sec").with("role", "secretary").with("org_code", "TA-B2");

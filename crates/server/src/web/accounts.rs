@@ -103,7 +103,11 @@ async fn create(
     .await;
     match result {
         Ok(u) => Redirect::to(&format!("/accounts#account-{}", u.id)).into_response(),
-        Err(e) => list_page(&state, lang, &who, &f.body, Some(e)).await,
+        // Refusals are audited already: reading the list again would audit them twice.
+        Err(e @ (ApiError::Invalid(_) | ApiError::Conflict(_))) => {
+            list_page(&state, lang, &who, &f.body, Some(e)).await
+        }
+        Err(e) => error_page(&state, lang, &who, e),
     }
 }
 
