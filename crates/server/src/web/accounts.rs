@@ -2,14 +2,14 @@
 //! password resets and disabling; and everyone's own password.
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use kite_domain::Role;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{error_page, form_again, render, Form, PageLang, Path, Viewer};
+use super::{error_page, form_again, render, settle, show, Form, PageLang, Path, Viewer};
 use crate::api::accounts::{change_own, set_password, AccountBody};
 use crate::auth::Authed;
 use crate::error::ApiError;
@@ -71,10 +71,7 @@ async fn list_page(state: &AppState, lang: Lang, who: &Authed, f: &AccountForm2,
             // The password typed is never sent back.
             let f = AccountForm2 { password: String::new(), ..f.clone() };
             let ctx = context! { items, roles, f => Value::from_serialize(&f), me => who.user.id };
-            match e {
-                Some(e) => form_again(state, lang, who, "accounts.html", ctx, e),
-                None => render(state, "accounts.html", lang, Some(who), ctx),
-            }
+            show(state, lang, who, "accounts.html", ctx, e)
         }
         Err(e) => error_page(state, lang, who, e.into()),
     }
@@ -101,14 +98,8 @@ async fn create(
         Ok::<_, ApiError>(who.guard(&state).account_create(&new).await?)
     }
     .await;
-    match result {
-        Ok(u) => Redirect::to(&format!("/accounts#account-{}", u.id)).into_response(),
-        // Refusals are audited already: reading the list again would audit them twice.
-        Err(e @ (ApiError::Invalid(_) | ApiError::Conflict(_))) => {
-            list_page(&state, lang, &who, &f.body, Some(e)).await
-        }
-        Err(e) => error_page(&state, lang, &who, e),
-    }
+    let to = result.as_ref().map(|u| format!("/accounts#account-{}", u.id)).unwrap_or_default();
+    settle(&state, lang, &who, result.map(|_| ()), &to, |e| list_page(&state, lang, &who, &f.body, Some(e))).await
 }
 
 #[derive(Deserialize, Default)]
@@ -157,13 +148,9 @@ async fn status(
 
 /// Back to the list at the account, or the list with the message.
 async fn back(state: &AppState, lang: Lang, who: &Authed, id: i64, r: Result<(), ApiError>) -> Response {
-    match r {
-        Ok(()) => Redirect::to(&format!("/accounts#account-{id}")).into_response(),
-        Err(e @ (ApiError::Invalid(_) | ApiError::Conflict(_))) => {
-            list_page(state, lang, who, &AccountForm2::default(), Some(e)).await
-        }
-        Err(e) => error_page(state, lang, who, e),
-    }
+    let blank = AccountForm2::default();
+    let again = |e| list_page(state, lang, who, &blank, Some(e));
+    settle(state, lang, who, r, &format!("/accounts#account-{id}"), again).await
 }
 
 #[derive(Deserialize, Default)]

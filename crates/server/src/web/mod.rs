@@ -312,6 +312,35 @@ fn form_again(state: &AppState, lang: Lang, who: &Authed, template: &str, ctx: V
     r
 }
 
+/// A page, or the same page again with a refused form's message (see [`form_again`]).
+fn show(state: &AppState, lang: Lang, who: &Authed, template: &str, ctx: Value, e: Option<ApiError>) -> Response {
+    match e {
+        Some(e) => form_again(state, lang, who, template, ctx, e),
+        None => render(state, template, lang, Some(who), ctx),
+    }
+}
+
+/// A form's outcome: on to `to`, or the page again from `again` with the message beside
+/// the form (400, 409). Other refusals are an error page: they are audited already, and
+/// reading the page again would audit them twice.
+async fn settle<Fut>(
+    state: &AppState,
+    lang: Lang,
+    who: &Authed,
+    r: Result<(), ApiError>,
+    to: &str,
+    again: impl FnOnce(ApiError) -> Fut,
+) -> Response
+where
+    Fut: std::future::Future<Output = Response>,
+{
+    match r {
+        Ok(()) => Redirect::to(to).into_response(),
+        Err(e @ (ApiError::Invalid(_) | ApiError::Conflict(_))) => again(e).await,
+        Err(e) => error_page(state, lang, who, e),
+    }
+}
+
 /// A form on a record's page refused: the page again, read by `reload`, with the message
 /// beside the form (400, 409). Other refusals are an error page: they are audited already,
 /// and reading the page again would audit them twice.

@@ -10,7 +10,7 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use super::session::CsrfForm;
-use super::{error_page, form_again, render, Form, PageLang, Path, Query, Viewer};
+use super::{error_page, render, settle, show, Form, PageLang, Path, Query, Viewer};
 use crate::api::screening::{
     cancel_run, receive, start_run, store_upload, CampaignBody, DecisionBody, MatchQuery, UPLOAD_BODY_LIMIT,
 };
@@ -44,10 +44,7 @@ async fn list_page(state: &AppState, lang: Lang, who: &Authed, f: &CampaignBody,
     match who.guard(state).campaigns().await {
         Ok(items) => {
             let ctx = context! { items, f => Value::from_serialize(f) };
-            match e {
-                Some(e) => form_again(state, lang, who, "screening.html", ctx, e),
-                None => render(state, "screening.html", lang, Some(who), ctx),
-            }
+            show(state, lang, who, "screening.html", ctx, e)
         }
         Err(e) => error_page(state, lang, who, e.into()),
     }
@@ -167,10 +164,7 @@ async fn detail_page(
                 v, c => &v.campaign, matches, total, q => Value::from_serialize(q), page => q.page(), pages, here,
                 prev => prev.then(|| at(q.page() - 1)), next => next.then(|| at(q.page() + 1)),
             };
-            match e {
-                Some(e) => form_again(state, lang, who, "screening_campaign.html", ctx, e),
-                None => render(state, "screening_campaign.html", lang, Some(who), ctx),
-            }
+            show(state, lang, who, "screening_campaign.html", ctx, e)
         }
         Err(err) => error_page(state, lang, who, err.into()),
     }
@@ -189,18 +183,14 @@ async fn detail(
 /// The outcome of a form on the campaign's page: back to it (with the review list's
 /// filters in `query`), or the page with the message.
 async fn back(state: &AppState, lang: Lang, who: &Authed, id: i64, query: &str, r: Result<(), ApiError>) -> Response {
-    match r {
-        Ok(()) => {
-            let query = safe_query(query);
-            let sep = if query.is_empty() { "" } else { "?" };
-            Redirect::to(&format!("/screening/{id}{sep}{query}#match-list")).into_response()
-        }
-        Err(e @ (ApiError::Invalid(_) | ApiError::Conflict(_))) => {
-            let q: ReviewQuery = serde_urlencoded::from_str(safe_query(query)).unwrap_or_default();
-            detail_page(state, lang, who, id, &q, Some(e)).await
-        }
-        Err(e) => error_page(state, lang, who, e),
-    }
+    let query = safe_query(query);
+    let sep = if query.is_empty() { "" } else { "?" };
+    let to = format!("/screening/{id}{sep}{query}#match-list");
+    settle(state, lang, who, r, &to, |e| {
+        let q: ReviewQuery = serde_urlencoded::from_str(query).unwrap_or_default();
+        async move { detail_page(state, lang, who, id, &q, Some(e)).await }
+    })
+    .await
 }
 
 /// Receives a roster and shows it for its columns to be checked before the run.
@@ -264,10 +254,7 @@ async fn roster_page(
         c, r, progress, preview, fields, header_line, choices => FIELDS,
         info => r.detected.as_ref().and_then(|d| d.get("info")).cloned(),
     };
-    match e {
-        Some(e) => form_again(state, lang, who, "screening_roster.html", ctx, e),
-        None => render(state, "screening_roster.html", lang, Some(who), ctx),
-    }
+    show(state, lang, who, "screening_roster.html", ctx, e)
 }
 
 async fn roster(
@@ -343,11 +330,8 @@ async fn cancel(
 
 /// The outcome of a form on a roster's page: back to it, or the page with the message.
 async fn roster_back(state: &AppState, lang: Lang, who: &Authed, ids: (i64, i64), r: Result<(), ApiError>) -> Response {
-    match r {
-        Ok(()) => Redirect::to(&format!("/screening/{}/rosters/{}", ids.0, ids.1)).into_response(),
-        Err(e @ (ApiError::Invalid(_) | ApiError::Conflict(_))) => roster_page(state, lang, who, ids, Some(e)).await,
-        Err(e) => error_page(state, lang, who, e),
-    }
+    let to = format!("/screening/{}/rosters/{}", ids.0, ids.1);
+    settle(state, lang, who, r, &to, |e| roster_page(state, lang, who, ids, Some(e))).await
 }
 
 #[derive(Deserialize, Default)]
