@@ -294,14 +294,7 @@ impl Admin<'_> {
         tx.commit().await?;
         // What closing campaigns deletes, finished where a stop cut it off.
         for id in closed {
-            loop {
-                let mut tx = self.store.write().await?;
-                let n = screening::purge_step(&mut tx, id).await?;
-                tx.commit().await?;
-                if n == 0 {
-                    break;
-                }
-            }
+            screening::purge(self.store, id).await?;
         }
         Ok(n)
     }

@@ -696,7 +696,7 @@ pub(crate) async fn close(tx: &mut Tx, id: i64, version: i64) -> Result<(), Stor
 /// matches never reviewed, or the roster data of matches not accepted, or uploads cut off
 /// by the close. Returns how many rows it changed (0: nothing is left). In batches so that
 /// closing a campaign of large rosters does not hold the writer for long.
-pub(crate) async fn purge_step(tx: &mut Tx, id: i64) -> Result<u64, StoreError> {
+async fn purge_step(tx: &mut Tx, id: i64) -> Result<u64, StoreError> {
     let steps = [
         "DELETE FROM screen_roster_parts WHERE roster_id IN (SELECT id FROM screen_rosters WHERE campaign_id = $1) \
          AND seq IN (SELECT p.seq FROM screen_roster_parts p WHERE p.roster_id = screen_roster_parts.roster_id \
@@ -714,6 +714,19 @@ pub(crate) async fn purge_step(tx: &mut Tx, id: i64) -> Result<u64, StoreError> 
         }
     }
     Ok(0)
+}
+
+/// Everything a closed campaign deletes, one batch per transaction (the writer taken at
+/// once: no write slips in between a batch's read and its write).
+pub(crate) async fn purge(store: &crate::Store, id: i64) -> Result<(), StoreError> {
+    loop {
+        let mut tx = store.write_immediate().await?;
+        let n = purge_step(&mut tx, id).await?;
+        tx.commit().await?;
+        if n == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// Closed campaigns with something left to delete (a purge a stop cut off).

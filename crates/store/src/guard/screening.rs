@@ -308,14 +308,7 @@ impl Guard<'_> {
         audit::write(&mut tx, rec).await?;
         tx.commit().await?;
         // The deletions, batch by batch; a stop midway is finished at the next start.
-        loop {
-            let mut tx = self.background_write(id).await?;
-            let n = screening::purge_step(&mut tx, id).await?;
-            tx.commit().await?;
-            if n == 0 {
-                break;
-            }
-        }
+        screening::purge(self.store, id).await?;
         screening::campaign(&mut self.store.read().await?, id).await?.ok_or(StoreError::NotFound)
     }
 }
