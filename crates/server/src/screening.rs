@@ -151,6 +151,13 @@ pub fn sweep_spool(age: std::time::Duration) -> usize {
     entries.flatten().filter(|e| old(e) && std::fs::remove_file(e.path()).is_ok()).count()
 }
 
+/// The suffix a roster's file is read with: TSV and workbooks by name, CSV otherwise (the
+/// format is told by the content; the suffix only tells TSV from CSV).
+pub fn suffix_of(file_name: &str) -> &'static str {
+    let lower = file_name.to_lowercase();
+    ["xlsx", "tsv", "tab"].into_iter().find(|x| lower.ends_with(&format!(".{x}"))).unwrap_or("csv")
+}
+
 /// Where a run stands, for its progress bar.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunProgress {
@@ -512,8 +519,7 @@ async fn roster_file(
     roster_id: i64,
     file_name: &str,
 ) -> Result<tempfile::NamedTempFile, String> {
-    let lower = file_name.to_lowercase();
-    let suffix = ["xlsx", "tsv", "tab"].into_iter().find(|x| lower.ends_with(&format!(".{x}"))).unwrap_or("csv");
+    let suffix = suffix_of(file_name);
     let io = |e: std::io::Error| e.to_string();
     let mut file =
         tempfile::Builder::new().suffix(&format!(".{suffix}")).tempfile_in(spool().map_err(io)?).map_err(io)?;

@@ -281,7 +281,7 @@ async fn store_parts(
 ) -> Result<RosterDetail, ApiError> {
     let path = received.file.path().to_path_buf();
     // The format is told by the content; the name's suffix only tells TSV from CSV.
-    let named = path.with_extension(suffix_of(&received.file_name));
+    let named = path.with_extension(crate::screening::suffix_of(&received.file_name));
     let detected = tokio::task::spawn_blocking(move || {
         std::fs::hard_link(&path, &named).or_else(|_| std::fs::copy(&path, &named).map(|_| ()))?;
         let detected = crate::screening::detect(&named);
@@ -327,12 +327,6 @@ async fn store_parts(
         let _ = g.roster_upload_abort(campaign_id, roster_id).await;
     }
     stored
-}
-
-/// The suffix a roster's file is read with: TSV and workbooks by name, CSV otherwise.
-pub fn suffix_of(file_name: &str) -> &'static str {
-    let lower = file_name.to_lowercase();
-    ["xlsx", "tsv", "tab"].into_iter().find(|x| lower.ends_with(&format!(".{x}"))).unwrap_or("csv")
 }
 
 /// Reads until `buf` is full or the file ends.
