@@ -371,6 +371,18 @@ pub(crate) async fn insert_user(tx: &mut crate::Tx, new: &NewUser) -> Result<Use
     Ok(user)
 }
 
+/// The accounts whose place (a member's account: the member's organization) is in
+/// `[lo, hi)`, by user name, at most `limit`.
+pub(crate) async fn in_range(tx: &mut crate::Tx, lo: &str, hi: &str, limit: i64) -> Result<Vec<User>, StoreError> {
+    let place = "(CASE WHEN u.role = 'member' THEN COALESCE(mo.path, '') ELSE COALESCE(o.path, '') END)";
+    let sql = format!(
+        "{SELECT_USER} LEFT JOIN members m ON m.id = u.member_id LEFT JOIN organizations mo ON mo.id = m.org_id \
+         WHERE {place} >= $1 AND {place} < $2 ORDER BY u.username LIMIT {limit}"
+    );
+    let rows: Vec<UserRow> = on!(tx, c => sqlx::query_as(&sql).bind(lo).bind(hi).fetch_all(c).await)?;
+    rows.into_iter().map(|r| r.split().map(|(u, _)| u)).collect()
+}
+
 pub(crate) async fn by_id(tx: &mut crate::Tx, id: i64) -> Result<Option<(User, String)>, StoreError> {
     let sql = format!("{SELECT_USER} WHERE u.id = $1");
     let row: Option<UserRow> = on!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?;

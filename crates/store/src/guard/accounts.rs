@@ -8,7 +8,7 @@ use kite_domain::Role;
 
 use super::{snapshot, Guard};
 use crate::accounts::{self, NewUser, User};
-use crate::{audit, exec, members, on, orgs, service_points, StoreError, Tx};
+use crate::{audit, exec, members, orgs, service_points, StoreError, Tx};
 
 /// Accounts listed at most.
 const MAX_ACCOUNTS: i64 = 500;
@@ -54,21 +54,7 @@ impl Guard<'_> {
             return Err(StoreError::Forbidden);
         }
         let (lo, hi) = kite_domain::org::scope_range(self.who.org_root());
-        let mut tx = self.store.read().await?;
-        let ids: Vec<i64> = on!(&mut tx, c => sqlx::query_scalar(&format!(
-            "SELECT u.id FROM users u LEFT JOIN organizations o ON o.id = u.org_id \
-             LEFT JOIN members m ON m.id = u.member_id LEFT JOIN organizations mo ON mo.id = m.org_id \
-             WHERE (CASE WHEN u.role = 'member' THEN COALESCE(mo.path, '') ELSE COALESCE(o.path, '') END) >= $1 \
-             AND (CASE WHEN u.role = 'member' THEN COALESCE(mo.path, '') ELSE COALESCE(o.path, '') END) < $2 \
-             ORDER BY u.username LIMIT {MAX_ACCOUNTS}"))
-            .bind(&lo).bind(&hi).fetch_all(c).await)?;
-        let mut users = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some((user, _)) = accounts::by_id(&mut tx, id).await? {
-                users.push(user);
-            }
-        }
-        Ok(users)
+        accounts::in_range(&mut self.store.read().await?, &lo, &hi, MAX_ACCOUNTS).await
     }
 
     /// Creates an account in the caller's subtree, of a role the caller may grant.
