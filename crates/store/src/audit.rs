@@ -44,14 +44,7 @@ pub(crate) async fn write(tx: &mut Tx, r: Record<'_>) -> Result<(), StoreError> 
 pub(crate) async fn write_many(tx: &mut Tx, records: Vec<Record<'_>>) -> Result<(), StoreError> {
     const COLS: usize = 10;
     let at = Utc::now();
-    let rows: Vec<_> = records
-        .into_iter()
-        .map(|mut r| {
-            let before = r.before.take().map(|v| mask_ids(v).to_string());
-            let after = r.after.take().map(|v| mask_ids(v).to_string());
-            (r, before, after)
-        })
-        .collect();
+    let rows: Vec<_> = records.into_iter().map(stored).collect();
     for chunk in rows.chunks(crate::db::ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO audit_log (at, user_id, username, client, action, outcome, target_type, target_id, \
@@ -91,6 +84,13 @@ pub(crate) async fn recent(tx: &mut Tx, limit: i64) -> Result<Vec<AuditEntry>, S
         "SELECT id, at, user_id, username, client, action, outcome, target_type, target_id, before_data, after_data \
          FROM audit_log ORDER BY id DESC LIMIT $1")
         .bind(limit).fetch_all(c).await)?)
+}
+
+/// A record with its before and after as stored: masked JSON text.
+pub(crate) fn stored(mut r: Record<'_>) -> (Record<'_>, Option<String>, Option<String>) {
+    let before = r.before.take().map(|v| mask_ids(v).to_string());
+    let after = r.after.take().map(|v| mask_ids(v).to_string());
+    (r, before, after)
 }
 
 /// The audit log is read by more people than may see identity numbers: keep them masked.

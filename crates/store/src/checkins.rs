@@ -11,6 +11,7 @@ use crate::db::{arg, bind_args, Arg};
 use crate::{exec, flows, members, on, orgs, service_points, Page, StoreError, Tx};
 
 mod batch;
+mod postgres;
 mod submit;
 pub(crate) use batch::CheckinWriter;
 pub(crate) use submit::{submit, submit_at_link, Actor, Submission, Submit};

@@ -184,6 +184,13 @@ impl Pools {
         })
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Pools::Sqlite { write, .. } => write.is_closed(),
+            Pools::Postgres(p) => p.is_closed(),
+        }
+    }
+
     pub(crate) async fn close(&self) {
         match self {
             Pools::Sqlite { read, write } => {

@@ -115,3 +115,9 @@ pub async fn run_sql(store: &Store, sql: &str) {
     }
     tx.commit().await.expect("committed");
 }
+
+/// The audit records of one target, newest first.
+pub async fn audit_of(store: &Store, target_type: &str, target_id: &str) -> Vec<crate::AuditEntry> {
+    let mut tx = store.pools.read().await.expect("a read transaction");
+    crate::audit::for_target(&mut tx, target_type, target_id, 100).await.expect("the audit log")
+}

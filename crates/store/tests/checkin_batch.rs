@@ -349,6 +349,61 @@ async fn a_batch_is_written_whole_and_undone_whole_when_a_row_is_refused() {
     .await;
 }
 
+/// Makes the database leave the code sent to `phone` unspent, as if another request had
+/// spent it between the batch's read and its write.
+async fn keep_code_unspent(backend: Backend, store: &Store, phone: &str) {
+    let sql = match backend {
+        Backend::Sqlite => format!(
+            "CREATE TRIGGER unspent BEFORE UPDATE OF used_at ON one_time_codes WHEN OLD.phone = '{phone}' \
+             BEGIN SELECT RAISE(IGNORE); END"
+        ),
+        Backend::Postgres => format!(
+            "CREATE FUNCTION unspent() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF OLD.phone = '{phone}' AND NEW.used_at IS NOT NULL THEN RETURN NULL; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER unspent BEFORE UPDATE ON one_time_codes FOR EACH ROW EXECUTE FUNCTION unspent()"
+        ),
+    };
+    testing::run_sql(store, &sql).await;
+}
+
+#[tokio::test]
+async fn a_code_spent_meanwhile_undoes_the_batch_and_refuses_only_its_request() {
+    on_each_backend(|backend, store| async move {
+        let target = world(&store, 6).await;
+        for n in 1..=6 {
+            send_code(&store, n).await;
+        }
+        keep_code_unspent(backend, &store, &phone(3)).await;
+        let hold = testing::hold_checkin_writer(&store).await;
+        let sent: Vec<_> =
+            (1..=6).map(|n| submit(&store, &target, checkin(n, n), &format!("key-{n}"), hash(n))).collect();
+        wait_for_queue(&store, 6).await;
+        drop(hold);
+        let mut answers = Vec::new();
+        for h in sent {
+            answers.push(h.await.unwrap());
+        }
+        assert_eq!(testing::largest_checkin_batch(&store), 6, "one batch");
+        assert_eq!(testing::checkin_batches_one_by_one(&store), 1, "undone, then one by one");
+        for (n, a) in (1..=6).zip(answers) {
+            if n == 3 {
+                assert_invalid(a, "code", "otp.expired");
+            } else {
+                a.expect("stored");
+            }
+        }
+        let rows = all_checkins(&store).await;
+        assert_eq!(rows.len(), 5);
+        assert!(rows.iter().all(|r| r.id_number != id_of(3)));
+        // Nothing of the undone write stayed: each stored check-in has one audit record.
+        for r in &rows {
+            let audit = testing::audit_of(&store, "checkin", &r.id.to_string()).await;
+            assert_eq!(audit.len(), 1, "{}", r.reference);
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn closing_the_store_answers_every_request() {
     on_each_backend(|_, store| async move {
@@ -436,11 +491,27 @@ async fn one_batch_reads_links_picked_and_claimed_organizations_together() {
             }])
             .await
             .unwrap();
+        admin
+            .insert_service_points(&[kite_store::NewServicePoint {
+                code: "P2".into(),
+                parent_code: None,
+                name: "P2 驿站".into(),
+                level: kite_domain::ServicePointLevel::Station,
+                org_code: "D1".into(),
+                division_code: DIVISION.into(),
+                address: None,
+                hotline: None,
+                opening_hours: None,
+            }])
+            .await
+            .unwrap();
         let public = store.public(Client::default());
         let point = public.checkin_target(LinkKind::Point, "P1").await.unwrap();
         let d3 = public.checkin_target(LinkKind::Org, "D3").await.unwrap();
+        let p2 = public.checkin_target(LinkKind::Point, "P2").await.unwrap();
         testing::run_sql(&store, "UPDATE organizations SET status = 'dissolved' WHERE code = 'D3'").await;
-        for n in 1..=7 {
+        testing::run_sql(&store, "UPDATE service_points SET status = 'closed' WHERE code = 'P2'").await;
+        for n in 1..=8 {
             send_code(&store, n).await;
         }
         let hold = testing::hold_checkin_writer(&store).await;
@@ -452,7 +523,12 @@ async fn one_batch_reads_links_picked_and_claimed_organizations_together() {
         let unclaimed = submit(&store, &target, checkin_with(502, 5, "ZZ9", ""), "key-unclaimed", hash(5));
         let closed_link = submit(&store, &d3, checkin_with(503, 6, "", ""), "key-closed", hash(6));
         let own = submit(&store, &point, checkin_with(504, 7, "", ""), "key-own", hash(7));
-        wait_for_queue(&store, 7).await;
+        let closed_point = submit(&store, &p2, checkin_with(505, 8, "", ""), "key-closed-point", hash(8));
+        // A link no database can hold (a NUL from the path): unknown, and the batch goes on.
+        let c = checkin_with(506, 8, "", "");
+        let nul = public.checkin_at_link(LinkKind::Org, "D1\0", &c, "key-nul-link", &hash(8)).await;
+        assert!(matches!(nul, Err(StoreError::NotFound)), "{nul:?}");
+        wait_for_queue(&store, 8).await;
         drop(hold);
 
         picked.await.unwrap().expect("stored");
@@ -462,7 +538,8 @@ async fn one_batch_reads_links_picked_and_claimed_organizations_together() {
         unclaimed.await.unwrap().expect("stored");
         assert!(matches!(closed_link.await.unwrap(), Err(StoreError::NotFound)));
         own.await.unwrap().expect("stored");
-        assert_eq!(testing::largest_checkin_batch(&store), 7, "one batch");
+        assert!(matches!(closed_point.await.unwrap(), Err(StoreError::NotFound)));
+        assert_eq!(testing::largest_checkin_batch(&store), 8, "one batch");
         assert_eq!(testing::checkin_batches_one_by_one(&store), 0, "written whole");
 
         let rows = all_checkins(&store).await;

@@ -1,20 +1,24 @@
 //! Group commit of check-ins. Each request queues its submission; a writer task takes
-//! whatever is waiting (at most [`MAX_BATCH`]) and, in one transaction, reads what the
-//! batch needs and writes it with one statement per kind ([`prepare_many`],
-//! [`write_many`]). When that does not go through whole (two requests of one person or
-//! one code in the batch, a row changed meanwhile), the transaction is dropped and the
-//! batch starts over one request at a time, each under its own savepoint. The writer commits
-//! once and only then answers each request: one commit (one fsync) serves many
-//! check-ins, and nothing is acknowledged before it is durable.
+//! whatever is waiting (at most [`MAX_BATCH`]), reads what the batch needs with one
+//! statement, decides each request and writes them all with one statement per kind.
+//! On PostgreSQL that is two statements on a connection the writer keeps, the second
+//! committing ([`postgres`]); on SQLite one transaction ([`prepare_many`], [`write_many`]).
+//! When that does not go through whole (two requests of one person or one code in the
+//! batch, a row changed meanwhile), the batch starts over in a transaction one request at
+//! a time, each under its own savepoint. The writer answers each request only after the
+//! commit: one commit (one fsync) serves many check-ins, and nothing is acknowledged
+//! before it is durable.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedRwLockWriteGuard, RwLock};
 
 use super::submit::{answer_after_conflict, prepare_many, write, write_many, wrong_code, Prepared, Submit, Write};
-use super::CheckinReceipt;
+use super::{postgres, CheckinReceipt};
 use crate::db::{Backend, Pools};
 use crate::{messages, StoreError, Tx};
 
@@ -138,11 +142,28 @@ fn stopped() -> StoreError {
 
 async fn run(pools: Pools, shared: Arc<Shared>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // PostgreSQL: the connection this writer keeps between batches (see [`postgres`]).
+    let mut own: Option<PoolConnection<Postgres>> = None;
     loop {
         let task = {
-            let mut queue = shared.queue.lock().await;
-            // Waits only while nothing is queued; then takes what is there, never more.
-            match queue.recv().await {
+            // Waits for its turn, then only while nothing is queued; then takes what is
+            // there, never more.
+            let (mut queue, first) = loop {
+                let wait = async {
+                    let mut queue = shared.queue.lock().await;
+                    let first = queue.recv().await;
+                    (queue, first)
+                };
+                match (&pools, own.is_some()) {
+                    // A kept connection goes back when the pool closes (closing waits for it).
+                    (Pools::Postgres(pool), true) => tokio::select! {
+                        got = wait => break got,
+                        () = pool.close_event() => own = None,
+                    },
+                    _ => break wait.await,
+                }
+            };
+            match first {
                 Some(r) => batch.push(r),
                 None => return,
             }
@@ -158,34 +179,60 @@ async fn run(pools: Pools, shared: Arc<Shared>) {
             shared.largest_batch.fetch_max(batch.len(), Ordering::SeqCst);
             // In a task of its own, so that a panic answers its batch (the dropped replies
             // read as "not stored") and this writer goes on with the next.
-            let (p, sh, mut work) = (pools.clone(), shared.clone(), std::mem::take(&mut batch));
+            let (p, sh, mut work, conn) = (pools.clone(), shared.clone(), std::mem::take(&mut batch), own.take());
             let (written, ready) = oneshot::channel();
-            let task = tokio::spawn(async move { commit_batch(&p, &mut work, &sh, written).await });
-            // The queue stays with this writer until its batch is written, only the commit
-            // to go: the next writer then takes all that came meanwhile (one large batch
-            // rather than several small ones) while this one waits for its commit.
+            let task = tokio::spawn(async move { commit_batch(&p, conn, &mut work, &sh, written).await });
+            // The queue stays with this writer until only the commit is left (on
+            // PostgreSQL, the one write that commits): the next writer then takes all that
+            // came meanwhile (one large batch rather than several small ones) while this
+            // one waits for its commit.
             // A batch stuck on a lock does not stop the others for long.
             let _ = tokio::time::timeout(HANDOVER_WAIT, ready).await;
             drop(queue);
             task
         };
-        if let Err(e) = task.await {
-            tracing::error!(error = %e, "check-in batch failed");
+        match task.await {
+            Ok(conn) => own = conn.filter(|_| !pools.is_closed()),
+            Err(e) => tracing::error!(error = %e, "check-in batch failed"),
         }
     }
 }
 
-/// Runs `batch` in one transaction and answers every request: each with its own
-/// answer once the commit succeeded, all with an error if the transaction was lost.
-/// `written` is told when only the commit is left.
-async fn commit_batch(pools: &Pools, batch: &mut Vec<Request>, shared: &Shared, written: oneshot::Sender<()>) {
+/// Runs `batch` and answers every request: each with its own answer once the commit
+/// succeeded, all with an error if the transaction was lost. On PostgreSQL it goes in two
+/// statements on the writer's own connection `conn` where it can, else (as always on
+/// SQLite) in one transaction, whole or else one request at a time. `written` is told
+/// when only the commit is left. Gives back the connection to keep.
+async fn commit_batch(
+    pools: &Pools,
+    mut conn: Option<PoolConnection<Postgres>>,
+    batch: &mut Vec<Request>,
+    shared: &Shared,
+    written: oneshot::Sender<()>,
+) -> Option<PoolConnection<Postgres>> {
     let subs: Vec<&Submit> = batch.iter().map(|r| &*r.submit).collect();
+    let mut written = Some(written);
+    let mut ways = vec![true, false];
+    if let Pools::Postgres(pool) = pools {
+        match two_statements(pool, &mut conn, &subs, &mut written).await {
+            Ok(answers) => {
+                answer(batch, answers);
+                return conn;
+            }
+            // The read failed: the transaction reads again.
+            Err(Again::Whole) => {}
+            Err(Again::OneByOne) => ways = vec![false],
+        }
+    }
     let mut result = Ok(None);
     // Whole first; if a write of the batch failed, all over again one request at a time.
-    for whole in [true, false] {
+    for whole in ways {
         let mut tx = match pools.write_immediate().await {
             Ok(tx) => tx,
-            Err(e) => return fail(batch.drain(..).map(|r| r.reply), &e),
+            Err(e) => {
+                fail(batch.drain(..).map(|r| r.reply), &e);
+                return conn;
+            }
         };
         result = run_batch(&mut tx, &subs, shared, whole).await.map(|a| a.map(|a| (tx, a)));
         if !matches!(result, Ok(None)) {
@@ -194,34 +241,88 @@ async fn commit_batch(pools: &Pools, batch: &mut Vec<Request>, shared: &Shared, 
     }
     let (tx, answers) = match result {
         Ok(Some(done)) => done,
-        Ok(None) => return fail(batch.drain(..).map(|r| r.reply), &unanswered()),
-        Err(e) => return fail(batch.drain(..).map(|r| r.reply), &e),
-    };
-    let _ = written.send(());
-    match tx.commit().await {
-        Ok(()) => {
-            for (r, answer) in batch.drain(..).zip(answers) {
-                // A requester that went away is answered by its retry (same key).
-                let _ = r.reply.send(answer);
-            }
+        Ok(None) => {
+            fail(batch.drain(..).map(|r| r.reply), &unanswered());
+            return conn;
         }
+        Err(e) => {
+            fail(batch.drain(..).map(|r| r.reply), &e);
+            return conn;
+        }
+    };
+    if let Some(w) = written.take() {
+        let _ = w.send(());
+    }
+    match tx.commit().await {
+        Ok(()) => answer(batch, answers),
         Err(e) => fail(batch.drain(..).map(|r| r.reply), &e),
+    }
+    conn
+}
+
+/// Each request its answer, in order.
+fn answer(batch: &mut Vec<Request>, answers: Vec<Answer>) {
+    for (r, answer) in batch.drain(..).zip(answers) {
+        // A requester that went away is answered by its retry (same key).
+        let _ = r.reply.send(answer);
     }
 }
 
-/// The batch's answers, in order. With `whole`, the batch is written with one statement
-/// per kind if its requests are independent; `Ok(None)` when such a write failed (the
-/// transaction is then to be dropped). Otherwise one request at a time, each under a
-/// savepoint. `Err` when the transaction itself is lost.
-async fn run_batch(
-    tx: &mut Tx,
+/// How a batch the two statements could not write goes on.
+enum Again {
+    Whole,
+    OneByOne,
+}
+
+/// The batch on PostgreSQL with one read and one write that commits ([`postgres`]), on
+/// `conn` (taken from the pool if there is none). A failed statement gives the connection
+/// back to the pool: the next batch takes one that answers the pool's check.
+async fn two_statements(
+    pool: &PgPool,
+    conn: &mut Option<PoolConnection<Postgres>>,
     subs: &[&Submit],
-    shared: &Shared,
-    whole: bool,
-) -> Result<Option<Vec<Answer>>, StoreError> {
-    let mut answers: Vec<Option<Answer>> = Vec::with_capacity(subs.len());
-    let mut jobs: Vec<(usize, Job)> = Vec::new();
-    for (i, p) in prepare_many(tx, subs).await?.into_iter().enumerate() {
+    written: &mut Option<oneshot::Sender<()>>,
+) -> Result<Vec<Answer>, Again> {
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(pool.acquire().await.map_err(|_| Again::Whole)?),
+    };
+    let (prepared, ids) = match postgres::prepare_many(c, subs).await {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::debug!(error = %e, "check-in batch read again in a transaction");
+            *conn = None;
+            return Err(Again::Whole);
+        }
+    };
+    let (mut answers, jobs) = sort(prepared);
+    if !independent(&jobs) {
+        return Err(Again::OneByOne);
+    }
+    // Only the write is left, and it commits: the next writer may take the queue.
+    if let Some(w) = written.take() {
+        let _ = w.send(());
+    }
+    if !jobs.is_empty() {
+        let (writes, wrong) = split(&jobs);
+        match postgres::write_many(c, &writes, &ids, &wrong).await {
+            Ok(receipts) => fill(&mut answers, jobs, receipts),
+            Err(e) => {
+                tracing::debug!(error = %e, "check-in batch goes again one request at a time");
+                *conn = None;
+                return Err(Again::OneByOne);
+            }
+        }
+    }
+    Ok(answers.into_iter().map(|a| a.unwrap_or_else(|| Err(unanswered()))).collect())
+}
+
+/// What the read decided, sorted: the answers known now (`None` where a write is to
+/// come), and the writes, each with its request's place in the batch.
+fn sort(prepared: Vec<Result<Prepared, StoreError>>) -> (Vec<Option<Answer>>, Vec<(usize, Job)>) {
+    let mut answers = Vec::with_capacity(prepared.len());
+    let mut jobs = Vec::new();
+    for (i, p) in prepared.into_iter().enumerate() {
         answers.push(match p {
             Ok(Prepared::Answer(receipt)) => Some(Ok(receipt)),
             Err(e) => Some(Err(e)),
@@ -235,24 +336,48 @@ async fn run_batch(
             }
         });
     }
+    (answers, jobs)
+}
+
+/// The check-ins to insert and the wrong codes to count, in the jobs' order.
+fn split(jobs: &[(usize, Job)]) -> (Vec<&Write>, Vec<i64>) {
+    let writes = jobs.iter().filter_map(|(_, j)| if let Job::Write(w) = j { Some(&**w) } else { None }).collect();
+    let wrong = jobs.iter().filter_map(|(_, j)| if let Job::WrongCode(id) = j { Some(*id) } else { None }).collect();
+    (writes, wrong)
+}
+
+/// The answers of jobs written together: the receipts of the writes, in order.
+fn fill(answers: &mut [Option<Answer>], jobs: Vec<(usize, Job)>, receipts: Vec<CheckinReceipt>) {
+    let mut receipts = receipts.into_iter();
+    for (i, job) in jobs {
+        answers[i] = Some(match job {
+            Job::Write(_) => receipts.next().ok_or_else(unanswered),
+            Job::WrongCode(_) => Err(wrong_code()),
+        });
+    }
+}
+
+/// The batch's answers, in order. With `whole`, the batch is written with one statement
+/// per kind if its requests are independent; `Ok(None)` when such a write failed (the
+/// transaction is then to be dropped). Otherwise one request at a time, each under a
+/// savepoint. `Err` when the transaction itself is lost.
+async fn run_batch(
+    tx: &mut Tx,
+    subs: &[&Submit],
+    shared: &Shared,
+    whole: bool,
+) -> Result<Option<Vec<Answer>>, StoreError> {
+    let (mut answers, jobs) = sort(prepare_many(tx, subs).await?);
     if whole && independent(&jobs) {
-        let writes: Vec<&Write> =
-            jobs.iter().filter_map(|(_, j)| if let Job::Write(w) = j { Some(&**w) } else { None }).collect();
-        let wrong: Vec<i64> =
-            jobs.iter().filter_map(|(_, j)| if let Job::WrongCode(id) = j { Some(*id) } else { None }).collect();
-        let mut receipts = match write_many(tx, &writes, &wrong).await {
-            Ok(receipts) => receipts.into_iter(),
+        let (writes, wrong) = split(&jobs);
+        let receipts = match write_many(tx, &writes, &wrong).await {
+            Ok(receipts) => receipts,
             Err(e) => {
                 tracing::debug!(error = %e, "check-in batch goes again one request at a time");
                 return Ok(None);
             }
         };
-        for (i, job) in jobs {
-            answers[i] = Some(match job {
-                Job::Write(_) => receipts.next().ok_or_else(unanswered),
-                Job::WrongCode(_) => Err(wrong_code()),
-            });
-        }
+        fill(&mut answers, jobs, receipts);
     } else {
         shared.one_by_one.fetch_add(1, Ordering::SeqCst);
         // Request keys stored one by one, for the same request twice in the batch.

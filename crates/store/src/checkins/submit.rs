@@ -48,15 +48,15 @@ pub(crate) struct Submit {
 
 /// An organization as a check-in records it.
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct OrgRef {
-    id: i64,
+pub(super) struct OrgRef {
+    pub(super) id: i64,
     code: String,
     name: String,
-    path: String,
+    pub(super) path: String,
 }
 
 /// Where a link leads, as a check-in needs it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Link {
     kind: LinkKind,
     code: String,
@@ -100,26 +100,35 @@ struct MemberRef {
 #[derive(Debug)]
 pub(crate) struct Write {
     pub request_key: String,
-    channel: CheckinChannel,
-    status: CheckinStatus,
+    pub(super) channel: CheckinChannel,
+    pub(super) status: CheckinStatus,
     /// The service point's id, code and name.
-    point: Option<(i64, String, String)>,
-    inflow: OrgRef,
-    member_id: Option<i64>,
-    name_matches: bool,
-    home: Option<OrgRef>,
-    home_text: Option<String>,
-    checkin: Checkin,
+    pub(super) point: Option<(i64, String, String)>,
+    pub(super) inflow: OrgRef,
+    pub(super) member_id: Option<i64>,
+    pub(super) name_matches: bool,
+    pub(super) home: Option<OrgRef>,
+    pub(super) home_text: Option<String>,
+    pub(super) checkin: Checkin,
     /// The one-time code to spend (self-service).
     pub code_id: Option<i64>,
-    user_id: Option<i64>,
-    username: Option<String>,
-    client: Option<String>,
+    pub(super) user_id: Option<i64>,
+    pub(super) username: Option<String>,
+    pub(super) client: Option<String>,
 }
 
 impl Write {
     pub fn id_number(&self) -> &str {
         self.checkin.id_number.as_str()
+    }
+
+    /// The record this write stores as `id`, written at `now`.
+    pub(super) fn record(&self, id: i64, now: DateTime<Utc>) -> CheckinRecord {
+        record(self, id, &self.inflow, self.home.as_ref(), now)
+    }
+
+    pub(super) fn audit_record<'a>(&'a self, rec: &CheckinRecord) -> Record<'a> {
+        audit_record(self, rec)
     }
 }
 
@@ -137,18 +146,72 @@ pub(crate) fn wrong_code() -> StoreError {
     StoreError::invalid("code", "otp.wrong")
 }
 
-/// Everything a batch of submissions needs to know, read with one statement per kind.
-struct Facts {
-    /// Each link of the batch, if it leads to an open organization or point.
-    links: Vec<((LinkKind, String), Option<Link>)>,
+/// Everything a batch of submissions needs to know, read with one statement.
+pub(super) struct Facts {
+    /// Open service points of the batch's links, by code, as links.
+    points: HashMap<String, Link>,
     /// Earlier answers by request key, with the ID number each was given for.
     receipts: HashMap<String, (String, CheckinReceipt)>,
-    /// Organizations picked at a point or claimed as home, by code.
+    /// Organizations of links, picked at a point or claimed as home, by code.
     orgs: HashMap<String, OrgState>,
     /// The latest code sent to each phone.
     codes: HashMap<String, CodeRow>,
     /// Member records by ID number.
     members: HashMap<String, MemberRef>,
+}
+
+impl Facts {
+    /// Where `link` leads, if to an open organization or point.
+    fn link(&self, (kind, code): &(LinkKind, String)) -> Option<Link> {
+        match kind {
+            LinkKind::Org => self.orgs.get(code).filter(|o| o.active()).map(|o| Link {
+                kind: LinkKind::Org,
+                code: o.code.clone(),
+                name: o.name.clone(),
+                point_id: None,
+                org: o.org(),
+                org_active: true,
+            }),
+            LinkKind::Point => self.points.get(code).cloned(),
+        }
+    }
+}
+
+/// The values a batch reads by: request keys, organization codes, phones with a code to
+/// check, ID numbers and service point codes. Values the database could not store (a
+/// NUL from a link's path) are left out: they match nothing.
+pub(super) struct Wants<'a>([Vec<&'a str>; 5]);
+
+impl<'a> Wants<'a> {
+    pub(super) fn of(subs: &[&'a Submit]) -> Self {
+        let (mut orgs, mut points) = (Vec::new(), Vec::new());
+        for s in subs {
+            match (s.link.0, &s.checkin.inflow_org_code) {
+                (LinkKind::Org, _) => orgs.push(s.link.1.as_str()),
+                (LinkKind::Point, picked) => {
+                    points.push(s.link.1.as_str());
+                    orgs.extend(picked.as_deref());
+                }
+            }
+            if let HomeClaim::Code(code) = &s.checkin.home {
+                orgs.push(code);
+            }
+        }
+        let keys = subs.iter().map(|s| s.request_key.as_str()).collect();
+        let phones = subs.iter().filter(|s| s.code_hash.is_some()).map(|s| s.checkin.phone.as_str()).collect();
+        let ids = subs.iter().map(|s| s.checkin.id_number.as_str()).collect();
+        let mut lists = [keys, orgs, phones, ids, points];
+        for l in &mut lists {
+            l.retain(|v| crate::storable(v));
+            l.sort_unstable();
+            l.dedup();
+        }
+        Wants(lists)
+    }
+
+    pub(super) fn lists(&self) -> &[Vec<&'a str>; 5] {
+        &self.0
+    }
 }
 
 /// Reads what `subs` need and decides each: `Ok` with one answer per submission, in
@@ -157,58 +220,130 @@ pub(crate) async fn prepare_many(
     tx: &mut Tx,
     subs: &[&Submit],
 ) -> Result<Vec<Result<Prepared, StoreError>>, StoreError> {
-    let mut org_codes: Vec<&str> = Vec::new();
-    for s in subs {
-        match (s.link.0, &s.checkin.inflow_org_code) {
-            (LinkKind::Org, _) => org_codes.push(&s.link.1),
-            (LinkKind::Point, Some(code)) => org_codes.push(code),
-            (LinkKind::Point, None) => {}
+    let wants = Wants::of(subs);
+    let lists: Vec<Vec<&str>> = wants.lists().iter().map(|l| padded(l)).collect();
+    let mut next = 2;
+    let tests = std::array::from_fn(|i| {
+        let s = format!("IN ({})", in_list(next, lists[i].len()));
+        next += lists[i].len();
+        s
+    });
+    let sql = facts_sql(tests, "");
+    let rows: Vec<FactRow> = on!(tx, c => {
+        let mut q = sqlx::query_as(&sql).bind(Utc::now());
+        for v in lists.iter().flatten() {
+            q = q.bind(*v);
         }
-        if let HomeClaim::Code(code) = &s.checkin.home {
-            org_codes.push(code);
-        }
-    }
-    org_codes.sort_unstable();
-    org_codes.dedup();
-    let keys: Vec<&str> = subs.iter().map(|s| s.request_key.as_str()).collect();
-    let phones: Vec<&str> = subs.iter().filter(|s| s.code_hash.is_some()).map(|s| s.checkin.phone.as_str()).collect();
-    let ids: Vec<&str> = subs.iter().map(|s| s.checkin.id_number.as_str()).collect();
-    let mut facts = read_facts(tx, &keys, &org_codes, &phones, &ids).await?;
-    for s in subs {
-        if facts.links.iter().any(|(link, _)| *link == s.link) {
-            continue;
-        }
-        let link = match s.link.0 {
-            // An organization's link: the organization, read with the others above.
-            LinkKind::Org => facts.orgs.get(&s.link.1).filter(|o| o.active()).map(|o| Link {
-                kind: LinkKind::Org,
-                code: o.code.clone(),
-                name: o.name.clone(),
-                point_id: None,
-                org: o.org(),
-                org_active: true,
-            }),
-            LinkKind::Point => match super::target(tx, s.link.0, &s.link.1).await {
-                Ok(t) => t.map(|t| Link {
-                    kind: t.kind,
-                    point_id: t.point_id,
-                    org: OrgRef { id: t.org_id, code: t.org_code, name: t.org_name, path: t.org_path },
-                    org_active: t.org_active,
-                    code: t.code,
-                    name: t.name,
-                }),
-                Err(StoreError::Db(e)) => return Err(StoreError::Db(e)),
-                // A point that cannot be read (its organization gone) fails its own
-                // requests as an unknown link, not the batch.
-                Err(e) => {
-                    tracing::warn!(error = %e, link = %s.link.1, "check-in link unusable");
-                    None
+        q.fetch_all(c).await
+    })?;
+    Ok(decide_all(subs, &facts(rows).0))
+}
+
+/// Each submission decided against what was read, in order.
+pub(super) fn decide_all(subs: &[&Submit], f: &Facts) -> Vec<Result<Prepared, StoreError>> {
+    subs.iter().map(|s| decide(s, f)).collect()
+}
+
+/// A row of [`facts_sql`]: its kind, then columns whose meaning depends on it.
+pub(super) type FactRow = (
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+/// All a batch reads, in one statement: earlier answers to the keys, the organizations
+/// by code, the phones' live codes, the members by ID number and the open service points
+/// by code, as rows of one shape told apart by their first column; then `more` (further
+/// rows of that shape). `tests` are the right-hand sides of the five lists' tests (an `IN`
+/// list, or `= ANY` of an array), in the order of [`Wants`]; `$1` is the time now.
+/// Codes live [`CODE_TTL`] from when they were sent, one at a time per phone, so a phone's
+/// latest code is live exactly when it has a live code, and then it is the newest of those
+/// (no subquery for the newest: without statistics, as on a new database, PostgreSQL
+/// would scan the table).
+///
+/// [`CODE_TTL`]: kite_domain::checkin::CODE_TTL
+pub(super) fn facts_sql([k, o, p, m, s]: [String; 5], more: &str) -> String {
+    const NO_TEXT: &str = "CAST(NULL AS TEXT)";
+    const NO_TIME: &str = "CAST(NULL AS TIMESTAMPTZ)";
+    format!(
+        "SELECT 'r', c.id, CAST(NULL AS BIGINT), c.request_key, c.id_number, i.name, {NO_TEXT}, {NO_TEXT},          {NO_TEXT}, c.created_at, {NO_TIME}          FROM checkins c JOIN organizations i ON i.id = c.inflow_org_id WHERE c.request_key {k}          UNION ALL SELECT 'o', id, CAST(NULL AS BIGINT), code, name, path, status, {NO_TEXT}, {NO_TEXT}, {NO_TIME},          {NO_TIME} FROM organizations WHERE code {o}          UNION ALL SELECT 'c', id, attempts, phone, code_hash, {NO_TEXT}, {NO_TEXT}, {NO_TEXT}, {NO_TEXT},          expires_at, used_at FROM one_time_codes WHERE phone {p} AND expires_at > $1          UNION ALL SELECT 'm', m.id, o.id, m.id_number, m.name, o.code, o.name, o.path, {NO_TEXT}, {NO_TIME},          {NO_TIME} FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id_number {m}          AND m.mobility <> 'transferred_out'          UNION ALL SELECT 'p', s.id, o.id, s.code, s.name, o.code, o.name, o.path, o.status, {NO_TIME}, {NO_TIME}          FROM service_points s JOIN organizations o ON o.id = s.org_id WHERE s.code {s} AND s.status = 'active'{more}"
+    )
+}
+
+/// The facts in `rows`, and the values of rows of kind `n` (ids drawn for new check-ins).
+pub(super) fn facts(rows: Vec<FactRow>) -> (Facts, Vec<i64>) {
+    let mut f = Facts {
+        points: HashMap::new(),
+        receipts: HashMap::new(),
+        orgs: HashMap::new(),
+        codes: HashMap::new(),
+        members: HashMap::new(),
+    };
+    let mut drawn = Vec::new();
+    for (kind, id, n, s1, s2, s3, s4, s5, s6, t1, t2) in rows {
+        let text = |v: Option<String>| v.unwrap_or_default();
+        match kind.as_str() {
+            "r" => {
+                let receipt = CheckinReceipt {
+                    reference: reference(id),
+                    inflow_org_name: text(s3),
+                    created_at: t1.unwrap_or_default(),
+                };
+                f.receipts.insert(text(s1), (text(s2), receipt));
+            }
+            "o" => {
+                let o = OrgState { id, code: text(s1), name: text(s2), path: text(s3), status: text(s4) };
+                f.orgs.insert(o.code.clone(), o);
+            }
+            "c" => {
+                let c = CodeRow {
+                    id,
+                    phone: text(s1),
+                    code_hash: text(s2),
+                    attempts: n.unwrap_or_default(),
+                    expires_at: t1.unwrap_or_default(),
+                    used_at: t2,
+                };
+                if f.codes.get(&c.phone).is_none_or(|l| l.id < c.id) {
+                    f.codes.insert(c.phone.clone(), c);
                 }
-            },
-        };
-        facts.links.push((s.link.clone(), link));
+            }
+            "m" => {
+                let m = MemberRef {
+                    id,
+                    id_number: text(s1),
+                    name: text(s2),
+                    org_id: n.unwrap_or_default(),
+                    org_code: text(s3),
+                    org_name: text(s4),
+                    org_path: text(s5),
+                };
+                f.members.insert(m.id_number.clone(), m);
+            }
+            "p" => {
+                let code = text(s1);
+                let link = Link {
+                    kind: LinkKind::Point,
+                    code: code.clone(),
+                    name: text(s2),
+                    point_id: Some(id),
+                    org: OrgRef { id: n.unwrap_or_default(), code: text(s3), name: text(s4), path: text(s5) },
+                    org_active: s6.as_deref() == Some(OrgStatus::Active.code()),
+                };
+                f.points.insert(code, link);
+            }
+            _ => drawn.push(id),
+        }
     }
-    Ok(subs.iter().map(|s| decide(s, &facts)).collect())
+    (f, drawn)
 }
 
 /// One submission against what was read. Refusals come in the order the member should
@@ -223,9 +358,8 @@ fn decide(s: &Submit, f: &Facts) -> Result<Prepared, StoreError> {
             Err(StoreError::Conflict("checkin.request_reused"))
         };
     }
-    let t =
-        f.links.iter().find(|(link, _)| *link == s.link).and_then(|(_, t)| t.as_ref()).ok_or(StoreError::NotFound)?;
-    let inflow = inflow_org(t, c, &f.orgs)?;
+    let t = f.link(&s.link).ok_or(StoreError::NotFound)?;
+    let inflow = inflow_org(&t, c, &f.orgs)?;
     let code_id = match &s.code_hash {
         None => None,
         Some(hash) => match messages::judge(f.codes.get(&c.phone), hash) {
@@ -287,113 +421,6 @@ fn inflow_org(t: &Link, c: &Checkin, orgs: &HashMap<String, OrgState>) -> Result
         return Err(StoreError::invalid("inflow_org_code", "org.dissolved"));
     }
     Ok(o)
-}
-
-/// Everything but the links' points, in one statement: earlier answers to the keys,
-/// the organizations by code, the phones' live codes and the members by ID number, as
-/// rows of one shape told apart by their first column. Codes live [`CODE_TTL`] from
-/// when they were sent, one at a time per phone, so a phone's latest code is live exactly
-/// when it has a live code, and then it is the newest of those (no subquery for the
-/// newest: without statistics, as on a new database, PostgreSQL would scan the table).
-///
-/// [`CODE_TTL`]: kite_domain::checkin::CODE_TTL
-async fn read_facts(
-    tx: &mut Tx,
-    keys: &[&str],
-    org_codes: &[&str],
-    phones: &[&str],
-    ids: &[&str],
-) -> Result<Facts, StoreError> {
-    let lists: [Vec<&str>; 4] = [padded(keys), padded(org_codes), padded(phones), padded(ids)];
-    let mut next = 2;
-    let mut list = |values: &Vec<&str>| {
-        let s = in_list(next, values.len());
-        next += values.len();
-        s
-    };
-    let (k, o, p, m) = (list(&lists[0]), list(&lists[1]), list(&lists[2]), list(&lists[3]));
-    let sql = format!(
-        "SELECT 'r', c.id, CAST(NULL AS BIGINT), c.request_key, c.id_number, i.name, CAST(NULL AS TEXT), \
-         CAST(NULL AS TEXT), c.created_at, CAST(NULL AS TIMESTAMPTZ) \
-         FROM checkins c JOIN organizations i ON i.id = c.inflow_org_id WHERE c.request_key IN ({k}) \
-         UNION ALL SELECT 'o', id, CAST(NULL AS BIGINT), code, name, path, status, CAST(NULL AS TEXT), \
-         CAST(NULL AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ) FROM organizations WHERE code IN ({o}) \
-         UNION ALL SELECT 'c', id, attempts, phone, code_hash, CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
-         CAST(NULL AS TEXT), expires_at, used_at FROM one_time_codes WHERE phone IN ({p}) AND expires_at > $1 \
-         UNION ALL SELECT 'm', m.id, o.id, m.id_number, m.name, o.code, o.name, o.path, \
-         CAST(NULL AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ) \
-         FROM members m JOIN organizations o ON o.id = m.org_id WHERE m.id_number IN ({m}) \
-         AND m.mobility <> 'transferred_out'"
-    );
-    type FactRow = (
-        String,
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-    );
-    let rows: Vec<FactRow> = on!(tx, c => {
-        let mut q = sqlx::query_as(&sql).bind(Utc::now());
-        for v in lists.iter().flatten() {
-            q = q.bind(*v);
-        }
-        q.fetch_all(c).await
-    })?;
-    let mut f = Facts {
-        links: Vec::new(),
-        receipts: HashMap::new(),
-        orgs: HashMap::new(),
-        codes: HashMap::new(),
-        members: HashMap::new(),
-    };
-    for (kind, id, n, s1, s2, s3, s4, s5, t1, t2) in rows {
-        let text = |v: Option<String>| v.unwrap_or_default();
-        match kind.as_str() {
-            "r" => {
-                let receipt = CheckinReceipt {
-                    reference: reference(id),
-                    inflow_org_name: text(s3),
-                    created_at: t1.unwrap_or_default(),
-                };
-                f.receipts.insert(text(s1), (text(s2), receipt));
-            }
-            "o" => {
-                let o = OrgState { id, code: text(s1), name: text(s2), path: text(s3), status: text(s4) };
-                f.orgs.insert(o.code.clone(), o);
-            }
-            "c" => {
-                let c = CodeRow {
-                    id,
-                    phone: text(s1),
-                    code_hash: text(s2),
-                    attempts: n.unwrap_or_default(),
-                    expires_at: t1.unwrap_or_default(),
-                    used_at: t2,
-                };
-                if f.codes.get(&c.phone).is_none_or(|l| l.id < c.id) {
-                    f.codes.insert(c.phone.clone(), c);
-                }
-            }
-            _ => {
-                let m = MemberRef {
-                    id,
-                    id_number: text(s1),
-                    name: text(s2),
-                    org_id: n.unwrap_or_default(),
-                    org_code: text(s3),
-                    org_name: text(s4),
-                    org_path: text(s5),
-                };
-                f.members.insert(m.id_number.clone(), m);
-            }
-        }
-    }
-    Ok(f)
 }
 
 /// The answer given to a request key, with the ID number it was given for.
@@ -524,7 +551,7 @@ fn audit_record<'a>(w: &'a Write, rec: &CheckinRecord) -> Record<'a> {
 }
 
 /// Microseconds: what PostgreSQL keeps, so a retry's answer is the same to the digit.
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
@@ -636,6 +663,9 @@ pub(crate) async fn submit_at_link(
     channel: CheckinChannel,
     code_hash: Option<&str>,
 ) -> Result<CheckinReceipt, StoreError> {
+    if !crate::storable(code) {
+        return Err(StoreError::NotFound);
+    }
     store
         .write_checkin(Box::new(Submit {
             link: (kind, code.to_string()),
