@@ -121,3 +121,11 @@ pub async fn audit_of(store: &Store, target_type: &str, target_id: &str) -> Vec<
     let mut tx = store.pools.read().await.expect("a read transaction");
     crate::audit::for_target(&mut tx, target_type, target_id, 100).await.expect("the audit log")
 }
+
+/// How many audit records there are of `action`.
+pub async fn audit_count(store: &Store, action: &str) -> i64 {
+    let mut tx = store.pools.read().await.expect("a read transaction");
+    crate::on!(&mut tx, c => sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
+        .bind(action).fetch_one(c).await)
+    .expect("the audit log")
+}

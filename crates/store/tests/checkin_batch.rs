@@ -369,21 +369,24 @@ async fn keep_code_unspent(backend: Backend, store: &Store, phone: &str) {
 #[tokio::test]
 async fn a_code_spent_meanwhile_undoes_the_batch_and_refuses_only_its_request() {
     on_each_backend(|backend, store| async move {
-        let target = world(&store, 6).await;
-        for n in 1..=6 {
+        let target = world(&store, 7).await;
+        for n in 1..=7 {
             send_code(&store, n).await;
         }
         keep_code_unspent(backend, &store, &phone(3)).await;
         let hold = testing::hold_checkin_writer(&store).await;
         let sent: Vec<_> =
             (1..=6).map(|n| submit(&store, &target, checkin(n, n), &format!("key-{n}"), hash(n))).collect();
-        wait_for_queue(&store, 6).await;
+        // A wrong guess in the same batch: counted once, though the batch is written twice.
+        let wrong = submit(&store, &target, checkin(7, 7), "key-wrong", "not-the-code".into());
+        wait_for_queue(&store, 7).await;
         drop(hold);
         let mut answers = Vec::new();
         for h in sent {
             answers.push(h.await.unwrap());
         }
-        assert_eq!(testing::largest_checkin_batch(&store), 6, "one batch");
+        assert_invalid(wrong.await.unwrap(), "code", "otp.wrong");
+        assert_eq!(testing::largest_checkin_batch(&store), 7, "one batch");
         assert_eq!(testing::checkin_batches_one_by_one(&store), 1, "undone, then one by one");
         for (n, a) in (1..=6).zip(answers) {
             if n == 3 {
@@ -395,11 +398,19 @@ async fn a_code_spent_meanwhile_undoes_the_batch_and_refuses_only_its_request() 
         let rows = all_checkins(&store).await;
         assert_eq!(rows.len(), 5);
         assert!(rows.iter().all(|r| r.id_number != id_of(3)));
-        // Nothing of the undone write stayed: each stored check-in has one audit record.
+        // Nothing of the undone write stayed: one audit record per stored check-in, no other.
+        assert_eq!(testing::audit_count(&store, "checkin.submit").await, 5);
         for r in &rows {
             let audit = testing::audit_of(&store, "checkin", &r.id.to_string()).await;
             assert_eq!(audit.len(), 1, "{}", r.reference);
         }
+        // The wrong guess was counted once: four more use up the code, then even the right one is dead.
+        for _ in 1..MAX_ATTEMPTS {
+            let r = submit(&store, &target, checkin(7, 7), "key-wrong", "not-the-code".into()).await.unwrap();
+            assert_invalid(r, "code", "otp.wrong");
+        }
+        let r = submit(&store, &target, checkin(7, 7), "key-wrong", hash(7)).await.unwrap();
+        assert_invalid(r, "code", "otp.expired");
     })
     .await;
 }

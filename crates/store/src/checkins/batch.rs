@@ -13,8 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedRwLockWriteGuard, RwLock};
 
 use super::submit::{answer_after_conflict, prepare_many, write, write_many, wrong_code, Prepared, Submit, Write};
@@ -32,6 +31,12 @@ const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a writer keeps the queue while its batch is being written.
 const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a PostgreSQL writer waits for one of its statements before it closes its
+/// connection and goes through the pool instead: a connection that died unnoticed (a
+/// NAT, a failover) would otherwise never answer.
+const STATEMENT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A writer's connection unused for longer is replaced rather than trusted.
+const IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// PostgreSQL writers: while some wait for their commits, one runs the next batch (three
 /// measured best against two and four; see BENCHMARKS.md).
 const POSTGRES_WRITERS: usize = 3;
@@ -60,6 +65,12 @@ struct Shared {
     largest_batch: AtomicUsize,
     /// Batches that could not be written whole and went one request at a time.
     one_by_one: AtomicUsize,
+}
+
+/// A PostgreSQL writer's own connection ([`postgres::connect`]), with when it last answered.
+struct Own {
+    conn: PgConnection,
+    answered: std::time::Instant,
 }
 
 struct Writer {
@@ -143,7 +154,7 @@ fn stopped() -> StoreError {
 async fn run(pools: Pools, shared: Arc<Shared>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // PostgreSQL: the connection this writer keeps between batches (see [`postgres`]).
-    let mut own: Option<PoolConnection<Postgres>> = None;
+    let mut own: Option<Own> = None;
     loop {
         let task = {
             // Waits for its turn, then only while nothing is queued; then takes what is
@@ -155,7 +166,7 @@ async fn run(pools: Pools, shared: Arc<Shared>) {
                     (queue, first)
                 };
                 match (&pools, own.is_some()) {
-                    // A kept connection goes back when the pool closes (closing waits for it).
+                    // A kept connection is closed with the pool.
                     (Pools::Postgres(pool), true) => tokio::select! {
                         got = wait => break got,
                         () = pool.close_event() => own = None,
@@ -205,11 +216,11 @@ async fn run(pools: Pools, shared: Arc<Shared>) {
 /// when only the commit is left. Gives back the connection to keep.
 async fn commit_batch(
     pools: &Pools,
-    mut conn: Option<PoolConnection<Postgres>>,
+    mut conn: Option<Own>,
     batch: &mut Vec<Request>,
     shared: &Shared,
     written: oneshot::Sender<()>,
-) -> Option<PoolConnection<Postgres>> {
+) -> Option<Own> {
     let subs: Vec<&Submit> = batch.iter().map(|r| &*r.submit).collect();
     let mut written = Some(written);
     let mut ways = vec![true, false];
@@ -275,26 +286,37 @@ enum Again {
 }
 
 /// The batch on PostgreSQL with one read and one write that commits ([`postgres`]), on
-/// `conn` (taken from the pool if there is none). A failed statement gives the connection
-/// back to the pool: the next batch takes one that answers the pool's check.
+/// the writer's own connection (a new one if there is none, or if it was idle past
+/// [`IDLE_LIMIT`]). A statement that fails or does not answer within [`STATEMENT_WAIT`]
+/// closes the connection: the next batch opens another.
 async fn two_statements(
     pool: &PgPool,
-    conn: &mut Option<PoolConnection<Postgres>>,
+    own: &mut Option<Own>,
     subs: &[&Submit],
     written: &mut Option<oneshot::Sender<()>>,
 ) -> Result<Vec<Answer>, Again> {
-    let c = match conn {
-        Some(c) => c,
-        None => conn.insert(pool.acquire().await.map_err(|_| Again::Whole)?),
+    if own.as_ref().is_some_and(|o| o.answered.elapsed() > IDLE_LIMIT) {
+        *own = None;
+    }
+    let o = match own {
+        Some(o) => o,
+        None => match timeout(postgres::connect(pool)).await {
+            Ok(conn) => own.insert(Own { conn, answered: std::time::Instant::now() }),
+            Err(e) => {
+                tracing::debug!(error = %e, "no connection of its own for the check-in writer");
+                return Err(Again::Whole);
+            }
+        },
     };
-    let (prepared, ids) = match postgres::prepare_many(c, subs).await {
+    let (prepared, ids) = match timeout(postgres::prepare_many(&mut o.conn, subs)).await {
         Ok(read) => read,
         Err(e) => {
             tracing::debug!(error = %e, "check-in batch read again in a transaction");
-            *conn = None;
+            *own = None;
             return Err(Again::Whole);
         }
     };
+    o.answered = std::time::Instant::now();
     let (mut answers, jobs) = sort(prepared);
     if !independent(&jobs) {
         return Err(Again::OneByOne);
@@ -305,16 +327,26 @@ async fn two_statements(
     }
     if !jobs.is_empty() {
         let (writes, wrong) = split(&jobs);
-        match postgres::write_many(c, &writes, &ids, &wrong).await {
-            Ok(receipts) => fill(&mut answers, jobs, receipts),
+        match timeout(postgres::write_many(&mut o.conn, &writes, &ids, &wrong)).await {
+            Ok(receipts) => {
+                o.answered = std::time::Instant::now();
+                fill(&mut answers, jobs, receipts)
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "check-in batch goes again one request at a time");
-                *conn = None;
+                *own = None;
                 return Err(Again::OneByOne);
             }
         }
     }
     Ok(answers.into_iter().map(|a| a.unwrap_or_else(|| Err(unanswered()))).collect())
+}
+
+/// `f`, or an error after [`STATEMENT_WAIT`].
+async fn timeout<T>(f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(STATEMENT_WAIT, f)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::NotStored("no answer from PostgreSQL in time".into())))
 }
 
 /// What the read decided, sorted: the answers known now (`None` where a write is to

@@ -1,5 +1,6 @@
 //! A check-in batch on PostgreSQL in two round trips, on a connection its writer keeps
-//! (no pool check, no `BEGIN`, no `COMMIT`): one read of all the batch needs, which
+//! out of the pool ([`connect`]; no pool check, no `BEGIN`, no `COMMIT`): one read of all
+//! the batch needs, which
 //! also draws the ids of its new rows from the table's identity sequence, and one
 //! statement that writes it all. A statement commits whole or not at all, so that one
 //! write is the batch's transaction; the read before it sees what the first statement
@@ -13,9 +14,21 @@ use chrono::Utc;
 use kite_domain::checkin::MAX_ATTEMPTS;
 use sqlx::PgConnection;
 
+use sqlx::{Executor, PgPool};
+
 use super::submit::{decide_all, facts, facts_sql, now, FactRow, Prepared, Submit, Wants, Write};
 use super::CheckinReceipt;
 use crate::{audit, StoreError};
+
+/// A connection of the writer's own, taken out of the pool, on which statements keep
+/// their generic plan. Otherwise PostgreSQL plans the read and the write again for each
+/// batch (their arrays' lengths vary), and that planning was a large part of its CPU
+/// (BENCHMARKS.md, "Reading the check-in figures").
+pub(super) async fn connect(pool: &PgPool) -> Result<PgConnection, StoreError> {
+    let mut conn = pool.acquire().await?.detach();
+    conn.execute("SET plan_cache_mode = force_generic_plan").await?;
+    Ok(conn)
+}
 
 /// Reads what `subs` need and decides each, in order, with ids drawn for new rows (one
 /// per submission).
