@@ -479,6 +479,21 @@ fn checkin_with(n: u32, phone_of: u32, home_code: &str, inflow_code: &str) -> Ch
     checkin::validate(&input, |_| true).expect("a valid check-in")
 }
 
+/// A station of destination branch D1.
+fn station(code: &str) -> kite_store::NewServicePoint {
+    kite_store::NewServicePoint {
+        code: code.into(),
+        parent_code: None,
+        name: format!("{code} 驿站"),
+        level: kite_domain::ServicePointLevel::Station,
+        org_code: "D1".into(),
+        division_code: DIVISION.into(),
+        address: None,
+        hotline: None,
+        opening_hours: None,
+    }
+}
+
 #[tokio::test]
 async fn one_batch_reads_links_picked_and_claimed_organizations_together() {
     on_each_backend(|_, store| async move {
@@ -488,34 +503,7 @@ async fn one_batch_reads_links_picked_and_claimed_organizations_together() {
             .insert_orgs(&[org("D2", Some("R0"), OrgLevel::Branch), org("D3", Some("R0"), OrgLevel::Branch)])
             .await
             .unwrap();
-        admin
-            .insert_service_points(&[kite_store::NewServicePoint {
-                code: "P1".into(),
-                parent_code: None,
-                name: "P1 驿站".into(),
-                level: kite_domain::ServicePointLevel::Station,
-                org_code: "D1".into(),
-                division_code: DIVISION.into(),
-                address: None,
-                hotline: None,
-                opening_hours: None,
-            }])
-            .await
-            .unwrap();
-        admin
-            .insert_service_points(&[kite_store::NewServicePoint {
-                code: "P2".into(),
-                parent_code: None,
-                name: "P2 驿站".into(),
-                level: kite_domain::ServicePointLevel::Station,
-                org_code: "D1".into(),
-                division_code: DIVISION.into(),
-                address: None,
-                hotline: None,
-                opening_hours: None,
-            }])
-            .await
-            .unwrap();
+        admin.insert_service_points(&[station("P1"), station("P2")]).await.unwrap();
         let public = store.public(Client::default());
         let point = public.checkin_target(LinkKind::Point, "P1").await.unwrap();
         let d3 = public.checkin_target(LinkKind::Org, "D3").await.unwrap();

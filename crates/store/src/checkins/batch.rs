@@ -223,7 +223,7 @@ async fn commit_batch(
 ) -> Option<Own> {
     let subs: Vec<&Submit> = batch.iter().map(|r| &*r.submit).collect();
     let mut written = Some(written);
-    let mut ways = vec![true, false];
+    let mut ways: &[bool] = &[true, false];
     if let Pools::Postgres(pool) = pools {
         match two_statements(pool, &mut conn, &subs, &mut written).await {
             Ok(answers) => {
@@ -232,43 +232,41 @@ async fn commit_batch(
             }
             // The read failed: the transaction reads again.
             Err(Again::Whole) => {}
-            Err(Again::OneByOne) => ways = vec![false],
+            Err(Again::OneByOne) => ways = &[false],
         }
     }
-    let mut result = Ok(None);
-    // Whole first; if a write of the batch failed, all over again one request at a time.
-    for whole in ways {
-        let mut tx = match pools.write_immediate().await {
-            Ok(tx) => tx,
-            Err(e) => {
-                fail(batch.drain(..).map(|r| r.reply), &e);
-                return conn;
-            }
-        };
-        result = run_batch(&mut tx, &subs, shared, whole).await.map(|a| a.map(|a| (tx, a)));
-        if !matches!(result, Ok(None)) {
-            break;
-        }
-    }
-    let (tx, answers) = match result {
-        Ok(Some(done)) => done,
-        Ok(None) => {
-            fail(batch.drain(..).map(|r| r.reply), &unanswered());
-            return conn;
-        }
-        Err(e) => {
-            fail(batch.drain(..).map(|r| r.reply), &e);
-            return conn;
-        }
-    };
-    if let Some(w) = written.take() {
-        let _ = w.send(());
-    }
-    match tx.commit().await {
-        Ok(()) => answer(batch, answers),
+    match in_transaction(pools, &subs, shared, ways, &mut written).await {
+        Ok(answers) => answer(batch, answers),
         Err(e) => fail(batch.drain(..).map(|r| r.reply), &e),
     }
     conn
+}
+
+/// The batch in a transaction, whole (where `ways` starts with `true`) and, if a write of
+/// the batch failed, all over again one request at a time. The answers once committed.
+async fn in_transaction(
+    pools: &Pools,
+    subs: &[&Submit],
+    shared: &Shared,
+    ways: &[bool],
+    written: &mut Option<oneshot::Sender<()>>,
+) -> Result<Vec<Answer>, StoreError> {
+    for &whole in ways {
+        let mut tx = pools.write_immediate().await?;
+        if let Some(answers) = run_batch(&mut tx, subs, shared, whole).await? {
+            hand_over(written);
+            tx.commit().await?;
+            return Ok(answers);
+        }
+    }
+    Err(unanswered())
+}
+
+/// Tells the writer that only the commit is left: the next writer may take the queue.
+fn hand_over(written: &mut Option<oneshot::Sender<()>>) {
+    if let Some(w) = written.take() {
+        let _ = w.send(());
+    }
 }
 
 /// Each request its answer, in order.
@@ -321,10 +319,8 @@ async fn two_statements(
     if !independent(&jobs) {
         return Err(Again::OneByOne);
     }
-    // Only the write is left, and it commits: the next writer may take the queue.
-    if let Some(w) = written.take() {
-        let _ = w.send(());
-    }
+    // Only the write is left, and it commits.
+    hand_over(written);
     if !jobs.is_empty() {
         let (writes, wrong) = split(&jobs);
         match timeout(postgres::write_many(&mut o.conn, &writes, &ids, &wrong)).await {

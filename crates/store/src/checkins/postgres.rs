@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 
 use sqlx::{Executor, PgPool};
 
-use super::submit::{decide_all, facts, facts_sql, now, FactRow, Prepared, Submit, Wants, Write};
+use super::submit::{audit_record, decide_all, facts, facts_sql, now, FactRow, Prepared, Submit, Wants, Write};
 use super::CheckinReceipt;
 use crate::{audit, StoreError};
 
@@ -96,7 +96,7 @@ pub(super) async fn write_many(
     let now = now();
     let records: Vec<_> = writes.iter().zip(ids).map(|(w, id)| w.record(*id, now)).collect();
     let codes: Vec<i64> = writes.iter().filter_map(|w| w.code_id).collect();
-    let logged: Vec<_> = writes.iter().zip(&records).map(|(w, rec)| audit::stored(w.audit_record(rec))).collect();
+    let logged: Vec<_> = writes.iter().zip(&records).map(|(w, rec)| audit::stored(audit_record(w, rec))).collect();
     let text = |f: &dyn Fn(&Write) -> Option<&str>| writes.iter().map(|w| f(w)).collect::<Vec<_>>();
     let number = |f: &dyn Fn(&Write) -> Option<i64>| writes.iter().map(|w| f(w)).collect::<Vec<_>>();
     let q = sqlx::query(WRITE)

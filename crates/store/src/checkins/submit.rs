@@ -126,10 +126,6 @@ impl Write {
     pub(super) fn record(&self, id: i64, now: DateTime<Utc>) -> CheckinRecord {
         record(self, id, &self.inflow, self.home.as_ref(), now)
     }
-
-    pub(super) fn audit_record<'a>(&'a self, rec: &CheckinRecord) -> Record<'a> {
-        audit_record(self, rec)
-    }
 }
 
 /// What reading found before any write.
@@ -536,7 +532,7 @@ fn record(w: &Write, id: i64, inflow: &OrgRef, home: Option<&OrgRef>, now: DateT
     }
 }
 
-fn audit_record<'a>(w: &'a Write, rec: &CheckinRecord) -> Record<'a> {
+pub(super) fn audit_record<'a>(w: &'a Write, rec: &CheckinRecord) -> Record<'a> {
     Record {
         user_id: w.user_id,
         username: w.username.as_deref(),
@@ -637,7 +633,7 @@ pub(crate) async fn write_many(
     let mut records = Vec::with_capacity(writes.len());
     for w in writes {
         let id = *ids.get(&w.request_key).ok_or(StoreError::Conflict("checkin.not_inserted"))?;
-        records.push(record(w, id, &w.inflow, w.home.as_ref(), now));
+        records.push(w.record(id, now));
     }
     audit::write_many(tx, writes.iter().zip(&records).map(|(w, rec)| audit_record(w, rec)).collect()).await?;
     Ok(records.iter().map(CheckinReceipt::from).collect())
