@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{BackendResult, CheckinArgs, People, Retry, Verify};
+use super::{BackendResult, CheckinArgs, Level, People, Retry, Verify};
 use crate::report::{machine_lines, met, mib, thousands};
 use crate::stats::{ms, secs};
 
@@ -119,6 +119,28 @@ pub fn render(c: &Context, runs: &[BackendResult]) -> String {
                 "| check-ins/s ≥ raw durable single-row insert rate | {} | {} | {} check-ins/s vs {} rows/s | {verdict} |",
                 r.name,
                 l.load.concurrency,
+                rate(got),
+                rate(base)
+            );
+        }
+        // The service's capacity against the database's: each side at the concurrency that
+        // suits it best in this run.
+        let best = |f: &dyn Fn(&Level) -> Option<(f64, usize)>| {
+            r.levels.iter().filter_map(f).max_by(|a, b| a.0.total_cmp(&b.0))
+        };
+        let best_load = best(&|l| Some((l.load.rate(), l.load.concurrency)));
+        let best_raw = best(&|l| l.raw.iter().find(|x| x.mode.durable()).map(|x| (x.rate(), l.load.concurrency)));
+        if let (Some((got, gc)), Some((base, bc)), true) = (best_load, best_raw, r.levels.len() > 1) {
+            let verdict = if got >= base {
+                format!("{} ({} of the raw rate)", met(true), pct(got, base))
+            } else {
+                format!("**missed** by {}/s ({} of the raw rate)", rate(base - got), pct(got, base))
+            };
+            let _ = writeln!(
+                o,
+                "| highest check-ins/s ≥ highest raw durable single-row insert rate | {} | {gc} vs {bc} | \
+                 {} check-ins/s vs {} rows/s | {verdict} |",
+                r.name,
                 rate(got),
                 rate(base)
             );
