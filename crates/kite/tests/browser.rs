@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use kite_domain::{CheckinStatus, FlowStatus, Principal, Role};
@@ -182,21 +183,32 @@ async fn wait_for_js(c: &Client, what: &str, script: &str, args: Vec<Value>) -> 
     }
 }
 
-/// The text of an element, waiting for it to appear (pages load after clicks); an element
-/// replaced by the next page while it is read is looked up again.
-async fn text(c: &Client, css: &str) -> String {
+/// An element, waiting for it to appear (pages load after clicks); a lookup cut short by a
+/// navigation ("aborted by navigation") is tried again.
+async fn element(c: &Client, css: &str) -> Element {
     let started = Instant::now();
     loop {
-        let found = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
-        let e = match found {
-            Ok(e) => e,
+        let left = Duration::from_secs(10).saturating_sub(started.elapsed());
+        match c.wait().at_most(left).for_element(Locator::Css(css)).await {
+            Ok(e) => return e,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             Err(e) => {
                 let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
                 let page = c.source().await.unwrap_or_default();
                 panic!("{css} not on {url}: {e}\n{page}")
             }
-        };
-        match e.text().await {
+        }
+    }
+}
+
+/// The text of an element ([`element`]); an element replaced by the next page while it is
+/// read is looked up again.
+async fn text(c: &Client, css: &str) -> String {
+    let started = Instant::now();
+    loop {
+        match element(c, css).await.text().await {
             Ok(t) => return t,
             Err(_) if started.elapsed() < Duration::from_secs(10) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -276,14 +288,15 @@ async fn walk(driver: &Driver, backend: Backend) {
     c.find(Locator::Css("a[href$='/edit']")).await.expect("edit link").click().await.expect("edit");
     wait_for_path(&c, &format!("/members/{}/edit", target.id)).await;
     // The division picker is the page's script at work.
-    c.wait().for_element(Locator::Css(".division-row select")).await.expect("division picker");
+    element(&c, ".division-row select").await;
     let id_field = c.find(Locator::Id("f-id_number")).await.expect("id field");
     id_field.clear().await.expect("clear");
     let last = if full.ends_with('0') { '1' } else { '0' };
     let wrong = format!("{}{last}", &full[..17]);
     id_field.send_keys(&wrong).await.expect("type");
     c.find(Locator::Id("save")).await.expect("save").click().await.expect("save");
-    c.wait().for_element(Locator::Id("page-error")).await.expect("the form comes back with errors");
+    // The form comes back with errors.
+    element(&c, "#page-error").await;
     assert_eq!(text(&c, "#e-id_number").await, "公民身份号码校验位错误，请核对", "{backend:?}");
     assert_eq!(text(&c, "#page-error").await, "提交的内容有误，请检查标出的项目", "{backend:?}");
 
