@@ -246,18 +246,25 @@ async fn a_failing_request_in_a_batch_leaves_the_others_alone() {
         let five = all_checkins(&store).await.into_iter().filter(|r| r.id_number == id_of(5)).collect::<Vec<_>>();
         assert_eq!(five.len(), 2);
         assert!(five.iter().any(|r| r.reference == later.reference && r.status.code() == "pending"));
-        // Phone 6's wrong guess was counted: four more use up its attempts, then even the right code is dead.
-        for _ in 1..MAX_ATTEMPTS {
-            let r = submit(&store, &target, checkin(6, 6), "key-wrong", "not-the-code".into()).await.unwrap();
-            assert_invalid(r, "code", "otp.wrong");
-        }
-        let r = submit(&store, &target, checkin(6, 6), "key-wrong", hash(6)).await.unwrap();
-        assert_invalid(r, "code", "otp.expired");
+        // Phone 6's wrong guess was counted.
+        assert_one_wrong_guess_counted(&store, &target, 6, 6, "key-wrong").await;
     })
     .await;
 }
 
 const MAX_ATTEMPTS: i64 = kite_domain::checkin::MAX_ATTEMPTS;
+
+/// Phone `phone`'s code has exactly one wrong guess counted: the guesses left (member
+/// `member`'s check-in, sent as `key`) are refused as wrong, and then even the right code
+/// is dead.
+async fn assert_one_wrong_guess_counted(store: &Store, target: &CheckinTarget, member: u32, phone: u32, key: &str) {
+    for _ in 1..MAX_ATTEMPTS {
+        let r = submit(store, target, checkin(member, phone), key, "not-the-code".into()).await.unwrap();
+        assert_invalid(r, "code", "otp.wrong");
+    }
+    let r = submit(store, target, checkin(member, phone), key, hash(phone)).await.unwrap();
+    assert_invalid(r, "code", "otp.expired");
+}
 
 /// Makes the database refuse the check-in with request key `key` at its insert: a
 /// failure after the request's code was spent and earlier check-ins superseded.
@@ -337,14 +344,7 @@ async fn a_batch_is_written_whole_and_undone_whole_when_a_row_is_refused() {
         // Phone 25's code was not spent, and phone 50's wrong guess was counted once.
         stop_refusing(backend, &store).await;
         submit(&store, &target, checkin(25, 25), "key-b25", hash(25)).await.unwrap().expect("stored now");
-        for _ in 2..MAX_ATTEMPTS {
-            let r = submit(&store, &target, checkin(2, 50), "key-b-wrong", "not-the-code".into()).await.unwrap();
-            assert_invalid(r, "code", "otp.wrong");
-        }
-        let r = submit(&store, &target, checkin(2, 50), "key-b-wrong", "not-the-code".into()).await.unwrap();
-        assert_invalid(r, "code", "otp.wrong");
-        let r = submit(&store, &target, checkin(2, 50), "key-b-wrong", hash(50)).await.unwrap();
-        assert_invalid(r, "code", "otp.expired");
+        assert_one_wrong_guess_counted(&store, &target, 2, 50, "key-b-wrong").await;
     })
     .await;
 }
@@ -404,13 +404,8 @@ async fn a_code_spent_meanwhile_undoes_the_batch_and_refuses_only_its_request() 
             let audit = testing::audit_of(&store, "checkin", &r.id.to_string()).await;
             assert_eq!(audit.len(), 1, "{}", r.reference);
         }
-        // The wrong guess was counted once: four more use up the code, then even the right one is dead.
-        for _ in 1..MAX_ATTEMPTS {
-            let r = submit(&store, &target, checkin(7, 7), "key-wrong", "not-the-code".into()).await.unwrap();
-            assert_invalid(r, "code", "otp.wrong");
-        }
-        let r = submit(&store, &target, checkin(7, 7), "key-wrong", hash(7)).await.unwrap();
-        assert_invalid(r, "code", "otp.expired");
+        // The wrong guess was counted once.
+        assert_one_wrong_guess_counted(&store, &target, 7, 7, "key-wrong").await;
     })
     .await;
 }

@@ -335,7 +335,7 @@ async fn two_statements(
             }
         }
     }
-    Ok(answers.into_iter().map(|a| a.unwrap_or_else(|| Err(unanswered()))).collect())
+    Ok(finish(answers))
 }
 
 /// `f`, or an error after [`STATEMENT_WAIT`].
@@ -385,6 +385,11 @@ fn fill(answers: &mut [Option<Answer>], jobs: Vec<(usize, Job)>, receipts: Vec<C
     }
 }
 
+/// The answers in order; one still missing is an error, never a hang.
+fn finish(answers: Vec<Option<Answer>>) -> Vec<Answer> {
+    answers.into_iter().map(|a| a.unwrap_or_else(|| Err(unanswered()))).collect()
+}
+
 /// The batch's answers, in order. With `whole`, the batch is written with one statement
 /// per kind if its requests are independent; `Ok(None)` when such a write failed (the
 /// transaction is then to be dropped). Otherwise one request at a time, each under a
@@ -414,7 +419,7 @@ async fn run_batch(
             answers[*i] = Some(step(tx, job, &mut stored).await?);
         }
     }
-    Ok(Some(answers.into_iter().map(|a| a.unwrap_or_else(|| Err(unanswered()))).collect()))
+    Ok(Some(finish(answers)))
 }
 
 /// Whether the jobs can be written together: no request key, ID number or code twice.
